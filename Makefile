@@ -1,0 +1,138 @@
+# Sluice: one entry point. BPF objects follow the libbpf-bootstrap pipeline:
+#   bpf/X.bpf.c --clang--> build/bpf/X.tmp.o --bpftool gen object--> build/bpf/X.bpf.o
+#   --bpftool gen skeleton--> build/X.skel.h, included by the userspace code.
+# Quiet by default; `make V=1` shows every command.
+
+BUILD ?= build
+PREFIX ?= /usr/local
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= cc
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -I$(BUILD)
+BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+	-I. -Iinclude -Ibpf
+LDLIBS := -lbpf -lelf -lz
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+BPF_HDRS := $(wildcard bpf/lib/*.h include/sluice/*.h) vmlinux.h
+
+LIB_SRCS := $(wildcard user/lib/*.c)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB := $(BUILD)/libsluice.a
+BINS := $(BUILD)/sluiced $(BUILD)/sluice
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
+BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
+BPFT_LIB := $(patsubst %.c,$(BUILD)/%.o,tests/bpf/pkt.c tests/bpf/harness.c)
+BENCH_BIN := $(BUILD)/tools/bench/xdp_bench
+C_OBJS := $(LIB_OBJS) $(BUILD)/user/sluiced.o $(BUILD)/user/sluice.o $(BPFT_LIB) \
+	$(patsubst %,%.o,$(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN))
+
+.DELETE_ON_ERROR:
+# Keep the BPF objects: the skeleton embeds them, tests and bpftool load them.
+.SECONDARY:
+.PHONY: all deps test test-unit test-bpf test-e2e bench demo demo-down check format \
+	install clean vmlinux
+
+all: $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN)
+
+# Every target that builds or runs something installs what it needs first.
+deps:
+	$(Q)tools/deps.sh
+
+$(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BPF_HDRS) | deps
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
+	$(call msg,GEN-OBJ,$@)
+	$(Q)$(BPFTOOL) gen object $@ $<
+
+$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
+
+$(C_OBJS): $(BUILD)/%.o: %.c $(SKELS) $(wildcard include/sluice/*.h user/lib/*.h tests/bpf/*.h) | deps
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/sluiced: $(BUILD)/user/sluiced.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/sluice: $(BUILD)/user/sluice.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/tests/bpf/%: $(BUILD)/tests/bpf/%.o $(BPFT_LIB) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BENCH_BIN): $(BUILD)/tools/bench/xdp_bench.o $(BPFT_LIB) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# The README's test command: all three layers, then one summary line.
+test: all
+	$(Q)tools/run_tests.sh $(BUILD) $(TESTS)
+
+test-unit: $(UNIT_BINS)
+	$(Q)tools/run_tests.sh $(BUILD) unit
+
+test-bpf: $(BPFT_BINS)
+	$(Q)tools/run_tests.sh $(BUILD) bpf
+
+test-e2e: $(BINS)
+	$(Q)tools/run_tests.sh $(BUILD) e2e
+
+bench: all
+	$(Q)tools/bench/run.sh $(BUILD)
+
+demo: all
+	$(Q)tools/demo.sh up $(BUILD)
+
+demo-down:
+	$(Q)tools/demo.sh down $(BUILD)
+
+check: all
+	$(Q)tools/check.sh
+
+format:
+	$(Q)clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^vmlinux.h$$')
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/sluiced $(DESTDIR)$(PREFIX)/sbin/sluiced
+	install -m 0755 $(BUILD)/sluice $(DESTDIR)$(PREFIX)/bin/sluice
+
+# Regenerate the committed vmlinux.h from the running kernel's BTF.
+vmlinux: | deps
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h
+
+clean:
+	rm -rf $(BUILD)

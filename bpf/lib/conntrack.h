@@ -1,0 +1,81 @@
+/* Conntrack lookups and inserts over the per-family LRU maps. A flow is
+ * keyed in one struct sl_flow shape; these helpers build the map key of
+ * the right family so callers never care which map they touch. */
+#ifndef SL_BPF_CONNTRACK_H
+#define SL_BPF_CONNTRACK_H
+
+#include "lib/flow.h"
+#include "lib/maps.h"
+
+static __always_inline void ct4_key(struct sl_ct4_key *key, const struct sl_flow *flow)
+{
+	key->saddr = flow->saddr[0];
+	key->daddr = flow->daddr[0];
+	key->sport = flow->sport;
+	key->dport = flow->dport;
+	key->proto = flow->proto;
+}
+
+static __always_inline void ct6_key(struct sl_ct6_key *key, const struct sl_flow *flow)
+{
+	__builtin_memcpy(key->saddr, flow->saddr, 16);
+	__builtin_memcpy(key->daddr, flow->daddr, 16);
+	key->sport = flow->sport;
+	key->dport = flow->dport;
+	key->proto = flow->proto;
+}
+
+static __always_inline struct sl_ct_entry *ct_lookup(const struct sl_flow *flow)
+{
+	if (flow->family == AF_INET) {
+		struct sl_ct4_key key = {};
+
+		ct4_key(&key, flow);
+		return bpf_map_lookup_elem(&sl_ct4, &key);
+	}
+	struct sl_ct6_key key = {};
+
+	ct6_key(&key, flow);
+	return bpf_map_lookup_elem(&sl_ct6, &key);
+}
+
+/* Returns 0 or the negative error of the map update. */
+static __always_inline int ct_insert(const struct sl_flow *flow, const struct sl_ct_entry *entry)
+{
+	if (flow->family == AF_INET) {
+		struct sl_ct4_key key = {};
+
+		ct4_key(&key, flow);
+		return bpf_map_update_elem(&sl_ct4, &key, entry, BPF_ANY);
+	}
+	struct sl_ct6_key key = {};
+
+	ct6_key(&key, flow);
+	return bpf_map_update_elem(&sl_ct6, &key, entry, BPF_ANY);
+}
+
+/* Track a new flow balanced to @be: the forward entry (client -> VIP)
+ * says where to DNAT, the reply entry (backend -> client) which VIP to
+ * put back. Returns 0 or -SL_DROP_CT_INSERT. */
+static __always_inline int ct_create(const struct sl_flow *flow, const struct sl_backend *be,
+				     __u32 svc_id, __u32 be_id)
+{
+	struct sl_ct_entry fwd = { .nat_port = be->port, .dir = SL_CT_FORWARD,
+				   .svc_id = svc_id, .backend_id = be_id };
+	struct sl_ct_entry rev = { .nat_port = flow->dport, .dir = SL_CT_REPLY,
+				   .svc_id = svc_id, .backend_id = be_id };
+	struct sl_flow reply = { .sport = be->port, .dport = flow->sport,
+				 .proto = flow->proto, .family = flow->family };
+
+	__builtin_memcpy(fwd.nat_addr, be->addr, 16);
+	__builtin_memcpy(rev.nat_addr, flow->daddr, 16);
+	__builtin_memcpy(reply.saddr, be->addr, 16);
+	__builtin_memcpy(reply.daddr, flow->saddr, 16);
+	/* Reply entry first: once the forward entry exists the backend may
+	 * answer, and its reply must already find its VIP. */
+	if (ct_insert(&reply, &rev) || ct_insert(flow, &fwd))
+		return -SL_DROP_CT_INSERT;
+	return 0;
+}
+
+#endif

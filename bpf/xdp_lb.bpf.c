@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The north-south L4 load balancer, attached at XDP to the node's uplinks
+ * and to the interfaces replies arrive on. Per packet: parse, then either
+ * a tracked flow (DNAT to its backend, or restore the VIP on a reply), or
+ * a new flow to a service (Maglev pick, conntrack, DNAT), then a FIB
+ * lookup decides TX, redirect or the stack. Anything else passes. */
+#include "lib/common.h"
+#include "lib/conntrack.h"
+#include "lib/fib.h"
+#include "lib/icmp.h"
+#include "lib/lb.h"
+#include "lib/nat.h"
+#include "lib/parse.h"
+#include "lib/stats.h"
+
+/* Build identity, set by the loader: lets an upgrade test tell two builds apart. */
+const volatile __u32 sl_version = 1;
+
+static __always_inline void count_headers(const struct sl_pkt *pkt)
+{
+	count_proto(SL_PS_PACKETS);
+	if (pkt->vlan_depth)
+		count_proto(SL_PS_VLAN);
+	if (pkt->l3_proto == ETH_P_IP) {
+		count_proto(SL_PS_IPV4);
+		if (pkt->ip_options)
+			count_proto(SL_PS_IPV4_OPTIONS);
+	} else if (pkt->l3_proto == ETH_P_IPV6) {
+		count_proto(SL_PS_IPV6);
+		if (pkt->ipv6_ext)
+			count_proto(SL_PS_IPV6_EXT);
+	} else {
+		count_proto(SL_PS_OTHER_L3);
+		return;
+	}
+	if (pkt->fragment)
+		count_proto(SL_PS_FRAGMENT);
+	if (!pkt->l4)
+		return;
+	switch (pkt->l4_proto) {
+	case IPPROTO_TCP:
+		count_proto(SL_PS_TCP);
+		break;
+	case IPPROTO_UDP:
+		count_proto(SL_PS_UDP);
+		break;
+	case IPPROTO_ICMP:
+		count_proto(SL_PS_ICMP);
+		break;
+	case IPPROTO_ICMPV6:
+		count_proto(SL_PS_ICMPV6);
+		break;
+	}
+}
+
+static __always_inline bool l4_is_other(const struct sl_pkt *pkt)
+{
+	return pkt->l4_proto != IPPROTO_TCP && pkt->l4_proto != IPPROTO_UDP &&
+	       pkt->l4_proto != IPPROTO_ICMP && pkt->l4_proto != IPPROTO_ICMPV6;
+}
+
+static __always_inline void count_flow_traffic(const struct sl_ct_entry *ct, __u64 bytes, bool new)
+{
+	count_traffic(&sl_svc_st, ct->svc_id, bytes, ct->dir, new);
+	count_traffic(&sl_be_st, ct->backend_id, bytes, ct->dir, new);
+}
+
+/* A packet of a tracked flow: DNAT (forward) or restore the VIP (reply). */
+static __always_inline int lb_tracked(struct sl_pkt *pkt, const struct sl_ct_entry *ct,
+				      __u64 bytes)
+{
+	bool forward = ct->dir == SL_CT_FORWARD;
+
+	nat_rewrite(pkt, forward, ct->nat_addr, ct->nat_port);
+	count_lb(forward ? SL_LB_FORWARD : SL_LB_REPLY);
+	count_flow_traffic(ct, bytes, false);
+	return 0;
+}
+
+/* The first packet of a flow to @svc. Returns 0 or a negative drop reason. */
+static __always_inline int lb_new(struct sl_pkt *pkt, const struct sl_flow *flow,
+				  const struct sl_svc *svc, __u64 bytes)
+{
+	struct sl_ct_entry ct = { .dir = SL_CT_FORWARD, .svc_id = svc->id };
+	struct sl_backend *be;
+	int err;
+
+	ct.backend_id = backend_pick(svc, flow);
+	if (ct.backend_id == SL_MAGLEV_EMPTY)
+		return -SL_DROP_NO_BACKEND;
+	be = backend_lookup(ct.backend_id, svc->id, flow->family);
+	if (!be)
+		return -SL_DROP_BACKEND_MISSING;
+	err = ct_create(flow, be, svc->id, ct.backend_id);
+	if (err)
+		return err;
+	nat_rewrite(pkt, true, be->addr, be->port);
+	count_lb(SL_LB_NEW_FLOW);
+	count_flow_traffic(&ct, bytes, true);
+	return 0;
+}
+
+/* Returns 0 when the packet was rewritten and must be forwarded, an XDP
+ * action to return as is, or a negative drop reason. */
+static __always_inline int lb_process(struct xdp_md *ctx, struct sl_pkt *pkt)
+{
+	__u64 bytes = ctx->data_end - ctx->data;
+	struct sl_flow flow = {};
+	struct sl_ct_entry *ct;
+	struct sl_svc *svc;
+
+	if (pkt->vlan_depth) {
+		count_lb(SL_LB_VLAN_PASS);
+		return XDP_PASS;
+	}
+	if (pkt->fragment) {
+		count_lb(SL_LB_FRAGMENT_PASS);
+		return XDP_PASS;
+	}
+	if (!pkt->l4 || l4_is_other(pkt)) {
+		count_lb(SL_LB_NOT_SERVICE);
+		return XDP_PASS;
+	}
+	if (pkt->l4_proto == IPPROTO_ICMP || pkt->l4_proto == IPPROTO_ICMPV6)
+		return icmp_translate(pkt);
+	flow_from_pkt(&flow, pkt);
+	ct = ct_lookup(&flow);
+	if (ct)
+		return lb_tracked(pkt, ct, bytes);
+	svc = svc_lookup(&flow);
+	if (!svc) {
+		count_lb(SL_LB_NOT_SERVICE);
+		return XDP_PASS;
+	}
+	return lb_new(pkt, &flow, svc, bytes);
+}
+
+SEC("xdp")
+int sl_xdp_lb(struct xdp_md *ctx)
+{
+	struct sl_pkt pkt = {};
+	int ret = sl_parse(ctx, &pkt);
+
+	count_headers(&pkt);
+	if (ret) {
+		count_parse_err(ret);
+		count_lb(SL_LB_PARSE_PASS);
+		return XDP_PASS;
+	}
+	ret = lb_process(ctx, &pkt);
+	if (ret == 0)
+		return fib_forward(ctx, &pkt);
+	if (ret < 0) {
+		count_drop(-ret);
+		return XDP_DROP;
+	}
+	return ret;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,709 @@
+/* Services, backends and Maglev publication over the XDP load balancer's
+ * maps (lb.h). Ordering is what keeps the datapath consistent: a backend
+ * slot is written before any table names it, a table is complete before
+ * its one outer slot is swapped, and a removed backend's slot is cleared
+ * only after the table without it is published. */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lb.h"
+#include "maglev.h"
+#include "sluice/conntrack.h"
+#include "sluice/limits.h"
+#include "sluice/maglev.h"
+
+#define MAP_FD(maps, off) (*(int *)((char *)(maps) + (off)))
+
+static const struct {
+	const char *name;
+	size_t fd_off;
+} map_table[] = {
+	{ "sl_svc", offsetof(struct lb_maps, svc) },
+	{ "sl_be", offsetof(struct lb_maps, be) },
+	{ "sl_maglev", offsetof(struct lb_maps, maglev) },
+	{ "sl_cfg", offsetof(struct lb_maps, cfg) },
+	{ "sl_ct4", offsetof(struct lb_maps, ct4) },
+	{ "sl_ct6", offsetof(struct lb_maps, ct6) },
+	{ "sl_affinity", offsetof(struct lb_maps, affinity) },
+	{ "sl_proto_st", offsetof(struct lb_maps, proto_st) },
+	{ "sl_perr_st", offsetof(struct lb_maps, perr_st) },
+	{ "sl_lb_st", offsetof(struct lb_maps, lb_st) },
+	{ "sl_drop_st", offsetof(struct lb_maps, drop_st) },
+	{ "sl_svc_st", offsetof(struct lb_maps, svc_st) },
+	{ "sl_be_st", offsetof(struct lb_maps, be_st) },
+};
+#define N_MAPS (sizeof(map_table) / sizeof(map_table[0]))
+
+const char *const lb_map_names[N_MAPS + 1] = {
+	"sl_svc",     "sl_be",	     "sl_maglev",  "sl_cfg",   "sl_ct4",    "sl_ct6",	 "sl_affinity",
+	"sl_proto_st", "sl_perr_st", "sl_lb_st",   "sl_drop_st", "sl_svc_st", "sl_be_st", NULL,
+};
+
+static void maps_reset(struct lb_maps *maps)
+{
+	memset(maps, 0, sizeof(*maps));
+	for (size_t i = 0; i < N_MAPS; i++)
+		MAP_FD(maps, map_table[i].fd_off) = -1;
+}
+
+static int config_read(struct lb_maps *maps)
+{
+	struct sl_config cfg;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(maps->cfg, &zero, &cfg))
+		return -errno;
+	if (!maglev_size_valid(cfg.maglev_size))
+		return -ENODATA; /* loaded but never configured */
+	maps->maglev_size = cfg.maglev_size;
+	return 0;
+}
+
+int lb_maps_open_pinned(struct lb_maps *maps, const char *dir)
+{
+	char path[PATH_MAX];
+	int err;
+
+	maps_reset(maps);
+	maps->owned = true;
+	for (size_t i = 0; i < N_MAPS; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, map_table[i].name);
+		MAP_FD(maps, map_table[i].fd_off) = bpf_obj_get(path);
+		if (MAP_FD(maps, map_table[i].fd_off) < 0) {
+			err = -errno;
+			goto close_maps;
+		}
+	}
+	err = config_read(maps);
+	if (!err)
+		return 0;
+close_maps:
+	lb_maps_close(maps);
+	return err;
+}
+
+int lb_maps_from_object(struct lb_maps *maps, struct bpf_object *obj)
+{
+	int fd;
+
+	maps_reset(maps);
+	for (size_t i = 0; i < N_MAPS; i++) {
+		fd = bpf_object__find_map_fd_by_name(obj, map_table[i].name);
+		if (fd < 0)
+			return -ENOENT;
+		MAP_FD(maps, map_table[i].fd_off) = fd;
+	}
+	/* A fresh object has no settings yet: lb_config_write() follows. */
+	config_read(maps);
+	return 0;
+}
+
+void lb_maps_close(struct lb_maps *maps)
+{
+	if (!maps->owned)
+		return;
+	for (size_t i = 0; i < N_MAPS; i++) {
+		if (MAP_FD(maps, map_table[i].fd_off) >= 0)
+			close(MAP_FD(maps, map_table[i].fd_off));
+	}
+	maps_reset(maps);
+}
+
+int lb_config_write(struct lb_maps *maps, const struct sl_config *cfg)
+{
+	__u32 zero = 0;
+
+	if (!maglev_size_valid(cfg->maglev_size))
+		return -EINVAL;
+	if (bpf_map_update_elem(maps->cfg, &zero, cfg, BPF_ANY))
+		return -errno;
+	maps->maglev_size = cfg->maglev_size;
+	return 0;
+}
+
+/* ---- backends: the whole sl_be array is read at once ---- */
+
+/* Read every sl_be slot into @all (SL_MAX_BACKENDS entries). */
+static int backends_read(struct lb_maps *maps, struct sl_backend *all)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 *keys = calloc(SL_MAX_BACKENDS, sizeof(*keys));
+	__u32 count = SL_MAX_BACKENDS, out_batch;
+	int err = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	if (bpf_map_lookup_batch(maps->be, NULL, &out_batch, keys, all, &count, &opts) &&
+	    errno != ENOENT)
+		err = -errno;
+	/* An array batch returns slots in key order: slot i is keys[i] == i. */
+	else if (count != SL_MAX_BACKENDS)
+		err = -EIO;
+	free(keys);
+	return err;
+}
+
+static bool backend_matches(const struct sl_backend *be, __u32 svc_id, const struct addr_port *ap)
+{
+	return (be->flags & SL_BE_IN_USE) && be->svc_id == svc_id && be->family == ap->family &&
+	       be->port == ap->port && !memcmp(be->addr, ap->addr, sizeof(be->addr));
+}
+
+/* Id of @ap in service @svc_id, or 0. */
+static __u32 backend_find(const struct sl_backend *all, __u32 svc_id, const struct addr_port *ap)
+{
+	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
+		if (backend_matches(&all[id], svc_id, ap))
+			return id;
+	}
+	return 0;
+}
+
+static __u32 backend_free_id(const struct sl_backend *all)
+{
+	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
+		if (!(all[id].flags & SL_BE_IN_USE))
+			return id;
+	}
+	return 0;
+}
+
+/* ---- Maglev publication ---- */
+
+/* A new inner table holding @table, as a map fd ready to be swapped in. */
+static int table_map_create(const __u32 *table, __u32 size)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	size_t bytes = (size_t)size * sizeof(*table);
+	void *mem;
+	int fd;
+
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sl_maglev_tab", sizeof(__u32), sizeof(__u32), size,
+			    &opts);
+	if (fd < 0)
+		return -errno;
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	memcpy(mem, table, bytes);
+	munmap(mem, bytes);
+	return fd;
+}
+
+/* Collect service @svc_id's backends with weight > 0 for maglev_build(). */
+static size_t maglev_inputs(const struct sl_backend *all, __u32 svc_id, struct maglev_backend *out)
+{
+	size_t n = 0;
+
+	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
+		const struct sl_backend *be = &all[id];
+
+		if (!(be->flags & SL_BE_IN_USE) || be->svc_id != svc_id || !be->weight)
+			continue;
+		/* addr and port are adjacent: the key is the 18 bytes addr..port. */
+		out[n++] = (struct maglev_backend){ .id = id, .weight = be->weight,
+						    .key = be->addr, .key_len = 18 };
+	}
+	return n;
+}
+
+/* Publish service @svc_id's table from the backends in @all: build it
+ * aside, then swap the one sl_maglev slot (or clear it when no backend
+ * takes new flows). Returns 0 or -errno; the old table stays on error. */
+static int maglev_publish(struct lb_maps *maps, __u32 svc_id, const struct sl_backend *all,
+			  __u32 *active)
+{
+	struct maglev_backend *inputs = calloc(SL_MAX_BACKENDS, sizeof(*inputs));
+	__u32 *table = calloc(maps->maglev_size, sizeof(*table));
+	int err = -ENOMEM, fd;
+	size_t n;
+
+	if (!inputs || !table)
+		goto free_bufs;
+	n = maglev_inputs(all, svc_id, inputs);
+	*active = n;
+	if (n == 0) {
+		err = bpf_map_delete_elem(maps->maglev, &svc_id) && errno != ENOENT ? -errno : 0;
+		goto free_bufs;
+	}
+	err = maglev_build(inputs, n, table, maps->maglev_size);
+	if (err)
+		goto free_bufs;
+	fd = table_map_create(table, maps->maglev_size);
+	if (fd < 0) {
+		err = fd;
+		goto free_bufs;
+	}
+	err = bpf_map_update_elem(maps->maglev, &svc_id, &fd, BPF_ANY) ? -errno : 0;
+	close(fd); /* the outer map holds its own reference */
+free_bufs:
+	free(table);
+	free(inputs);
+	return err;
+}
+
+/* Republish @key's table and its backend count. */
+static int service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc,
+			   const struct sl_backend *all)
+{
+	__u32 active;
+	int err = maglev_publish(maps, svc->id, all, &active);
+
+	if (err)
+		return err;
+	svc->backend_count = active;
+	return bpf_map_update_elem(maps->svc, key, svc, BPF_EXIST) ? -errno : 0;
+}
+
+/* ---- services ---- */
+
+int lb_service_get(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *out)
+{
+	return bpf_map_lookup_elem(maps->svc, key, out) ? -errno : 0;
+}
+
+/* Calls @fn(key, svc, ctx) for every service, in hash order. */
+static int services_walk(struct lb_maps *maps, lb_service_fn fn, void *ctx)
+{
+	struct sl_svc_key key, next;
+	struct sl_svc svc;
+	void *prev = NULL;
+	int err;
+
+	while (!bpf_map_get_next_key(maps->svc, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(maps->svc, &key, &svc))
+			continue; /* deleted meanwhile */
+		err = fn(&key, &svc, ctx);
+		if (err)
+			return err;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+static int mark_id_used(const struct sl_svc_key *key, const struct sl_svc *svc, void *ctx)
+{
+	unsigned char *used = ctx;
+
+	(void)key;
+	if (svc->id < SL_MAX_SERVICES)
+		used[svc->id] = 1;
+	return 0;
+}
+
+static int service_free_id(struct lb_maps *maps, __u32 *id)
+{
+	unsigned char *used = calloc(SL_MAX_SERVICES, 1);
+	int err;
+
+	if (!used)
+		return -ENOMEM;
+	err = services_walk(maps, mark_id_used, used);
+	for (*id = 1; !err && *id < SL_MAX_SERVICES && used[*id]; (*id)++)
+		;
+	if (!err && *id == SL_MAX_SERVICES)
+		err = -ENOSPC;
+	free(used);
+	return err;
+}
+
+/* Zero a per-CPU traffic slot so a reused id starts from nothing. */
+static int traffic_reset(int map_fd, __u32 id)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct sl_traffic *zero;
+	int err;
+
+	if (ncpus < 0)
+		return ncpus;
+	zero = calloc(ncpus, sizeof(*zero));
+	if (!zero)
+		return -ENOMEM;
+	err = bpf_map_update_elem(map_fd, &id, zero, BPF_ANY) ? -errno : 0;
+	free(zero);
+	return err;
+}
+
+static bool service_valid(const struct sl_svc_key *key, const struct sl_svc *svc)
+{
+	bool affinity = svc->flags & SL_SVC_AFFINITY;
+
+	return (key->family == SL_AF_INET || key->family == SL_AF_INET6) && key->port &&
+	       (key->proto == SL_PROTO_TCP || key->proto == SL_PROTO_UDP) &&
+	       !(svc->flags & ~(__u32)SL_SVC_AFFINITY) && affinity == !!svc->affinity_timeout_s &&
+	       memchr(svc->name, '\0', sizeof(svc->name));
+}
+
+int lb_service_add(struct lb_maps *maps, const struct sl_svc_key *key, const struct sl_svc *want)
+{
+	struct sl_svc svc = *want;
+	int err;
+
+	if (!service_valid(key, want))
+		return -EINVAL;
+	if (!lb_service_get(maps, key, &svc))
+		return -EEXIST;
+	svc = *want;
+	svc.backend_count = 0;
+	err = service_free_id(maps, &svc.id);
+	if (!err)
+		err = traffic_reset(maps->svc_st, svc.id);
+	if (err)
+		return err;
+	/* No table yet: new flows to it are dropped as no_backend. */
+	return bpf_map_update_elem(maps->svc, key, &svc, BPF_NOEXIST) ? -errno : 0;
+}
+
+struct service_list {
+	struct sl_svc_key keys[SL_MAX_SERVICES];
+	struct sl_svc svcs[SL_MAX_SERVICES];
+	size_t n;
+};
+
+static int service_collect(const struct sl_svc_key *key, const struct sl_svc *svc, void *ctx)
+{
+	struct service_list *list = ctx;
+
+	if (list->n == SL_MAX_SERVICES)
+		return -E2BIG;
+	list->keys[list->n] = *key;
+	list->svcs[list->n++] = *svc;
+	return 0;
+}
+
+int lb_service_foreach(struct lb_maps *maps, lb_service_fn fn, void *ctx)
+{
+	struct service_list *list = calloc(1, sizeof(*list));
+	size_t *by_id;
+	int err;
+
+	if (!list)
+		return -ENOMEM;
+	err = services_walk(maps, service_collect, list);
+	by_id = calloc(SL_MAX_SERVICES, sizeof(*by_id)); /* id -> index + 1 */
+	if (!by_id && !err)
+		err = -ENOMEM;
+	for (size_t i = 0; !err && i < list->n; i++) {
+		if (list->svcs[i].id < SL_MAX_SERVICES)
+			by_id[list->svcs[i].id] = i + 1;
+	}
+	for (__u32 id = 1; !err && id < SL_MAX_SERVICES; id++) {
+		if (by_id[id])
+			err = fn(&list->keys[by_id[id] - 1], &list->svcs[by_id[id] - 1], ctx);
+	}
+	free(by_id);
+	free(list);
+	return err;
+}
+
+/* ---- conntrack: read in batches, never one syscall per entry ---- */
+
+#define CT_BATCH 4096
+
+typedef void (*ct_entry_fn)(const void *key, const struct sl_ct_entry *val, void *ctx);
+
+/* Calls @fn for every entry of conntrack map @fd (keys of @key_size). */
+static int ct_walk(int fd, size_t key_size, ct_entry_fn fn, void *ctx)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct sl_ct_entry *vals = calloc(CT_BATCH, sizeof(*vals));
+	char *keys = calloc(CT_BATCH, key_size);
+	__u64 in_batch = 0, out_batch = 0;
+	bool first = true, done = false;
+	int err = vals && keys ? 0 : -ENOMEM;
+
+	while (!err && !done) {
+		__u32 count = CT_BATCH;
+
+		if (bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch, keys, vals,
+					 &count, &opts)) {
+			if (errno != ENOENT)
+				err = -errno;
+			done = true; /* ENOENT: this was the last batch */
+		}
+		for (__u32 i = 0; !err && i < count; i++)
+			fn(keys + i * key_size, &vals[i], ctx);
+		in_batch = out_batch;
+		first = false;
+	}
+	free(keys);
+	free(vals);
+	return err;
+}
+
+static void ct_count_one(const void *key, const struct sl_ct_entry *val, void *ctx)
+{
+	(void)key;
+	(void)val;
+	(*(__u32 *)ctx)++;
+}
+
+int lb_ct_count(struct lb_maps *maps, __u32 *v4, __u32 *v6)
+{
+	int err;
+
+	*v4 = *v6 = 0;
+	err = ct_walk(maps->ct4, sizeof(struct sl_ct4_key), ct_count_one, v4);
+	return err ? err : ct_walk(maps->ct6, sizeof(struct sl_ct6_key), ct_count_one, v6);
+}
+
+struct ct_flush {
+	int fd;
+	__u32 svc_id;
+	__u32 flushed;
+};
+
+static void ct_flush_one(const void *key, const struct sl_ct_entry *val, void *ctx)
+{
+	struct ct_flush *flush = ctx;
+
+	/* Deleting during a batch walk is safe: the walk resumes from its
+	 * bucket cursor, not from the deleted key. */
+	if (val->svc_id == flush->svc_id && !bpf_map_delete_elem(flush->fd, key))
+		flush->flushed++;
+}
+
+static int ct_flush_service(struct lb_maps *maps, __u32 svc_id)
+{
+	struct ct_flush v4 = { .fd = maps->ct4, .svc_id = svc_id };
+	struct ct_flush v6 = { .fd = maps->ct6, .svc_id = svc_id };
+	int err = ct_walk(maps->ct4, sizeof(struct sl_ct4_key), ct_flush_one, &v4);
+
+	return err ? err : ct_walk(maps->ct6, sizeof(struct sl_ct6_key), ct_flush_one, &v6);
+}
+
+/* ---- service removal and backends ---- */
+
+static int backends_clear(struct lb_maps *maps, const struct sl_backend *all, __u32 svc_id)
+{
+	struct sl_backend empty = {};
+
+	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
+		if ((all[id].flags & SL_BE_IN_USE) && all[id].svc_id == svc_id &&
+		    bpf_map_update_elem(maps->be, &id, &empty, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+int lb_service_del(struct lb_maps *maps, const struct sl_svc_key *key)
+{
+	struct sl_backend *all = calloc(SL_MAX_BACKENDS, sizeof(*all));
+	struct sl_svc svc;
+	int err = -ENOMEM;
+
+	if (!all)
+		return err;
+	err = lb_service_get(maps, key, &svc);
+	if (!err)
+		err = backends_read(maps, all);
+	if (err)
+		goto free_all;
+	/* Unpublish first: once the key is gone no new flow can pick it. */
+	if (bpf_map_delete_elem(maps->svc, key)) {
+		err = -errno;
+		goto free_all;
+	}
+	if (bpf_map_delete_elem(maps->maglev, &svc.id) && errno != ENOENT)
+		err = -errno;
+	if (!err)
+		err = backends_clear(maps, all, svc.id);
+	if (!err)
+		err = ct_flush_service(maps, svc.id);
+free_all:
+	free(all);
+	return err;
+}
+
+/* The state every backend operation starts from: the service and all slots. */
+struct backend_op {
+	struct sl_svc svc;
+	struct sl_backend *all;
+	__u32 id; /* the backend's id, 0 if not present */
+};
+
+static int backend_op_begin(struct lb_maps *maps, const struct sl_svc_key *key,
+			    const struct addr_port *ap, struct backend_op *op)
+{
+	int err = lb_service_get(maps, key, &op->svc);
+
+	if (err)
+		return err;
+	if (ap->family != key->family)
+		return -EAFNOSUPPORT;
+	op->all = calloc(SL_MAX_BACKENDS, sizeof(*op->all));
+	if (!op->all)
+		return -ENOMEM;
+	err = backends_read(maps, op->all);
+	if (err) {
+		free(op->all);
+		return err;
+	}
+	op->id = backend_find(op->all, op->svc.id, ap);
+	return 0;
+}
+
+/* Write slot @id to the map and to op->all; remember the old one in @old. */
+static int backend_write(struct lb_maps *maps, struct backend_op *op, __u32 id,
+			 const struct sl_backend *be, struct sl_backend *old)
+{
+	*old = op->all[id];
+	if (bpf_map_update_elem(maps->be, &id, be, BPF_ANY))
+		return -errno;
+	op->all[id] = *be;
+	return 0;
+}
+
+int lb_backend_add(struct lb_maps *maps, const struct sl_svc_key *key, const struct addr_port *ap,
+		   __u32 weight)
+{
+	struct sl_backend be = { .port = ap->port, .family = ap->family, .flags = SL_BE_IN_USE,
+				 .weight = weight }, old;
+	struct backend_op op = {};
+	__u32 id;
+	int err;
+
+	if (weight > LB_WEIGHT_MAX || !ap->port)
+		return -EINVAL;
+	err = backend_op_begin(maps, key, ap, &op);
+	if (err)
+		return err;
+	id = backend_free_id(op.all);
+	err = op.id ? -EEXIST : !id ? -ENOSPC : traffic_reset(maps->be_st, id);
+	if (err)
+		goto free_all;
+	be.svc_id = op.svc.id;
+	memcpy(be.addr, ap->addr, sizeof(be.addr));
+	err = backend_write(maps, &op, id, &be, &old);
+	if (err)
+		goto free_all;
+	err = service_publish(maps, key, &op.svc, op.all);
+	if (err)
+		bpf_map_update_elem(maps->be, &id, &old, BPF_ANY); /* no table names it */
+free_all:
+	free(op.all);
+	return err;
+}
+
+int lb_backend_set_weight(struct lb_maps *maps, const struct sl_svc_key *key,
+			  const struct addr_port *ap, __u32 weight)
+{
+	struct backend_op op = {};
+	struct sl_backend be, old;
+	int err;
+
+	if (weight > LB_WEIGHT_MAX)
+		return -EINVAL;
+	err = backend_op_begin(maps, key, ap, &op);
+	if (err)
+		return err;
+	err = op.id ? 0 : -ENOENT;
+	if (err)
+		goto free_all;
+	be = op.all[op.id];
+	be.weight = weight;
+	/* The slot changes first: a weight-0 backend still serves the flows
+	 * it has, and affinity stops choosing it as soon as the slot says 0. */
+	err = backend_write(maps, &op, op.id, &be, &old);
+	if (!err && (err = service_publish(maps, key, &op.svc, op.all)))
+		bpf_map_update_elem(maps->be, &op.id, &old, BPF_ANY);
+free_all:
+	free(op.all);
+	return err;
+}
+
+int lb_backend_del(struct lb_maps *maps, const struct sl_svc_key *key, const struct addr_port *ap)
+{
+	struct sl_backend empty = {};
+	struct backend_op op = {};
+	int err;
+
+	err = backend_op_begin(maps, key, ap, &op);
+	if (err)
+		return err;
+	err = op.id ? 0 : -ENOENT;
+	if (err)
+		goto free_all;
+	/* Publish the table without it first, then free the slot: no table
+	 * ever names an empty slot. Its established flows keep their DNAT
+	 * target (conntrack holds the address) until they end. */
+	op.all[op.id] = empty;
+	err = service_publish(maps, key, &op.svc, op.all);
+	if (!err && bpf_map_update_elem(maps->be, &op.id, &empty, BPF_ANY))
+		err = -errno;
+free_all:
+	free(op.all);
+	return err;
+}
+
+int lb_backend_foreach(struct lb_maps *maps, __u32 svc_id, lb_backend_fn fn, void *ctx)
+{
+	struct sl_backend *all = calloc(SL_MAX_BACKENDS, sizeof(*all));
+	int err = all ? backends_read(maps, all) : -ENOMEM;
+
+	for (__u32 id = 1; !err && id < SL_MAX_BACKENDS; id++) {
+		if ((all[id].flags & SL_BE_IN_USE) && all[id].svc_id == svc_id)
+			err = fn(id, &all[id], ctx);
+	}
+	free(all);
+	return err;
+}
+
+/* ---- counters ---- */
+
+int lb_read_counter(int map_fd, __u32 index, __u64 *sum)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	__u64 *values;
+	int err;
+
+	if (ncpus < 0)
+		return ncpus;
+	values = calloc(ncpus, sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	err = bpf_map_lookup_elem(map_fd, &index, values) ? -errno : 0;
+	*sum = 0;
+	for (int cpu = 0; !err && cpu < ncpus; cpu++)
+		*sum += values[cpu];
+	free(values);
+	return err;
+}
+
+int lb_read_traffic(int map_fd, __u32 id, struct sl_traffic *sum)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct sl_traffic *values;
+	int err;
+
+	if (ncpus < 0)
+		return ncpus;
+	values = calloc(ncpus, sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	err = bpf_map_lookup_elem(map_fd, &id, values) ? -errno : 0;
+	memset(sum, 0, sizeof(*sum));
+	for (int cpu = 0; !err && cpu < ncpus; cpu++) {
+		sum->fwd_packets += values[cpu].fwd_packets;
+		sum->fwd_bytes += values[cpu].fwd_bytes;
+		sum->rev_packets += values[cpu].rev_packets;
+		sum->rev_bytes += values[cpu].rev_bytes;
+		sum->new_flows += values[cpu].new_flows;
+	}
+	free(values);
+	return err;
+}

@@ -1,0 +1,69 @@
+/* The load balancer's map-management library: services and backends in
+ * the XDP program's maps, Maglev tables built aside and published with one
+ * map-slot swap, and the counters read back. The agent and the CLI own an
+ * struct lb_maps; every function returns 0 or -errno and, on error, leaves
+ * the maps as they were. */
+#ifndef SLUICE_LB_H
+#define SLUICE_LB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "addr.h"
+#include "sluice/backend.h"
+#include "sluice/config.h"
+#include "sluice/service.h"
+#include "sluice/stats.h"
+
+struct bpf_object;
+
+/* File descriptors of every map the LB library touches. */
+struct lb_maps {
+	int svc, be, maglev, cfg;
+	int ct4, ct6, affinity;
+	int proto_st, perr_st, lb_st, drop_st, svc_st, be_st;
+	__u32 maglev_size; /* read from sl_cfg */
+	bool owned; /* fds were opened here and are closed by lb_maps_close */
+};
+
+#define LB_WEIGHT_MAX 1000 /* Maglev build time grows with the weight ratio */
+
+/* Open the maps pinned by name under @dir (sluiced's --bpffs). */
+int lb_maps_open_pinned(struct lb_maps *maps, const char *dir);
+/* Use the maps of a loaded object (tests, the loader); not owned. */
+int lb_maps_from_object(struct lb_maps *maps, struct bpf_object *obj);
+void lb_maps_close(struct lb_maps *maps);
+/* Write the loader's settings into sl_cfg (and maps->maglev_size). */
+int lb_config_write(struct lb_maps *maps, const struct sl_config *cfg);
+
+/* Map names, for pinning and `sluice status`; NULL-terminated. */
+extern const char *const lb_map_names[];
+
+/* @svc gives flags, affinity timeout and name; its id and count are ours. */
+int lb_service_add(struct lb_maps *maps, const struct sl_svc_key *key, const struct sl_svc *svc);
+/* Removes the service, its backends, its table and its conntrack entries. */
+int lb_service_del(struct lb_maps *maps, const struct sl_svc_key *key);
+int lb_service_get(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *out);
+
+typedef int (*lb_service_fn)(const struct sl_svc_key *key, const struct sl_svc *svc, void *ctx);
+/* Calls @fn for every service in id order; stops at the first non-zero return. */
+int lb_service_foreach(struct lb_maps *maps, lb_service_fn fn, void *ctx);
+
+/* Backends: @ap must be of the service's family; weight 0..LB_WEIGHT_MAX. */
+int lb_backend_add(struct lb_maps *maps, const struct sl_svc_key *key, const struct addr_port *ap,
+		   __u32 weight);
+int lb_backend_del(struct lb_maps *maps, const struct sl_svc_key *key, const struct addr_port *ap);
+int lb_backend_set_weight(struct lb_maps *maps, const struct sl_svc_key *key,
+			  const struct addr_port *ap, __u32 weight);
+
+typedef int (*lb_backend_fn)(__u32 id, const struct sl_backend *be, void *ctx);
+/* Calls @fn for each backend of service @svc_id in id order. */
+int lb_backend_foreach(struct lb_maps *maps, __u32 svc_id, lb_backend_fn fn, void *ctx);
+
+/* Counters, summed over CPUs. */
+int lb_read_counter(int map_fd, __u32 index, __u64 *sum);
+int lb_read_traffic(int map_fd, __u32 id, struct sl_traffic *sum);
+/* Number of entries in sl_ct4 and sl_ct6 (each flow has two). */
+int lb_ct_count(struct lb_maps *maps, __u32 *v4, __u32 *v6);
+
+#endif

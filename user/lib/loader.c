@@ -1,0 +1,206 @@
+/* Skeleton loading, map adoption and XDP link management (loader.h). */
+#include <errno.h>
+#include <dirent.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+
+#include "loader.h"
+#include "log.h"
+#include "maglev.h"
+#include "xdp_lb.skel.h"
+
+#define LINK_PREFIX "link_xdp_"
+
+/* The Maglev size of maps already pinned in @dir, or 0 when none are. */
+static __u32 pinned_maglev_size(const char *dir)
+{
+	struct sl_config cfg = {};
+	char path[PATH_MAX];
+	__u32 zero = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sl_cfg", dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	bpf_map_lookup_elem(fd, &zero, &cfg);
+	close(fd);
+	return cfg.maglev_size;
+}
+
+/* Point every map at its pin path: libbpf reuses a compatible pinned map
+ * and pins the ones that are missing. */
+static int pin_maps(struct xdp_lb *skel, const char *dir)
+{
+	char path[PATH_MAX];
+	struct bpf_map *map;
+	int err;
+
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	for (const char *const *name = lb_map_names; *name; name++) {
+		map = bpf_object__find_map_by_name(skel->obj, *name);
+		if (!map)
+			return -ENOENT;
+		snprintf(path, sizeof(path), "%s/%s", dir, *name);
+		err = bpf_map__set_pin_path(map, path);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int lb_size(struct xdp_lb *skel, const struct loader_opts *opts)
+{
+	int err;
+
+	skel->rodata->maglev_size = opts->maglev_size;
+	skel->rodata->sl_version = opts->version;
+	err = bpf_map__set_max_entries(bpf_map__inner_map(skel->maps.sl_maglev), opts->maglev_size);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.sl_ct4, opts->ct_size);
+	if (!err)
+		err = bpf_map__set_max_entries(skel->maps.sl_ct6, opts->ct_size);
+	return err;
+}
+
+static int lb_check_pinned(const struct loader_opts *opts)
+{
+	__u32 pinned = opts->pin_dir ? pinned_maglev_size(opts->pin_dir) : 0;
+
+	if (pinned && pinned != opts->maglev_size) {
+		log_error("loader", "maps pinned in %s use Maglev size %u, not %u; "
+			  "restart with --maglev-size %u or remove them (sluiced --cleanup)",
+			  opts->pin_dir, pinned, opts->maglev_size, pinned);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+struct xdp_lb *loader_lb_load(const struct loader_opts *opts, struct lb_maps *maps)
+{
+	struct sl_config cfg = { .maglev_size = opts->maglev_size, .version = opts->version };
+	struct xdp_lb *skel;
+	int err;
+
+	if (!maglev_size_valid(opts->maglev_size) || !opts->ct_size) {
+		errno = EINVAL;
+		return NULL;
+	}
+	err = lb_check_pinned(opts);
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	skel = xdp_lb__open();
+	if (!skel)
+		return NULL;
+	err = lb_size(skel, opts);
+	if (!err && opts->pin_dir)
+		err = pin_maps(skel, opts->pin_dir);
+	if (!err)
+		err = xdp_lb__load(skel);
+	if (!err)
+		err = lb_maps_from_object(maps, skel->obj);
+	if (!err)
+		err = lb_config_write(maps, &cfg);
+	if (err) {
+		xdp_lb__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	return skel;
+}
+
+/* Swap the program of the link pinned at @path; returns 0 or -errno. */
+static int link_update(const char *path, int prog_fd, int ifindex)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = -errno;
+	else if (info.type != BPF_LINK_TYPE_XDP || (int)info.xdp.ifindex != ifindex)
+		err = -ESTALE; /* the interface was recreated: its pin is stale */
+	else if (bpf_link_update(fd, prog_fd, NULL))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static int link_create(const char *path, int prog_fd, int ifindex, bool generic)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts,
+		    .flags = generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE);
+	int fd = bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_pin(fd, path))
+		err = -errno;
+	close(fd); /* the pin keeps the link, and so the attachment, alive */
+	return err;
+}
+
+int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifname, bool generic)
+{
+	int prog_fd = bpf_program__fd(skel->progs.sl_xdp_lb);
+	int ifindex = if_nametoindex(ifname);
+	char path[PATH_MAX];
+	int err;
+
+	if (!ifindex)
+		return -ENODEV;
+	snprintf(path, sizeof(path), "%s/" LINK_PREFIX "%s", pin_dir, ifname);
+	err = link_update(path, prog_fd, ifindex);
+	if (err == -ESTALE) {
+		log_warn("loader", "%s: pinned link is for another interface; replacing it", ifname);
+		unlink(path);
+	}
+	if (!err) {
+		log_info("loader", "%s: program replaced in place (bpf_link_update)", ifname);
+		return 0;
+	}
+	if (err != -ENOENT && err != -ESTALE)
+		return err;
+	err = link_create(path, prog_fd, ifindex, generic);
+	if (err == -EOPNOTSUPP && !generic)
+		log_error("loader", "%s: driver has no native XDP; use --xdp-generic to accept "
+			  "the slower generic mode", ifname);
+	else if (!err)
+		log_info("loader", "%s: attached in %s mode", ifname, generic ? "generic" : "native");
+	return err;
+}
+
+int loader_cleanup(const char *pin_dir)
+{
+	char path[PATH_MAX];
+	struct dirent *entry;
+	DIR *dir = opendir(pin_dir);
+	int err = 0;
+
+	if (!dir)
+		return errno == ENOENT ? 0 : -errno;
+	while ((entry = readdir(dir))) {
+		if (entry->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, entry->d_name);
+		if (unlink(path) && !err)
+			err = -errno;
+	}
+	closedir(dir);
+	if (!err && rmdir(pin_dir))
+		err = -errno;
+	return err;
+}
