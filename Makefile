@@ -33,6 +33,7 @@ LIB_SRCS := $(wildcard user/lib/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libsluice.a
 BINS := $(BUILD)/sluiced $(BUILD)/sluice
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/sluice/*.c))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
@@ -40,7 +41,7 @@ BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 BPFT_LIB := $(patsubst %.c,$(BUILD)/%.o,tests/bpf/pkt.c tests/bpf/harness.c)
 BENCH_BIN := $(BUILD)/tools/bench/xdp_bench
-C_OBJS := $(LIB_OBJS) $(BUILD)/user/sluiced.o $(BUILD)/user/sluice.o $(BPFT_LIB) \
+C_OBJS := $(LIB_OBJS) $(BUILD)/user/sluiced.o $(CLI_OBJS) $(BPFT_LIB) \
 	$(patsubst %,%.o,$(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN))
 
 .DELETE_ON_ERROR:
@@ -68,7 +69,7 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
 
-$(C_OBJS): $(BUILD)/%.o: %.c $(SKELS) $(wildcard include/sluice/*.h user/lib/*.h tests/bpf/*.h) | deps
+$(C_OBJS): $(BUILD)/%.o: %.c $(SKELS) $(wildcard include/sluice/*.h user/lib/*.h user/sluice/*.h tests/bpf/*.h) | deps
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -81,9 +82,9 @@ $(BUILD)/sluiced: $(BUILD)/user/sluiced.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/sluice: $(BUILD)/user/sluice.o $(LIB)
+$(BUILD)/sluice: $(CLI_OBJS) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -ljson-c -o $@
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
 	$(call msg,LINK,$@)

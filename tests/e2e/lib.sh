@@ -110,6 +110,7 @@ VIP6=fd00:ffff::10
 BPFFS_MOUNT=/sys/fs/bpf
 
 export PATH="$PATH:/usr/sbin:/sbin"
+export E2E_DIR PYTHON LBSERVER LBCLIENT
 
 # ---------------------------------------------------------------------------
 # run id: short (interfaces are not prefixed, but netns names are), unique per
@@ -257,8 +258,8 @@ topo_create() {
 	NODE_BE_ADDR6=()
 	MAC_NODE_BE=()
 	MAC_BE=()
-	IF_CLIENT=c-n
-	IF_NODE_CLIENT=n-c
+	IF_CLIENT="c-n"
+	IF_NODE_CLIENT="n-c"
 	CLIENT_ADDR4=198.18.0.2
 	CLIENT_ADDR6=fd00::2
 	NODE_ADDR4=198.18.0.1

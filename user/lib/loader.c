@@ -58,13 +58,30 @@ static int pin_maps(struct xdp_lb *skel, const char *dir)
 	return 0;
 }
 
-static int lb_size(struct xdp_lb *skel, const struct loader_opts *opts)
+/* A Maglev table of @size to serve as sl_maglev's inner-map template;
+ * every table the LB library creates must match it. */
+static int maglev_template(__u32 size)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sl_maglev_tpl", sizeof(__u32), sizeof(__u32),
+				size, &opts);
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* Apply the sizes of @opts; @template_fd receives the fd to close after load. */
+static int lb_size(struct xdp_lb *skel, const struct loader_opts *opts, int *template_fd)
 {
 	int err;
 
 	skel->rodata->maglev_size = opts->maglev_size;
 	skel->rodata->sl_version = opts->version;
-	err = bpf_map__set_max_entries(bpf_map__inner_map(skel->maps.sl_maglev), opts->maglev_size);
+	*template_fd = maglev_template(opts->maglev_size);
+	if (*template_fd < 0)
+		return *template_fd;
+	/* libbpf 1.1's bpf_map__inner_map() cannot resize a declared inner map
+	 * (it crashes in set_max_entries): hand it a template fd instead. */
+	err = bpf_map__set_inner_map_fd(skel->maps.sl_maglev, *template_fd);
 	if (!err)
 		err = bpf_map__set_max_entries(skel->maps.sl_ct4, opts->ct_size);
 	if (!err)
@@ -89,7 +106,7 @@ struct xdp_lb *loader_lb_load(const struct loader_opts *opts, struct lb_maps *ma
 {
 	struct sl_config cfg = { .maglev_size = opts->maglev_size, .version = opts->version };
 	struct xdp_lb *skel;
-	int err;
+	int err, template_fd = -1;
 
 	if (!maglev_size_valid(opts->maglev_size) || !opts->ct_size) {
 		errno = EINVAL;
@@ -103,11 +120,13 @@ struct xdp_lb *loader_lb_load(const struct loader_opts *opts, struct lb_maps *ma
 	skel = xdp_lb__open();
 	if (!skel)
 		return NULL;
-	err = lb_size(skel, opts);
+	err = lb_size(skel, opts, &template_fd);
 	if (!err && opts->pin_dir)
 		err = pin_maps(skel, opts->pin_dir);
 	if (!err)
 		err = xdp_lb__load(skel);
+	if (template_fd >= 0)
+		close(template_fd);
 	if (!err)
 		err = lb_maps_from_object(maps, skel->obj);
 	if (!err)

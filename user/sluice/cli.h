@@ -1,0 +1,60 @@
+/* Shared pieces of the `sluice` CLI: the command-table type, the one error
+ * printer (text or JSON), JSON output, and access to the pinned maps. */
+#ifndef SLUICE_CLI_H
+#define SLUICE_CLI_H
+
+#include <stdbool.h>
+
+#include <json-c/json.h>
+
+#include "lb.h"
+
+enum cli_status {
+	CLI_OK = 0,
+	CLI_ERROR = 1, /* the request was well formed but failed */
+	CLI_USAGE = 2, /* the request was not well formed */
+};
+
+struct cli {
+	bool json;
+	bool pretty;
+	const char *bpffs; /* where sluiced pinned the maps */
+	struct lb_maps maps;
+	int lock_fd; /* flock on bpffs while changing maps; -1 if none */
+};
+
+struct cli_cmd {
+	const char *name;
+	int (*run)(struct cli *cli, int argc, char **argv); /* argv[0] is the verb */
+	const char *usage; /* arguments, for help */
+	const char *help; /* one line */
+};
+
+/* Run the entry of @cmds that @argv[0] names or uniquely abbreviates.
+ * "help" (or no word) prints the table. @what names the level in messages. */
+int cli_dispatch(struct cli *cli, const struct cli_cmd *cmds, const char *what, int argc,
+		 char **argv);
+
+/* Print "Error: <message>[: strerror(-err)]" and a hint when given, as
+ * text on stderr or {"error": ...} on stdout with --json. Returns @status. */
+int cli_error(struct cli *cli, enum cli_status status, int err, const char *hint, const char *fmt,
+	      ...) __attribute__((format(printf, 5, 6)));
+
+/* Open the pinned maps (and take the change lock when @write). */
+int cli_open_maps(struct cli *cli, bool write);
+void cli_close_maps(struct cli *cli);
+
+/* Print @obj (consumed) as JSON on stdout. */
+void cli_print_json(struct cli *cli, struct json_object *obj);
+
+/* Commands: service.c and stats.c. */
+int cmd_service(struct cli *cli, int argc, char **argv);
+int cmd_backend(struct cli *cli, int argc, char **argv);
+int cmd_stats(struct cli *cli, int argc, char **argv);
+
+/* Shared option parsing for verbs: a number in [min, max]. */
+int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min, __u32 max,
+		  __u32 *out);
+struct json_object *cli_traffic_json(const struct sl_traffic *t);
+
+#endif

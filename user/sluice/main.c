@@ -1,0 +1,202 @@
+/* sluice: the CLI. `sluice [-j|--json] [-p|--pretty] [--bpffs DIR] OBJECT
+ * VERB ARGS`, dispatched from command tables; exit 0 ok, 1 error, 2 usage.
+ * This file holds the top level, the error printer and the map access. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+
+#define DEFAULT_BPFFS "/sys/fs/bpf/sluice"
+
+int cli_error(struct cli *cli, enum cli_status status, int err, const char *hint, const char *fmt,
+	      ...)
+{
+	char msg[512];
+	size_t len;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	len = strlen(msg);
+	if (err)
+		snprintf(msg + len, sizeof(msg) - len, ": %s", strerror(-err));
+	if (cli->json) {
+		struct json_object *obj = json_object_new_object();
+
+		json_object_object_add(obj, "error", json_object_new_string(msg));
+		if (hint)
+			json_object_object_add(obj, "hint", json_object_new_string(hint));
+		cli_print_json(cli, obj);
+		return status;
+	}
+	fprintf(stderr, "Error: %s\n", msg);
+	if (hint)
+		fprintf(stderr, "Hint: %s\n", hint);
+	return status;
+}
+
+void cli_print_json(struct cli *cli, struct json_object *obj)
+{
+	int flags = cli->pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+				: JSON_C_TO_STRING_PLAIN;
+
+	printf("%s\n", json_object_to_json_string_ext(obj, flags | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+}
+
+int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min, __u32 max,
+		  __u32 *out)
+{
+	unsigned long value;
+	char *end;
+
+	errno = 0;
+	value = strtoul(text, &end, 10);
+	if (errno || *end || !*text || text[0] == '-' || value < min || value > max)
+		return cli_error(cli, CLI_USAGE, 0, NULL, "%s: '%s' is not a number in %u..%u",
+				 opt, text, min, max);
+	*out = (__u32)value;
+	return CLI_OK;
+}
+
+static void print_help(const struct cli_cmd *cmds, const char *what)
+{
+	printf("Usage: sluice [-j|--json] [-p|--pretty] [--bpffs DIR] %s%sVERB ...\n\n",
+	       what ? what : "", what ? " " : "");
+	for (const struct cli_cmd *cmd = cmds; cmd->name; cmd++)
+		printf("  %-8s %-40s %s\n", cmd->name, cmd->usage, cmd->help);
+	printf("\nAbbreviations are accepted when they are unambiguous.\n");
+}
+
+/* The entry @word names exactly, or the only one it abbreviates. */
+static const struct cli_cmd *cmd_find(const struct cli_cmd *cmds, const char *word, bool *ambiguous)
+{
+	const struct cli_cmd *match = NULL;
+	size_t len = strlen(word);
+
+	*ambiguous = false;
+	for (const struct cli_cmd *cmd = cmds; cmd->name; cmd++) {
+		if (!strcmp(cmd->name, word))
+			return cmd;
+		if (!strncmp(cmd->name, word, len)) {
+			*ambiguous = match != NULL;
+			match = cmd;
+		}
+	}
+	return *ambiguous ? NULL : match;
+}
+
+int cli_dispatch(struct cli *cli, const struct cli_cmd *cmds, const char *what, int argc,
+		 char **argv)
+{
+	const struct cli_cmd *cmd;
+	bool ambiguous;
+
+	if (argc < 1 || !strcmp(argv[0], "help")) {
+		print_help(cmds, what);
+		return argc < 1 ? CLI_USAGE : CLI_OK;
+	}
+	cmd = cmd_find(cmds, argv[0], &ambiguous);
+	if (!cmd)
+		return cli_error(cli, CLI_USAGE, 0, "see `sluice help` for the commands",
+				 "%s '%s'%s%s", ambiguous ? "ambiguous" : "unknown command", argv[0],
+				 what ? " for " : "", what ? what : "");
+	return cmd->run(cli, argc, argv);
+}
+
+int cli_open_maps(struct cli *cli, bool write)
+{
+	char hint[512];
+	int err;
+
+	err = lb_maps_open_pinned(&cli->maps, cli->bpffs);
+	if (err) {
+		snprintf(hint, sizeof(hint),
+			 "is the data path loaded? start `sluiced --bpffs %s --xdp IFACE` "
+			 "(or pass --bpffs / SLUICE_BPFFS)", cli->bpffs);
+		return cli_error(cli, CLI_ERROR, err, hint, "cannot open the maps pinned in %s",
+				 cli->bpffs);
+	}
+	if (!write)
+		return CLI_OK;
+	/* One writer at a time: ids are allocated from what the maps hold. */
+	cli->lock_fd = open(cli->bpffs, O_RDONLY | O_DIRECTORY);
+	if (cli->lock_fd < 0 || flock(cli->lock_fd, LOCK_EX)) {
+		err = -errno;
+		cli_close_maps(cli);
+		return cli_error(cli, CLI_ERROR, err, NULL, "cannot lock %s", cli->bpffs);
+	}
+	return CLI_OK;
+}
+
+void cli_close_maps(struct cli *cli)
+{
+	lb_maps_close(&cli->maps);
+	if (cli->lock_fd >= 0)
+		close(cli->lock_fd);
+	cli->lock_fd = -1;
+}
+
+static int cmd_help(struct cli *cli, int argc, char **argv);
+
+static const struct cli_cmd top_cmds[] = {
+	{ "service", cmd_service, "add|del|list ...", "L4 services (VIP:PORT/PROTO)" },
+	{ "backend", cmd_backend, "add|del|set ...", "a service's backends" },
+	{ "stats", cmd_stats, "", "datapath counters and drop reasons" },
+	{ "help", cmd_help, "", "this text" },
+	{},
+};
+
+static int cmd_help(struct cli *cli, int argc, char **argv)
+{
+	(void)cli;
+	(void)argc;
+	(void)argv;
+	print_help(top_cmds, NULL);
+	return CLI_OK;
+}
+
+/* Take the global options out of argv, wherever they stand. Returns argc left. */
+static int global_options(struct cli *cli, int argc, char **argv, int *status)
+{
+	int out = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json")) {
+			cli->json = true;
+		} else if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--pretty")) {
+			cli->json = cli->pretty = true;
+		} else if (!strcmp(argv[i], "--bpffs")) {
+			if (i + 1 == argc)
+				*status = cli_error(cli, CLI_USAGE, 0, NULL, "--bpffs needs a DIR");
+			else
+				cli->bpffs = argv[++i];
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	return out;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { .lock_fd = -1, .bpffs = getenv("SLUICE_BPFFS") };
+	int status = CLI_OK;
+
+	if (!cli.bpffs || !*cli.bpffs)
+		cli.bpffs = DEFAULT_BPFFS;
+	log_set_level(LOG_ERROR);
+	log_route_libbpf();
+	argc = global_options(&cli, argc - 1, argv + 1, &status);
+	if (status)
+		return status;
+	return cli_dispatch(&cli, top_cmds, NULL, argc, argv + 1);
+}

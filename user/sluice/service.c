@@ -1,0 +1,346 @@
+/* `sluice service ...` and `sluice backend ...`: change and list the load
+ * balancer's services and backends through the LB library. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "addr.h"
+#include "cli.h"
+
+/* Parse the verb's options: --name, --affinity, --weight (those @allowed). */
+struct verb_opts {
+	const char *name;
+	__u32 affinity_s;
+	__u32 weight;
+	bool weight_set;
+};
+
+enum { OPT_NAME = 1, OPT_AFFINITY = 2, OPT_WEIGHT = 4 };
+
+static int verb_options(struct cli *cli, int argc, char **argv, int allowed, struct verb_opts *vo)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, OPT_NAME },
+		{ "affinity", required_argument, NULL, OPT_AFFINITY },
+		{ "weight", required_argument, NULL, OPT_WEIGHT },
+		{},
+	};
+	int opt, status = CLI_OK;
+
+	optind = 0; /* glibc: restart scanning for this verb's argv */
+	opterr = 0;
+	while (!status && (opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (opt == '?' || !(opt & allowed))
+			return cli_error(cli, CLI_USAGE, 0, "see `sluice %s help`",
+					 "unknown option '%s' for %s", argv[optind - 1], argv[0]);
+		if (opt == OPT_NAME)
+			vo->name = optarg;
+		else if (opt == OPT_AFFINITY)
+			status = cli_parse_u32(cli, "--affinity", optarg, 1, 86400, &vo->affinity_s);
+		else
+			status = cli_parse_u32(cli, "--weight", optarg, 0, LB_WEIGHT_MAX, &vo->weight);
+		vo->weight_set |= opt == OPT_WEIGHT;
+	}
+	return status;
+}
+
+/* The positional arguments after options: exactly @want of them. */
+static int positionals(struct cli *cli, int argc, int want, const char *usage)
+{
+	if (argc - optind != want)
+		return cli_error(cli, CLI_USAGE, 0, NULL, "usage: sluice %s", usage);
+	return CLI_OK;
+}
+
+static int parse_service(struct cli *cli, const char *text, struct sl_svc_key *key)
+{
+	if (addr_parse_service(text, key))
+		return cli_error(cli, CLI_USAGE, 0,
+				 "write VIP:PORT/PROTO, e.g. 198.19.0.10:80/tcp or [fd00::10]:53/udp",
+				 "invalid service '%s'", text);
+	return CLI_OK;
+}
+
+static int parse_backend(struct cli *cli, const char *text, struct addr_port *ap)
+{
+	if (addr_parse_endpoint(text, ap))
+		return cli_error(cli, CLI_USAGE, 0,
+				 "write ADDR:PORT, e.g. 198.18.1.2:8080 or [fd00::2]:8080",
+				 "invalid backend '%s'", text);
+	return CLI_OK;
+}
+
+/* Report a failed change; @err from the LB library. */
+static int change_error(struct cli *cli, int err, const char *what, const char *svc,
+			const char *be)
+{
+	const char *hint = NULL;
+
+	if (err == -ENOENT)
+		hint = be ? "see `sluice service list` for the backends"
+			  : "see `sluice service list` for the services";
+	else if (err == -EAFNOSUPPORT)
+		hint = "a service's backends have its address family (IPv4 or IPv6)";
+	else if (err == -ENOSPC)
+		hint = "the maps are full; remove unused services or backends";
+	return cli_error(cli, CLI_ERROR, err, hint, "%s %s%s%s", what, svc, be ? " " : "",
+			 be ? be : "");
+}
+
+static int service_add(struct cli *cli, int argc, char **argv)
+{
+	struct verb_opts vo = {};
+	struct sl_svc svc = {};
+	struct sl_svc_key key;
+	int status, err;
+
+	status = verb_options(cli, argc, argv, OPT_NAME | OPT_AFFINITY, &vo);
+	if (!status)
+		status = positionals(cli, argc, 1,
+				     "service add VIP:PORT/PROTO [--name NAME] [--affinity SECONDS]");
+	if (!status)
+		status = parse_service(cli, argv[optind], &key);
+	if (!status && vo.name && strlen(vo.name) >= sizeof(svc.name))
+		status = cli_error(cli, CLI_USAGE, 0, NULL, "--name: longer than %zu characters",
+				   sizeof(svc.name) - 1);
+	if (status)
+		return status;
+	if (vo.name)
+		strcpy(svc.name, vo.name);
+	svc.affinity_timeout_s = vo.affinity_s;
+	svc.flags = vo.affinity_s ? SL_SVC_AFFINITY : 0;
+	status = cli_open_maps(cli, true);
+	if (status)
+		return status;
+	err = lb_service_add(&cli->maps, &key, &svc);
+	cli_close_maps(cli);
+	return err ? change_error(cli, err, "cannot add service", argv[optind], NULL) : CLI_OK;
+}
+
+static int service_del(struct cli *cli, int argc, char **argv)
+{
+	struct sl_svc_key key;
+	int status, err;
+
+	status = verb_options(cli, argc, argv, 0, &(struct verb_opts){});
+	if (!status)
+		status = positionals(cli, argc, 1, "service del VIP:PORT/PROTO");
+	if (!status)
+		status = parse_service(cli, argv[optind], &key);
+	if (!status)
+		status = cli_open_maps(cli, true);
+	if (status)
+		return status;
+	err = lb_service_del(&cli->maps, &key);
+	cli_close_maps(cli);
+	return err ? change_error(cli, err, "cannot delete service", argv[optind], NULL) : CLI_OK;
+}
+
+/* backend add|del|set share everything but the library call. */
+enum backend_verb { BACKEND_ADD, BACKEND_DEL, BACKEND_SET };
+
+static int backend_change(struct cli *cli, int argc, char **argv, enum backend_verb verb)
+{
+	static const char *const usages[] = {
+		"backend add VIP:PORT/PROTO ADDR:PORT [--weight N]",
+		"backend del VIP:PORT/PROTO ADDR:PORT",
+		"backend set VIP:PORT/PROTO ADDR:PORT --weight N",
+	};
+	struct verb_opts vo = { .weight = 1 };
+	struct sl_svc_key key;
+	struct addr_port ap;
+	int status, err;
+
+	status = verb_options(cli, argc, argv, verb == BACKEND_DEL ? 0 : OPT_WEIGHT, &vo);
+	if (!status)
+		status = positionals(cli, argc, 2, usages[verb]);
+	if (!status && verb == BACKEND_SET && !vo.weight_set)
+		status = cli_error(cli, CLI_USAGE, 0, NULL, "usage: sluice %s", usages[verb]);
+	if (!status)
+		status = parse_service(cli, argv[optind], &key);
+	if (!status)
+		status = parse_backend(cli, argv[optind + 1], &ap);
+	if (!status)
+		status = cli_open_maps(cli, true);
+	if (status)
+		return status;
+	if (verb == BACKEND_ADD)
+		err = lb_backend_add(&cli->maps, &key, &ap, vo.weight);
+	else if (verb == BACKEND_DEL)
+		err = lb_backend_del(&cli->maps, &key, &ap);
+	else
+		err = lb_backend_set_weight(&cli->maps, &key, &ap, vo.weight);
+	cli_close_maps(cli);
+	if (err)
+		return change_error(cli, err, "cannot change backend", argv[optind], argv[optind + 1]);
+	return CLI_OK;
+}
+
+static int backend_add(struct cli *cli, int argc, char **argv)
+{
+	return backend_change(cli, argc, argv, BACKEND_ADD);
+}
+
+static int backend_del(struct cli *cli, int argc, char **argv)
+{
+	return backend_change(cli, argc, argv, BACKEND_DEL);
+}
+
+static int backend_set(struct cli *cli, int argc, char **argv)
+{
+	return backend_change(cli, argc, argv, BACKEND_SET);
+}
+
+/* ---- service list: built as JSON, printed as JSON or as a table ---- */
+
+struct json_object *cli_traffic_json(const struct sl_traffic *t)
+{
+	struct json_object *obj = json_object_new_object();
+
+	json_object_object_add(obj, "new_flows", json_object_new_uint64(t->new_flows));
+	json_object_object_add(obj, "fwd_packets", json_object_new_uint64(t->fwd_packets));
+	json_object_object_add(obj, "fwd_bytes", json_object_new_uint64(t->fwd_bytes));
+	json_object_object_add(obj, "rev_packets", json_object_new_uint64(t->rev_packets));
+	json_object_object_add(obj, "rev_bytes", json_object_new_uint64(t->rev_bytes));
+	return obj;
+}
+
+struct list_ctx {
+	struct lb_maps *maps;
+	struct json_object *services;
+	struct json_object *backends; /* of the service being listed */
+};
+
+static int backend_json(__u32 id, const struct sl_backend *be, void *ctx)
+{
+	struct addr_port ap = { .port = be->port, .family = be->family };
+	struct json_object *obj = json_object_new_object();
+	struct list_ctx *list = ctx;
+	char text[ADDR_STR_MAX];
+	struct sl_traffic t;
+	int err;
+
+	memcpy(ap.addr, be->addr, sizeof(ap.addr));
+	addr_format_endpoint(&ap, text, sizeof(text));
+	err = lb_read_traffic(list->maps->be_st, id, &t);
+	json_object_object_add(obj, "address", json_object_new_string(text));
+	json_object_object_add(obj, "id", json_object_new_uint64(id));
+	json_object_object_add(obj, "weight", json_object_new_uint64(be->weight));
+	json_object_object_add(obj, "stats", err ? NULL : cli_traffic_json(&t));
+	json_object_array_add(list->backends, obj);
+	return err;
+}
+
+static int service_json(const struct sl_svc_key *key, const struct sl_svc *svc, void *ctx)
+{
+	struct json_object *obj = json_object_new_object();
+	struct list_ctx *list = ctx;
+	char text[ADDR_STR_MAX];
+	struct sl_traffic t;
+	int err;
+
+	addr_format_service(key, text, sizeof(text));
+	json_object_object_add(obj, "service", json_object_new_string(text));
+	json_object_object_add(obj, "id", json_object_new_uint64(svc->id));
+	json_object_object_add(obj, "name", json_object_new_string(svc->name));
+	json_object_object_add(obj, "affinity_timeout",
+			       json_object_new_uint64(svc->affinity_timeout_s));
+	json_object_object_add(obj, "active_backends", json_object_new_uint64(svc->backend_count));
+	err = lb_read_traffic(list->maps->svc_st, svc->id, &t);
+	json_object_object_add(obj, "stats", err ? NULL : cli_traffic_json(&t));
+	list->backends = json_object_new_array();
+	json_object_object_add(obj, "backends", list->backends);
+	json_object_array_add(list->services, obj);
+	return err ? err : lb_backend_foreach(list->maps, svc->id, backend_json, list);
+}
+
+static __u64 json_u64(struct json_object *obj, const char *key)
+{
+	return json_object_get_uint64(json_object_object_get(obj, key));
+}
+
+static void print_service_table(struct json_object *services)
+{
+	printf("%-30s %5s %-16s %8s %8s %10s %12s\n", "SERVICE", "ID", "NAME", "BACKENDS",
+	       "AFFINITY", "FLOWS", "PACKETS");
+	for (size_t i = 0; i < json_object_array_length(services); i++) {
+		struct json_object *svc = json_object_array_get_idx(services, i);
+		struct json_object *st = json_object_object_get(svc, "stats");
+		struct json_object *bes = json_object_object_get(svc, "backends");
+
+		printf("%-30s %5llu %-16s %4llu/%-3zu %7llus %10llu %12llu\n",
+		       json_object_get_string(json_object_object_get(svc, "service")),
+		       (unsigned long long)json_u64(svc, "id"),
+		       json_object_get_string(json_object_object_get(svc, "name")),
+		       (unsigned long long)json_u64(svc, "active_backends"),
+		       json_object_array_length(bes),
+		       (unsigned long long)json_u64(svc, "affinity_timeout"),
+		       (unsigned long long)json_u64(st, "new_flows"),
+		       (unsigned long long)(json_u64(st, "fwd_packets") + json_u64(st, "rev_packets")));
+		for (size_t j = 0; j < json_object_array_length(bes); j++) {
+			struct json_object *be = json_object_array_get_idx(bes, j);
+			struct json_object *bst = json_object_object_get(be, "stats");
+
+			printf("  -> %-40s id %-5llu weight %-4llu %10llu %12llu\n",
+			       json_object_get_string(json_object_object_get(be, "address")),
+			       (unsigned long long)json_u64(be, "id"),
+			       (unsigned long long)json_u64(be, "weight"),
+			       (unsigned long long)json_u64(bst, "new_flows"),
+			       (unsigned long long)(json_u64(bst, "fwd_packets") +
+						    json_u64(bst, "rev_packets")));
+		}
+	}
+}
+
+static int service_list(struct cli *cli, int argc, char **argv)
+{
+	struct list_ctx list = { .maps = &cli->maps };
+	int status, err;
+
+	status = verb_options(cli, argc, argv, 0, &(struct verb_opts){});
+	if (!status)
+		status = positionals(cli, argc, 0, "service list [--json]");
+	if (!status)
+		status = cli_open_maps(cli, false);
+	if (status)
+		return status;
+	list.services = json_object_new_array();
+	err = lb_service_foreach(&cli->maps, service_json, &list);
+	cli_close_maps(cli);
+	if (err) {
+		json_object_put(list.services);
+		return cli_error(cli, CLI_ERROR, err, NULL, "cannot list services");
+	}
+	if (cli->json) {
+		cli_print_json(cli, list.services);
+		return CLI_OK;
+	}
+	print_service_table(list.services);
+	json_object_put(list.services);
+	return CLI_OK;
+}
+
+static const struct cli_cmd service_cmds[] = {
+	{ "add", service_add, "VIP:PORT/PROTO [--name NAME] [--affinity S]", "add a service" },
+	{ "del", service_del, "VIP:PORT/PROTO", "delete a service and its flows" },
+	{ "list", service_list, "[--json]", "services, backends and counters" },
+	{},
+};
+
+static const struct cli_cmd backend_cmds[] = {
+	{ "add", backend_add, "VIP:PORT/PROTO ADDR:PORT [--weight N]", "add a backend (weight 1)" },
+	{ "del", backend_del, "VIP:PORT/PROTO ADDR:PORT", "remove; its flows drain" },
+	{ "set", backend_set, "VIP:PORT/PROTO ADDR:PORT --weight N", "0: no new flows" },
+	{},
+};
+
+int cmd_service(struct cli *cli, int argc, char **argv)
+{
+	return cli_dispatch(cli, service_cmds, "service", argc - 1, argv + 1);
+}
+
+int cmd_backend(struct cli *cli, int argc, char **argv)
+{
+	return cli_dispatch(cli, backend_cmds, "backend", argc - 1, argv + 1);
+}
