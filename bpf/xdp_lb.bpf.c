@@ -66,8 +66,7 @@ static __always_inline void count_flow_traffic(const struct sl_ct_entry *ct, __u
 }
 
 /* A packet of a tracked flow: DNAT (forward) or restore the VIP (reply). */
-static __always_inline int lb_tracked(struct sl_pkt *pkt, const struct sl_ct_entry *ct,
-				      __u64 bytes)
+static __always_inline int lb_tracked(struct sl_pkt *pkt, const struct sl_ct_entry *ct, __u64 bytes)
 {
 	bool forward = ct->dir == SL_CT_FORWARD;
 

@@ -170,7 +170,8 @@ int main(int argc, char **argv)
 {
 	struct agent_args args = {
 		.bpffs = DEFAULT_BPFFS,
-		.load = { .maglev_size = SL_MAGLEV_DEFAULT_SIZE, .ct_size = SL_CT_DEFAULT_SIZE,
+		.load = { .maglev_size = SL_MAGLEV_DEFAULT_SIZE,
+			  .ct_size = SL_CT_DEFAULT_SIZE,
 			  .version = SL_DATAPATH_VERSION },
 	};
 	int status = parse_args(argc, argv, &args);

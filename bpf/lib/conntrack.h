@@ -60,12 +60,16 @@ static __always_inline int ct_insert(const struct sl_flow *flow, const struct sl
 static __always_inline int ct_create(const struct sl_flow *flow, const struct sl_backend *be,
 				     __u32 svc_id, __u32 be_id)
 {
-	struct sl_ct_entry fwd = { .nat_port = be->port, .dir = SL_CT_FORWARD,
-				   .svc_id = svc_id, .backend_id = be_id };
-	struct sl_ct_entry rev = { .nat_port = flow->dport, .dir = SL_CT_REPLY,
-				   .svc_id = svc_id, .backend_id = be_id };
-	struct sl_flow reply = { .sport = be->port, .dport = flow->sport,
-				 .proto = flow->proto, .family = flow->family };
+	struct sl_ct_entry fwd = {
+		.nat_port = be->port, .dir = SL_CT_FORWARD, .svc_id = svc_id, .backend_id = be_id
+	};
+	struct sl_ct_entry rev = {
+		.nat_port = flow->dport, .dir = SL_CT_REPLY, .svc_id = svc_id, .backend_id = be_id
+	};
+	struct sl_flow reply = { .sport = be->port,
+				 .dport = flow->sport,
+				 .proto = flow->proto,
+				 .family = flow->family };
 
 	__builtin_memcpy(fwd.nat_addr, be->addr, 16);
 	__builtin_memcpy(rev.nat_addr, flow->daddr, 16);

@@ -39,7 +39,7 @@ static __always_inline __u64 csum_delta2(__be16 from, __be16 to)
 /* Apply a delta from csum_delta*() to the checksum field at @sum. */
 static __always_inline void csum_apply(__sum16 *sum, __u64 delta)
 {
-	*sum = ~csum_fold64((__u16)~*sum + delta);
+	*sum = ~csum_fold64((__u16) ~*sum + delta);
 }
 
 /* UDP: a zero checksum means "none" (IPv4) and must stay zero; a computed

@@ -120,8 +120,7 @@ static __always_inline int icmp_translate(struct sl_pkt *pkt)
 			  ct->nat_addr[0]);
 	} else {
 		/* ICMPv6 checksums cover the pseudo-header: add the outer change. */
-		delta += nat_addr6(to_backend ? &pkt->ip6->daddr : &pkt->ip6->saddr,
-				   ct->nat_addr);
+		delta += nat_addr6(to_backend ? &pkt->ip6->daddr : &pkt->ip6->saddr, ct->nat_addr);
 	}
 	csum_apply(&pkt->icmp->checksum, delta);
 	count_lb(SL_LB_ICMP_ERROR);

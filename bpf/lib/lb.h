@@ -13,7 +13,8 @@ const volatile __u32 maglev_size = SL_MAGLEV_DEFAULT_SIZE;
 
 static __always_inline struct sl_svc *svc_lookup(const struct sl_flow *flow)
 {
-	struct sl_svc_key key = { .port = flow->dport, .proto = flow->proto,
+	struct sl_svc_key key = { .port = flow->dport,
+				  .proto = flow->proto,
 				  .family = flow->family };
 
 	__builtin_memcpy(key.addr, flow->daddr, 16);

@@ -194,8 +194,7 @@ static __always_inline int parse_l4(struct sl_cursor *c, struct sl_pkt *pkt)
  * pkt->l4 NULL when there is no L4 header to read), else the first error. */
 static __always_inline int sl_parse(struct xdp_md *ctx, struct sl_pkt *pkt)
 {
-	struct sl_cursor c = { .pos = (void *)(long)ctx->data,
-			       .end = (void *)(long)ctx->data_end };
+	struct sl_cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
 	int err;
 
 	pkt->data_end = c.end;

@@ -12,7 +12,9 @@ enum sl_drop_reason {
 	SL_DROP_MAX, /* keep last */
 };
 
-#define SL_DROP_REASON_NAMES                                                                       \
-	{ "unspec", "no_backend", "ct_insert", "backend_missing" }
+#define SL_DROP_REASON_NAMES                                           \
+	{                                                              \
+		"unspec", "no_backend", "ct_insert", "backend_missing" \
+	}
 
 #endif

@@ -26,9 +26,11 @@ enum sl_proto_stat {
 	SL_PS_MAX,
 };
 
-#define SL_PROTO_STAT_NAMES                                                                        \
-	{ "packets", "vlan", "ipv4", "ipv4_options", "ipv6", "ipv6_ext", "fragment",               \
-	  "tcp",     "udp",  "icmp", "icmpv6",       "other_l3", "other_l4" }
+#define SL_PROTO_STAT_NAMES                                                                       \
+	{                                                                                         \
+		"packets", "vlan", "ipv4", "ipv4_options", "ipv6", "ipv6_ext", "fragment", "tcp", \
+			"udp", "icmp", "icmpv6", "other_l3", "other_l4"                           \
+	}
 
 enum sl_parse_err {
 	SL_PERR_NONE = 0, /* never counted */
@@ -49,10 +51,12 @@ enum sl_parse_err {
 	SL_PERR_MAX,
 };
 
-#define SL_PARSE_ERR_NAMES                                                                         \
-	{ "none",           "eth_trunc",     "vlan_trunc",    "vlan_depth", "ipv4_trunc",          \
-	  "ipv4_ihl",       "ipv4_len",      "ipv6_trunc",    "ipv6_version", "ipv6_ext_trunc",    \
-	  "ipv6_ext_depth", "tcp_trunc",     "tcp_doff",      "udp_trunc",  "icmp_trunc" }
+#define SL_PARSE_ERR_NAMES                                                                   \
+	{                                                                                    \
+		"none", "eth_trunc", "vlan_trunc", "vlan_depth", "ipv4_trunc", "ipv4_ihl",   \
+			"ipv4_len", "ipv6_trunc", "ipv6_version", "ipv6_ext_trunc",          \
+			"ipv6_ext_depth", "tcp_trunc", "tcp_doff", "udp_trunc", "icmp_trunc" \
+	}
 
 enum sl_lb_stat {
 	SL_LB_NOT_SERVICE = 0, /* not to a VIP, not a tracked reply: passed */
@@ -70,9 +74,11 @@ enum sl_lb_stat {
 	SL_LB_STAT_MAX,
 };
 
-#define SL_LB_STAT_NAMES                                                                           \
-	{ "not_service", "new_flow", "forward", "reply", "icmp_error", "affinity_hit",             \
-	  "fragment_pass", "vlan_pass", "parse_pass", "tx", "redirect", "fib_pass" }
+#define SL_LB_STAT_NAMES                                                                         \
+	{                                                                                        \
+		"not_service", "new_flow", "forward", "reply", "icmp_error", "affinity_hit",     \
+			"fragment_pass", "vlan_pass", "parse_pass", "tx", "redirect", "fib_pass" \
+	}
 
 /* Traffic through one service or one backend. Forward is client -> VIP,
  * reverse is backend -> client. */

@@ -115,7 +115,8 @@ static void test_size_valid(void **state)
 {
 	static const uint32_t good[] = { 7, 11, 13, 251, 4099, 65537, MAGLEV_MAX_SIZE };
 	/* 49 = 7 * 7 and 1022117 = 1009 * 1013 catch an off-by-one in the sqrt bound. */
-	static const uint32_t bad[] = { 0, 1, 2, 3, 5, 4, 9, 49, 65535, 65536,
+	static const uint32_t bad[] = { 0,	 1,	  2,	   3,	    5,
+					4,	 9,	  49,	   65535,   65536,
 					1022117, 1048575, 1048576, 1048583, UINT32_MAX };
 	size_t i;
 
@@ -329,16 +330,11 @@ static void test_key_matters(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_size_valid),
-		cmocka_unit_test(test_build_einval),
-		cmocka_unit_test(test_small_tables),
-		cmocka_unit_test(test_equal_weights),
-		cmocka_unit_test(test_weights_proportional),
-		cmocka_unit_test(test_zero_weight),
-		cmocka_unit_test(test_remove_one),
-		cmocka_unit_test(test_add_one),
-		cmocka_unit_test(test_deterministic),
-		cmocka_unit_test(test_key_matters),
+		cmocka_unit_test(test_size_valid),	     cmocka_unit_test(test_build_einval),
+		cmocka_unit_test(test_small_tables),	     cmocka_unit_test(test_equal_weights),
+		cmocka_unit_test(test_weights_proportional), cmocka_unit_test(test_zero_weight),
+		cmocka_unit_test(test_remove_one),	     cmocka_unit_test(test_add_one),
+		cmocka_unit_test(test_deterministic),	     cmocka_unit_test(test_key_matters),
 	};
 
 	return cmocka_run_group_tests_name("maglev", tests, NULL, NULL);

@@ -44,8 +44,9 @@ static const struct {
 #define N_MAPS (sizeof(map_table) / sizeof(map_table[0]))
 
 const char *const lb_map_names[N_MAPS + 1] = {
-	"sl_svc",     "sl_be",	     "sl_maglev",  "sl_cfg",   "sl_ct4",    "sl_ct6",	 "sl_affinity",
-	"sl_proto_st", "sl_perr_st", "sl_lb_st",   "sl_drop_st", "sl_svc_st", "sl_be_st", NULL,
+	"sl_svc",     "sl_be",	     "sl_maglev",   "sl_cfg",	  "sl_ct4",
+	"sl_ct6",     "sl_affinity", "sl_proto_st", "sl_perr_st", "sl_lb_st",
+	"sl_drop_st", "sl_svc_st",   "sl_be_st",    NULL,
 };
 
 static void maps_reset(struct lb_maps *maps)
@@ -214,8 +215,9 @@ static size_t maglev_inputs(const struct sl_backend *all, __u32 svc_id, struct m
 		if (!(be->flags & SL_BE_IN_USE) || be->svc_id != svc_id || !be->weight)
 			continue;
 		/* addr and port are adjacent: the key is the 18 bytes addr..port. */
-		out[n++] = (struct maglev_backend){ .id = id, .weight = be->weight,
-						    .key = be->addr, .key_len = 18 };
+		out[n++] = (struct maglev_backend){
+			.id = id, .weight = be->weight, .key = be->addr, .key_len = 18
+		};
 	}
 	return n;
 }
@@ -571,8 +573,11 @@ static int backend_write(struct lb_maps *maps, struct backend_op *op, __u32 id,
 int lb_backend_add(struct lb_maps *maps, const struct sl_svc_key *key, const struct addr_port *ap,
 		   __u32 weight)
 {
-	struct sl_backend be = { .port = ap->port, .family = ap->family, .flags = SL_BE_IN_USE,
-				 .weight = weight }, old;
+	struct sl_backend be = { .port = ap->port,
+				 .family = ap->family,
+				 .flags = SL_BE_IN_USE,
+				 .weight = weight },
+			  old;
 	struct backend_op op = {};
 	__u32 id;
 	int err;

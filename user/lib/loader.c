@@ -94,7 +94,8 @@ static int lb_check_pinned(const struct loader_opts *opts)
 	__u32 pinned = opts->pin_dir ? pinned_maglev_size(opts->pin_dir) : 0;
 
 	if (pinned && pinned != opts->maglev_size) {
-		log_error("loader", "maps pinned in %s use Maglev size %u, not %u; "
+		log_error("loader",
+			  "maps pinned in %s use Maglev size %u, not %u; "
 			  "restart with --maglev-size %u or remove them (sluiced --cleanup)",
 			  opts->pin_dir, pinned, opts->maglev_size, pinned);
 		return -EEXIST;
@@ -184,7 +185,8 @@ int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifna
 	snprintf(path, sizeof(path), "%s/" LINK_PREFIX "%s", pin_dir, ifname);
 	err = link_update(path, prog_fd, ifindex);
 	if (err == -ESTALE) {
-		log_warn("loader", "%s: pinned link is for another interface; replacing it", ifname);
+		log_warn("loader", "%s: pinned link is for another interface; replacing it",
+			 ifname);
 		unlink(path);
 	}
 	if (!err) {
@@ -195,10 +197,13 @@ int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifna
 		return err;
 	err = link_create(path, prog_fd, ifindex, generic);
 	if (err == -EOPNOTSUPP && !generic)
-		log_error("loader", "%s: driver has no native XDP; use --xdp-generic to accept "
-			  "the slower generic mode", ifname);
+		log_error("loader",
+			  "%s: driver has no native XDP; use --xdp-generic to accept "
+			  "the slower generic mode",
+			  ifname);
 	else if (!err)
-		log_info("loader", "%s: attached in %s mode", ifname, generic ? "generic" : "native");
+		log_info("loader", "%s: attached in %s mode", ifname,
+			 generic ? "generic" : "native");
 	return err;
 }
 

@@ -61,8 +61,8 @@ int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min,
 	errno = 0;
 	value = strtoul(text, &end, 10);
 	if (errno || *end || !*text || text[0] == '-' || value < min || value > max)
-		return cli_error(cli, CLI_USAGE, 0, NULL, "%s: '%s' is not a number in %u..%u",
-				 opt, text, min, max);
+		return cli_error(cli, CLI_USAGE, 0, NULL, "%s: '%s' is not a number in %u..%u", opt,
+				 text, min, max);
 	*out = (__u32)value;
 	return CLI_OK;
 }
@@ -107,8 +107,8 @@ int cli_dispatch(struct cli *cli, const struct cli_cmd *cmds, const char *what, 
 	cmd = cmd_find(cmds, argv[0], &ambiguous);
 	if (!cmd)
 		return cli_error(cli, CLI_USAGE, 0, "see `sluice help` for the commands",
-				 "%s '%s'%s%s", ambiguous ? "ambiguous" : "unknown command", argv[0],
-				 what ? " for " : "", what ? what : "");
+				 "%s '%s'%s%s", ambiguous ? "ambiguous" : "unknown command",
+				 argv[0], what ? " for " : "", what ? what : "");
 	return cmd->run(cli, argc, argv);
 }
 
@@ -121,7 +121,8 @@ int cli_open_maps(struct cli *cli, bool write)
 	if (err) {
 		snprintf(hint, sizeof(hint),
 			 "is the data path loaded? start `sluiced --bpffs %s --xdp IFACE` "
-			 "(or pass --bpffs / SLUICE_BPFFS)", cli->bpffs);
+			 "(or pass --bpffs / SLUICE_BPFFS)",
+			 cli->bpffs);
 		return cli_error(cli, CLI_ERROR, err, hint, "cannot open the maps pinned in %s",
 				 cli->bpffs);
 	}

@@ -37,9 +37,11 @@ static int verb_options(struct cli *cli, int argc, char **argv, int allowed, str
 		if (opt == OPT_NAME)
 			vo->name = optarg;
 		else if (opt == OPT_AFFINITY)
-			status = cli_parse_u32(cli, "--affinity", optarg, 1, 86400, &vo->affinity_s);
+			status =
+				cli_parse_u32(cli, "--affinity", optarg, 1, 86400, &vo->affinity_s);
 		else
-			status = cli_parse_u32(cli, "--weight", optarg, 0, LB_WEIGHT_MAX, &vo->weight);
+			status = cli_parse_u32(cli, "--weight", optarg, 0, LB_WEIGHT_MAX,
+					       &vo->weight);
 		vo->weight_set |= opt == OPT_WEIGHT;
 	}
 	return status;
@@ -56,9 +58,10 @@ static int positionals(struct cli *cli, int argc, int want, const char *usage)
 static int parse_service(struct cli *cli, const char *text, struct sl_svc_key *key)
 {
 	if (addr_parse_service(text, key))
-		return cli_error(cli, CLI_USAGE, 0,
-				 "write VIP:PORT/PROTO, e.g. 198.19.0.10:80/tcp or [fd00::10]:53/udp",
-				 "invalid service '%s'", text);
+		return cli_error(
+			cli, CLI_USAGE, 0,
+			"write VIP:PORT/PROTO, e.g. 198.19.0.10:80/tcp or [fd00::10]:53/udp",
+			"invalid service '%s'", text);
 	return CLI_OK;
 }
 
@@ -72,8 +75,7 @@ static int parse_backend(struct cli *cli, const char *text, struct addr_port *ap
 }
 
 /* Report a failed change; @err from the LB library. */
-static int change_error(struct cli *cli, int err, const char *what, const char *svc,
-			const char *be)
+static int change_error(struct cli *cli, int err, const char *what, const char *svc, const char *be)
 {
 	const char *hint = NULL;
 
@@ -97,8 +99,9 @@ static int service_add(struct cli *cli, int argc, char **argv)
 
 	status = verb_options(cli, argc, argv, OPT_NAME | OPT_AFFINITY, &vo);
 	if (!status)
-		status = positionals(cli, argc, 1,
-				     "service add VIP:PORT/PROTO [--name NAME] [--affinity SECONDS]");
+		status = positionals(
+			cli, argc, 1,
+			"service add VIP:PORT/PROTO [--name NAME] [--affinity SECONDS]");
 	if (!status)
 		status = parse_service(cli, argv[optind], &key);
 	if (!status && vo.name && strlen(vo.name) >= sizeof(svc.name))
@@ -173,7 +176,8 @@ static int backend_change(struct cli *cli, int argc, char **argv, enum backend_v
 		err = lb_backend_set_weight(&cli->maps, &key, &ap, vo.weight);
 	cli_close_maps(cli);
 	if (err)
-		return change_error(cli, err, "cannot change backend", argv[optind], argv[optind + 1]);
+		return change_error(cli, err, "cannot change backend", argv[optind],
+				    argv[optind + 1]);
 	return CLI_OK;
 }
 
@@ -277,7 +281,8 @@ static void print_service_table(struct json_object *services)
 		       json_object_array_length(bes),
 		       (unsigned long long)json_u64(svc, "affinity_timeout"),
 		       (unsigned long long)json_u64(st, "new_flows"),
-		       (unsigned long long)(json_u64(st, "fwd_packets") + json_u64(st, "rev_packets")));
+		       (unsigned long long)(json_u64(st, "fwd_packets") +
+					    json_u64(st, "rev_packets")));
 		for (size_t j = 0; j < json_object_array_length(bes); j++) {
 			struct json_object *be = json_object_array_get_idx(bes, j);
 			struct json_object *bst = json_object_object_get(be, "stats");

@@ -52,7 +52,8 @@ static int conntrack_json(struct lb_maps *maps, struct json_object **out)
 	*out = json_object_new_object();
 	json_object_object_add(*out, "ipv4_entries", json_object_new_uint64(v4));
 	json_object_object_add(*out, "ipv6_entries", json_object_new_uint64(v6));
-	json_object_object_add(*out, "capacity_per_family", json_object_new_uint64(info.max_entries));
+	json_object_object_add(*out, "capacity_per_family",
+			       json_object_new_uint64(info.max_entries));
 	return 0;
 }
 
@@ -87,7 +88,7 @@ static int stats_json(struct lb_maps *maps, struct json_object *root)
 static void print_section(struct json_object *root, const char *section)
 {
 	printf("%s:\n", section);
-	json_object_object_foreach(json_object_object_get(root, section), key, value)
+	json_object_object_foreach (json_object_object_get(root, section), key, value)
 		printf("  %-20s %llu\n", key, (unsigned long long)json_object_get_uint64(value));
 }
 
