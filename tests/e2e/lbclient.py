@@ -2,8 +2,9 @@
 """Traffic generator for the Sluice e2e tests (talks to tests/e2e/lbserver.py).
 
   lbclient.py spread --vip ADDR --port P --count N [--udp] [--timeout S]
-      N sequential TCP connections (or N UDP sockets, each with a new source
-      port); each sends one line and reads the reply.  Prints
+      N sequential TCP connections (or N UDP sockets, each with a source
+      port not used before in this run); each sends one line and reads the
+      reply.  Prints
       {"ok", "failed", "by_backend": {name: n}, "bad_peer", ...}
       bad_peer counts replies whose peer (getpeername() for TCP, recvfrom()
       source for UDP) is not VIP:PORT (such UDP replies still count as ok).
@@ -166,16 +167,30 @@ def recv_line(s, deadline):
     return buf.split(b"\n", 1)[0] + b"\n"
 
 
+def udp_sock_new_port(args, used):
+    """a bound UDP socket whose source port this run has not used yet (the
+    kernel picks ports at random, so closed sockets' ports come back)"""
+    for _ in range(100):
+        s = mksock(args, socket.SOCK_DGRAM)
+        port = s.getsockname()[1]
+        if port not in used:
+            used.add(port)
+            return s
+        s.close()
+    raise OSError(errno.EADDRINUSE, "no unused source port found")
+
+
 def spread(args):
     st = Stats()
     dst = (args.vip, args.port)
+    used_ports = set()
     for i in range(args.count):
         t0 = time.monotonic()
         deadline = t0 + args.timeout
         s = None
         try:
             if args.udp:
-                s = mksock(args, socket.SOCK_DGRAM)
+                s = udp_sock_new_port(args, used_ports)
                 s.settimeout(args.timeout)
                 s.sendto(b"spread %d\n" % i, dst)
                 while True:

@@ -74,6 +74,8 @@
 #   in_cg CG cmd...       run cmd inside cgroup CG (current netns)
 #   in_ns_cg NS CG cmd... run cmd inside netns NS and cgroup CG
 #   bpffs_dir             new bpffs pin dir for this run, echo its path
+#   cleanup_hook cmd...   have cleanup run cmd (LIFO) after stopping the
+#                         processes, before namespaces/pin dirs are removed
 #   cleanup               remove everything (idempotent, runs from the trap)
 #   check NAME cmd...     run cmd; pass if exit status 0
 #   check_fail NAME cmd...  pass if cmd exits non-zero
@@ -124,8 +126,9 @@ _e2e_run_taken() {
 	[[ -n "$cg" ]] && compgen -G "$cg/sluice-test-$r*" >/dev/null && return 0
 	return 1
 }
-RUN="sl$$"
-while _e2e_run_taken "$RUN"; do
+# E2E_RUN fixes the id (the demo uses it so `make demo-down` finds its names).
+RUN="${E2E_RUN:-sl$$}"
+while [[ -z ${E2E_RUN:-} ]] && _e2e_run_taken "$RUN"; do
 	RUN="sl$$x$((RANDOM % 1000))"
 done
 P=$RUN
@@ -138,6 +141,7 @@ E2E_TMP="$(mktemp -d "/tmp/sluice-e2e-$RUN.XXXXXX")"
 : >"$E2E_TMP/pins"    # bpffs dirs
 : >"$E2E_TMP/results" # "ok NAME" / "FAIL NAME"
 : >"$E2E_TMP/seq"
+: >"$E2E_TMP/hooks"   # cleanup_hook commands, shell-quoted, one per line
 
 log() { printf '# %s\n' "$*" >&2; }
 
@@ -213,7 +217,7 @@ _e2e_veth_end() {
 	# a veth is only delivered if the peer has GRO or an XDP prog), addresses
 	# (v6 without DAD), up, and a permanent neighbour entry for the peer.
 	local ns=$1 ifc=$2 a4=$3 a6=$4 p4=$5 p6=$6 pmac=$7
-	_e2e_run in_ns "$ns" ethtool -K "$ifc" tx off gro on || return 1
+	_e2e_run in_ns "$ns" ethtool -K "$ifc" tx off || return 1
 	local cmds=(
 		"addr add $a4/24 dev $ifc"
 		"addr add $a6/64 dev $ifc nodad"
@@ -223,7 +227,12 @@ _e2e_veth_end() {
 		cmds+=("neigh replace $p4 lladdr $pmac dev $ifc nud permanent"
 			"neigh replace $p6 lladdr $pmac dev $ifc nud permanent")
 	fi
-	_e2e_ip_batch "$ns" "${cmds[@]}"
+	_e2e_ip_batch "$ns" "${cmds[@]}" || return 1
+	# GRO only starts the veth's NAPI (which XDP_REDIRECT needs) when it
+	# is switched on while the device is up (seen on 6.18: on before
+	# `link set up`, redirected frames were dropped as rx_queue_0_drops).
+	_e2e_run in_ns "$ns" ethtool -K "$ifc" gro off &&
+		_e2e_run in_ns "$ns" ethtool -K "$ifc" gro on
 }
 
 _e2e_link() {
@@ -500,6 +509,17 @@ bpffs_dir() {
 # ---------------------------------------------------------------------------
 # cleanup
 
+cleanup_hook() {
+	# cleanup_hook cmd... : run cmd during cleanup (also after a failure or a
+	# signal), after the processes started with bg_ns are stopped and before
+	# the namespaces, cgroups and pin dirs are removed.  Hooks run last
+	# registered first; a failing hook is logged, not fatal.  cmd may be a
+	# shell function (e.g. in_ns NS tool --cleanup); it must not block.
+	# Safe to call from $(...) subshells.
+	printf '%q ' "$@" >>"$E2E_TMP/hooks"
+	echo >>"$E2E_TMP/hooks"
+}
+
 _e2e_cleanup_done=""
 
 _e2e_dump_logs() {
@@ -564,6 +584,17 @@ cleanup() {
 		_e2e_is_ours "$pid" "$st" && _e2e_kill_pid "$pid"
 	done <"$E2E_TMP/pids"
 
+	# 1b. cleanup hooks, last registered first (e.g. detach BPF programs
+	# with the tool that attached them while the namespaces still exist)
+	local hook
+	while IFS= read -r hook; do
+		[[ -n "$hook" ]] || continue
+		if ! eval "$hook" >"$E2E_TMP/hook.out" 2>&1; then
+			log "cleanup: hook failed: $hook"
+			sed 's/^/#   /' "$E2E_TMP/hook.out" >&2
+		fi
+	done < <(tac "$E2E_TMP/hooks" 2>/dev/null)
+
 	# 2. cgroups (kills stragglers inside them first)
 	while read -r d; do
 		[[ -n "$d" && "$d" == */sluice-test-"$RUN"* ]] && _e2e_rm_cgroup "$d"
@@ -609,10 +640,14 @@ _e2e_on_signal() {
 	exit "$rc" # runs the EXIT trap -> cleanup
 }
 
-trap _e2e_on_exit EXIT
-trap '_e2e_on_signal INT 130' INT
-trap '_e2e_on_signal TERM 143' TERM
-trap '_e2e_on_signal HUP 129' HUP
+# E2E_PERSIST=1 (the demo): leave everything in place at exit; whoever set
+# it tears down by name (tools/demo.sh down).
+if [[ ${E2E_PERSIST:-0} != 1 ]]; then
+	trap _e2e_on_exit EXIT
+	trap '_e2e_on_signal INT 130' INT
+	trap '_e2e_on_signal TERM 143' TERM
+	trap '_e2e_on_signal HUP 129' HUP
+fi
 
 # ---------------------------------------------------------------------------
 # assertions

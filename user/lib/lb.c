@@ -184,8 +184,10 @@ static __u32 backend_free_id(const struct sl_backend *all)
 static int table_map_create(const __u32 *table, __u32 size)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
-	size_t bytes = (size_t)size * sizeof(*table);
-	void *mem;
+	/* Array elements are value_size rounded up to 8 bytes, and that is
+	 * the stride of the mmapped area too: each u32 id sits in a u64 slot. */
+	size_t bytes = (size_t)size * sizeof(__u64);
+	__u64 *mem;
 	int fd;
 
 	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sl_maglev_tab", sizeof(__u32), sizeof(__u32), size,
@@ -199,7 +201,8 @@ static int table_map_create(const __u32 *table, __u32 size)
 		close(fd);
 		return err;
 	}
-	memcpy(mem, table, bytes);
+	for (__u32 i = 0; i < size; i++)
+		mem[i] = table[i];
 	munmap(mem, bytes);
 	return fd;
 }
