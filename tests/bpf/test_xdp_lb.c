@@ -203,6 +203,7 @@ struct spec {
 	uint32_t icmp_rest;
 	const struct spec *quote; /* ICMP error: the packet it quotes */
 	const char *payload; /* NULL: "payload" */
+	size_t payload_len; /* 0: strlen(payload) */
 };
 
 /* What the program must change; unset fields stay as in the input. */
@@ -212,7 +213,8 @@ struct change {
 	const struct spec *quote;
 };
 
-#define PICKED "picked"
+static const char picked_marker[] = "picked";
+#define PICKED picked_marker
 
 static bool later_fragment(const struct spec *s)
 {
@@ -264,7 +266,7 @@ static void put_icmp_error(struct pkt *p, const struct spec *s, const struct spe
 static void put_l4(struct pkt *p, const struct spec *s, const struct spec *keep_csum)
 {
 	const char *payload = s->payload ? s->payload : "payload";
-	size_t len = strlen(payload);
+	size_t len = s->payload_len ? s->payload_len : strlen(payload);
 
 	if (later_fragment(s)) {
 		pkt_raw(p, payload, len);
@@ -432,11 +434,10 @@ static __u32 map_count(int fd, size_t key_size)
 	return n;
 }
 
-static void map_clear(int fd, size_t key_size)
+static void map_clear(int fd)
 {
 	char key[64];
 
-	(void)key_size;
 	while (!bpf_map_get_next_key(fd, NULL, key))
 		if (bpf_map_delete_elem(fd, key))
 			break;
@@ -487,9 +488,9 @@ static void fixture_reset(void)
 		if (err != -ENOENT)
 			ASSERT_OK(err, "fixture: lb_service_del");
 	}
-	map_clear(maps.ct4, sizeof(struct sl_ct4_key));
-	map_clear(maps.ct6, sizeof(struct sl_ct6_key));
-	map_clear(maps.affinity, sizeof(struct sl_affinity_key));
+	map_clear(maps.ct4);
+	map_clear(maps.ct6);
+	map_clear(maps.affinity);
 	for (int s = 0; s < S_N; s++) {
 		const struct fixture_svc *f = &fixture[s];
 		struct sl_svc svc = { .flags = f->flags, .affinity_timeout_s = f->timeout_s };
@@ -736,38 +737,42 @@ static void prep_affinity_zero_weight(void)
 }
 
 /* Payload of the UDP flow whose DNATed checksum must come out as 0xffff. */
-static char csum_ffff_payload[3];
+static char csum_ffff_payload[2];
 
-/* Choose the 2-byte payload word w that makes the DNATed packet's sum
- * 0xffff: with w = 0 the fresh checksum is c0 = ~S0, so w = c0 gives
- * S0 + ~S0 = 0xffff, whose checksum 0 must be sent as 0xffff. */
+static uint16_t get16(const uint8_t *b)
+{
+	return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+/* Ones' complement 16-bit addition. */
+static uint16_t add1c(uint16_t a, uint16_t b)
+{
+	uint32_t t = (uint32_t)a + b;
+
+	return (uint16_t)((t & 0xffff) + (t >> 16));
+}
+
+/* Choose the payload word w that makes the DNATed packet's checksum sum
+ * (S) fold to 0xffff, i.e. a computed checksum of 0, which UDP must send
+ * as 0xffff. With w1 = 0x0101 the fresh checksum is ~S1; adding ~S1 to
+ * the payload word brings the sum to 0xffff. */
 static void prep_udp_csum_ffff(void)
 {
 	struct spec out = { .src = CLIENT4, .dst = BE4_A, .sport = 41600, .dport = 5353,
-			    .proto = IPPROTO_UDP, .payload = "\x01\x01" };
+			    .proto = IPPROTO_UDP, .payload = "\x01\x01", .payload_len = 2 };
+	uint16_t c1, s1, w;
 	struct pkt p;
-	uint16_t c0;
 
-	/* 0x0101 rather than 0: strlen() must see both bytes. */
 	build_ip(&p, &out, NULL);
-	c0 = (uint16_t)(p.data[p.l4_off + 6] << 8 | p.data[p.l4_off + 7]);
-	/* Sum with w = 0x0101 is S0 + 0x0101; we need S0 + w = 0xffff. */
-	c0 = (uint16_t)~(uint16_t)~c0; /* c0 = ~(S0 + 0x0101) */
-	{
-		uint32_t s0 = (uint16_t)~c0;
-
-		s0 = s0 + 0xffff - 0x0101; /* S0, ones' complement */
-		s0 = (s0 & 0xffff) + (s0 >> 16);
-		uint16_t w = (uint16_t)~s0;
-
-		csum_ffff_payload[0] = w >> 8;
-		csum_ffff_payload[1] = w & 0xff;
-	}
-	ASSERT_TRUE(csum_ffff_payload[0] && csum_ffff_payload[1], "payload has no NUL byte");
+	c1 = get16(p.data + p.l4_off + 6);
+	s1 = c1 == 0xffff ? 0xffff : (uint16_t)~c1; /* 0xffff was sent for 0 */
+	w = add1c(0x0101, (uint16_t)~s1);
+	csum_ffff_payload[0] = w >> 8;
+	csum_ffff_payload[1] = w & 0xff;
 	out.payload = csum_ffff_payload;
 	build_ip(&p, &out, NULL);
-	ASSERT_EQ(p.data[p.l4_off + 6] << 8 | p.data[p.l4_off + 7], 0xffff,
-		  "expected output's UDP checksum is the 0xffff edge");
+	ASSERT_EQ(get16(p.data + p.l4_off + 6), 0xffff,
+		  "prepare: expected output's UDP checksum is the 0xffff edge");
 }
 
 /* ---- checks beyond the table ---- */
@@ -862,7 +867,7 @@ static void check_affinity_expiry(const struct lb_case *c, const struct pkt *out
 	ns = now.tv_sec * 1000000000ull + now.tv_nsec;
 	addr_words(CLIENT4, key.client);
 	for (int b = 0; b < 3; b++) {
-		__u32 id = backend_id(S_AFF4, fixture[S_AFF4].be[b], 8081);
+		__u32 id = backend_id(S_AFF4, fixture[S_AFF4].be[b], fixture[S_AFF4].be_port);
 		struct sl_affinity stale = { .last_ns = ns - 61 * 1000000000ull, .backend_id = id };
 		struct sl_affinity fresh = { .last_ns = ns, .backend_id = id };
 		struct spec s = { TCP4(43200 + b, VIP4_AFF), SYN };
@@ -974,11 +979,14 @@ static void ipv4_totlen_short(struct pkt *p)
 	p->data[17] = 19; /* below the header length */
 }
 
+/* An L4 header of @proto cut to @len bytes (ports 44000 -> 80 first). */
 static void l4_short(struct pkt *p, uint8_t proto, size_t len)
 {
+	static const uint8_t l4[20] = { 0xab, 0xe0, 0x00, 0x50 };
+
 	put_eth(p, 0x0800);
 	pkt_ipv4(p, CLIENT4, VIP4, proto, NULL, 0, 0);
-	pkt_raw(p, "\x9c\x40\x00\x50\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", len);
+	pkt_raw(p, l4, len);
 	pkt_finish(p);
 }
 
@@ -1012,8 +1020,10 @@ static void tcp_doff_past_end(struct pkt *p)
 
 static void ipv6_short(struct pkt *p)
 {
+	static const uint8_t ip6[39] = { 0x60, 0, 0, 0, 0, 0, IPPROTO_TCP, 64, 0xfd };
+
 	put_eth(p, 0x86dd);
-	pkt_raw(p, "\x60\x00\x00\x00\x00\x00\x06\x40\xfd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02", 39);
+	pkt_raw(p, ip6, sizeof(ip6));
 }
 
 static void ipv6_version4(struct pkt *p)
@@ -1117,7 +1127,7 @@ static const struct lb_case cases[] = {
 	  .verdict = XDP_REDIRECT, .lb = LB_NEW_REDIRECT, .proto = PS_UDP4,
 	  .svc = S_UDP4, .traffic = TR_NEW, .ct_new = true },
 	{ .name = "udp4 new flow whose new checksum is 0: sent as 0xffff",
-	  .prepare = prep_udp_csum_ffff, .in = { UDP4(41600), .payload = csum_ffff_payload },
+	  .prepare = prep_udp_csum_ffff, .in = { UDP4(41600), .payload = csum_ffff_payload, .payload_len = 2 },
 	  .want = { .dst = BE4_A, .dport = 5353 }, .verdict = XDP_REDIRECT, .lb = LB_NEW_REDIRECT,
 	  .proto = PS_UDP4, .svc = S_UDP4, .traffic = TR_NEW, .ct_new = true },
 	{ .name = "tcp6 new flow: DNAT to the v6 backend",

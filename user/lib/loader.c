@@ -10,7 +10,11 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include "loader.h"
 #include "log.h"
@@ -173,6 +177,22 @@ static int link_create(const char *path, int prog_fd, int ifindex, bool generic)
 	return err;
 }
 
+/* True when @ifname is a veth (ETHTOOL_GDRVINFO names the driver). */
+static bool iface_is_veth(const char *ifname)
+{
+	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr = { .ifr_data = (void *)&info };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool veth;
+
+	if (fd < 0)
+		return false;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	veth = !ioctl(fd, SIOCETHTOOL, &ifr) && !strcmp(info.driver, "veth");
+	close(fd);
+	return veth;
+}
+
 int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifname, bool generic)
 {
 	int prog_fd = bpf_program__fd(skel->progs.sl_xdp_lb);
@@ -204,6 +224,13 @@ int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifna
 	else if (!err)
 		log_info("loader", "%s: attached in %s mode", ifname,
 			 generic ? "generic" : "native");
+	/* The kernel drops frames redirected into a veth whose peer runs no
+	 * NAPI; the peer is often in another namespace, so we can only warn. */
+	if (!err && iface_is_veth(ifname))
+		log_warn("loader",
+			 "%s is a veth: frames redirected into it are dropped unless its peer "
+			 "has GRO on (set after the link is up) or an XDP program",
+			 ifname);
 	return err;
 }
 

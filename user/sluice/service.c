@@ -264,38 +264,49 @@ static __u64 json_u64(struct json_object *obj, const char *key)
 	return json_object_get_uint64(json_object_object_get(obj, key));
 }
 
+static const char *json_str(struct json_object *obj, const char *key)
+{
+	return json_object_get_string(json_object_object_get(obj, key));
+}
+
+static unsigned long long json_packets(struct json_object *stats)
+{
+	return json_u64(stats, "fwd_packets") + json_u64(stats, "rev_packets");
+}
+
+static void print_backend_row(struct json_object *be)
+{
+	struct json_object *st = json_object_object_get(be, "stats");
+
+	printf("  -> %-40s id %-5llu weight %-4llu %10llu %12llu\n", json_str(be, "address"),
+	       (unsigned long long)json_u64(be, "id"), (unsigned long long)json_u64(be, "weight"),
+	       (unsigned long long)json_u64(st, "new_flows"), json_packets(st));
+}
+
+static void print_service_row(struct json_object *svc)
+{
+	struct json_object *st = json_object_object_get(svc, "stats");
+	struct json_object *bes = json_object_object_get(svc, "backends");
+	char affinity[16] = "-";
+
+	if (json_u64(svc, "affinity_timeout"))
+		snprintf(affinity, sizeof(affinity), "%llus",
+			 (unsigned long long)json_u64(svc, "affinity_timeout"));
+	printf("%-30s %5llu %-16s %4llu/%-3zu %8s %10llu %12llu\n", json_str(svc, "service"),
+	       (unsigned long long)json_u64(svc, "id"), json_str(svc, "name"),
+	       (unsigned long long)json_u64(svc, "active_backends"), json_object_array_length(bes),
+	       affinity, (unsigned long long)json_u64(st, "new_flows"), json_packets(st));
+	for (size_t j = 0; j < json_object_array_length(bes); j++)
+		print_backend_row(json_object_array_get_idx(bes, j));
+}
+
+/* Active backends are those with weight > 0: BACKENDS shows active/all. */
 static void print_service_table(struct json_object *services)
 {
 	printf("%-30s %5s %-16s %8s %8s %10s %12s\n", "SERVICE", "ID", "NAME", "BACKENDS",
 	       "AFFINITY", "FLOWS", "PACKETS");
-	for (size_t i = 0; i < json_object_array_length(services); i++) {
-		struct json_object *svc = json_object_array_get_idx(services, i);
-		struct json_object *st = json_object_object_get(svc, "stats");
-		struct json_object *bes = json_object_object_get(svc, "backends");
-
-		printf("%-30s %5llu %-16s %4llu/%-3zu %7llus %10llu %12llu\n",
-		       json_object_get_string(json_object_object_get(svc, "service")),
-		       (unsigned long long)json_u64(svc, "id"),
-		       json_object_get_string(json_object_object_get(svc, "name")),
-		       (unsigned long long)json_u64(svc, "active_backends"),
-		       json_object_array_length(bes),
-		       (unsigned long long)json_u64(svc, "affinity_timeout"),
-		       (unsigned long long)json_u64(st, "new_flows"),
-		       (unsigned long long)(json_u64(st, "fwd_packets") +
-					    json_u64(st, "rev_packets")));
-		for (size_t j = 0; j < json_object_array_length(bes); j++) {
-			struct json_object *be = json_object_array_get_idx(bes, j);
-			struct json_object *bst = json_object_object_get(be, "stats");
-
-			printf("  -> %-40s id %-5llu weight %-4llu %10llu %12llu\n",
-			       json_object_get_string(json_object_object_get(be, "address")),
-			       (unsigned long long)json_u64(be, "id"),
-			       (unsigned long long)json_u64(be, "weight"),
-			       (unsigned long long)json_u64(bst, "new_flows"),
-			       (unsigned long long)(json_u64(bst, "fwd_packets") +
-						    json_u64(bst, "rev_packets")));
-		}
-	}
+	for (size_t i = 0; i < json_object_array_length(services); i++)
+		print_service_row(json_object_array_get_idx(services, i));
 }
 
 static int service_list(struct cli *cli, int argc, char **argv)
