@@ -11,6 +11,7 @@
 
 #include "lib/conntrack.h"
 #include "lib/nat.h"
+#include "lib/stats.h"
 
 static __always_inline bool icmp_is_error(const struct sl_pkt *pkt)
 {
@@ -107,11 +108,11 @@ static __always_inline int icmp_translate(struct sl_pkt *pkt)
 	__u64 delta;
 
 	if (!icmp_is_error(pkt) || !quote_parse(pkt, &q))
-		return XDP_PASS;
+		goto not_ours;
 	quote_flow(pkt, &q, &flow);
 	ct = ct_lookup(&flow);
 	if (!ct)
-		return XDP_PASS;
+		goto not_ours;
 	/* A forward entry: the error travels client -> VIP like the flow. */
 	to_backend = ct->dir == SL_CT_FORWARD;
 	delta = quote_rewrite(pkt, &q, to_backend, ct->nat_addr, ct->nat_port);
@@ -125,6 +126,9 @@ static __always_inline int icmp_translate(struct sl_pkt *pkt)
 	csum_apply(&pkt->icmp->checksum, delta);
 	count_lb(SL_LB_ICMP_ERROR);
 	return 0;
+not_ours:
+	count_lb(SL_LB_NOT_SERVICE);
+	return XDP_PASS;
 }
 
 #endif

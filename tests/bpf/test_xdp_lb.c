@@ -1474,7 +1474,7 @@ static void run_case(const struct lb_case *c)
 		build_input(&in, &c->in);
 	if (!ASSERT_OK(in.err, "build input"))
 		return;
-	if (!ASSERT_OK(run_prog(&in, c->meta_len, c->build_in ? ifindex_up : ingress_of(c->in.src),
+	if (!ASSERT_OK(run_prog(&in, c->meta_len, c->build_in ? (uint32_t)ifindex_up : ingress_of(c->in.src),
 				&out, &verdict), "prog_run"))
 		return;
 	ASSERT_EQ(verdict, c->verdict, "verdict");
