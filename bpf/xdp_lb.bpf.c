@@ -76,6 +76,25 @@ static __always_inline int lb_tracked(struct sl_pkt *pkt, const struct sl_ct_ent
 	return 0;
 }
 
+/* A SYN that matches a forward entry is a client reusing its port for a
+ * new connection. If that entry's backend no longer takes new flows
+ * (removed, or weight 0), balance the SYN afresh rather than send it to a
+ * backend that is draining or gone. Only SYNs pay for this lookup. */
+static __always_inline bool ct_syn_rebalance(const struct sl_pkt *pkt, const struct sl_ct_entry *ct,
+					     __u8 family)
+{
+	struct sl_backend *be;
+
+	if (ct->dir != SL_CT_FORWARD || pkt->l4_proto != IPPROTO_TCP)
+		return false;
+	/* Verifier: the l4 union loses the TCP bounds (see nat_rewrite). */
+	if ((void *)(pkt->tcp + 1) > pkt->data_end || !pkt->tcp->syn || pkt->tcp->ack)
+		return false;
+	be = backend_lookup(ct->backend_id, ct->svc_id, family);
+	return !be || !be->weight || be->port != ct->nat_port ||
+	       !addr_equal(be->addr, ct->nat_addr);
+}
+
 /* The first packet of a flow to @svc. Returns 0 or a negative drop reason. */
 static __always_inline int lb_new(struct sl_pkt *pkt, const struct sl_flow *flow,
 				  const struct sl_svc *svc, __u64 bytes)
@@ -124,7 +143,7 @@ static __always_inline int lb_process(struct xdp_md *ctx, struct sl_pkt *pkt)
 		return icmp_translate(pkt);
 	flow_from_pkt(&flow, pkt);
 	ct = ct_lookup(&flow);
-	if (ct)
+	if (ct && !ct_syn_rebalance(pkt, ct, flow.family))
 		return lb_tracked(pkt, ct, bytes);
 	svc = svc_lookup(&flow);
 	if (!svc) {

@@ -19,6 +19,12 @@ static __always_inline void addr6_copy(__be32 *dst, const struct in6_addr *src)
 	__builtin_memcpy(dst, src->in6_u.u6_addr32, 16);
 }
 
+/* clang 14 emits a call for __builtin_memcmp, which BPF cannot link. */
+static __always_inline bool addr_equal(const __be32 *a, const __be32 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+}
+
 /* Fill @flow from the outer headers of a parsed TCP or UDP packet. */
 static __always_inline void flow_from_pkt(struct sl_flow *flow, const struct sl_pkt *pkt)
 {
