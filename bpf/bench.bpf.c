@@ -6,7 +6,9 @@
  *   bench_reset  a shim that rewrites the packet headers from a template,
  *                optionally gives the packet a new client tuple, then
  *                tail-calls the program under test: the LB, or xdp_pass
- *                to measure the shim itself (its cost is subtracted).
+ *                to measure the shim itself (its cost is subtracted);
+ *   prof_fib     (profiling) only the LB's FIB lookup and redirect, for a
+ *                fixed backend address: what forwarding costs alone.
  * The shim exists because test_run with repeat > 1 reuses one buffer and
  * never restores it: from the second iteration on, the LB would see its
  * own output (a packet to a backend, no longer to the VIP) and take the
@@ -23,7 +25,8 @@
 
 #define BENCH_SLOT_LB 0
 #define BENCH_SLOT_PASS 1
-#define BENCH_SLOTS 2
+#define BENCH_SLOT_FIB 2
+#define BENCH_SLOTS 3
 
 #define BENCH_HDR_LEN 54 /* Ethernet 14 + IPv4 20 + TCP 20 */
 
@@ -42,6 +45,7 @@ __u32 bench_mode;
 __u32 bench_slot;
 __u32 bench_cycle_len;
 __u32 bench_cycle_mult; /* coprime with cycle_len: a permutation */
+__be32 bench_fib_dst; /* prof_fib's destination: a backend */
 
 /* Flow index of each packet; per CPU so runs on any CPU stay exact. */
 struct {
@@ -53,7 +57,8 @@ struct {
 
 /* Slot BENCH_SLOT_LB holds the LB's program (from another object: the
  * kernel allows it because both are XDP programs and this array's owner,
- * bench_reset, is one too), BENCH_SLOT_PASS holds xdp_pass. */
+ * bench_reset, is one too), BENCH_SLOT_PASS xdp_pass, BENCH_SLOT_FIB
+ * prof_fib. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, BENCH_SLOTS);
@@ -155,6 +160,33 @@ int bench_reset(struct xdp_md *ctx)
 	bpf_tail_call(ctx, &bench_jmp, bench_slot);
 	/* Only reached when the slot is empty or the call was refused. */
 	return XDP_ABORTED;
+}
+
+/* The same lookup and rewrite as the LB's fib_forward() (bpf/lib/fib.h),
+ * without parsing or NAT: the packet is the shim's template, whose
+ * destination is taken to be bench_fib_dst. */
+SEC("xdp")
+int prof_fib(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	struct bpf_fib_lookup fib = {};
+
+	if ((void *)(ip + 1) > (void *)(long)ctx->data_end)
+		return XDP_ABORTED;
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.family = AF_INET;
+	fib.l4_protocol = ip->protocol;
+	fib.tos = ip->tos;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = bench_fib_dst;
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return XDP_ABORTED;
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	return bpf_redirect(fib.ifindex, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -16,7 +16,9 @@
 /* Build identity, set by the loader: lets an upgrade test tell two builds apart. */
 const volatile __u32 sl_version = 1;
 
-static __always_inline void count_headers(const struct sl_pkt *pkt)
+/* Count the headers the parser saw; @parsed: it reached the end without
+ * an error, so a missing L4 header means "another protocol". */
+static __always_inline void count_headers(const struct sl_pkt *pkt, bool parsed)
 {
 	count_proto(SL_PS_PACKETS);
 	if (pkt->vlan_depth)
@@ -35,8 +37,11 @@ static __always_inline void count_headers(const struct sl_pkt *pkt)
 	}
 	if (pkt->fragment)
 		count_proto(SL_PS_FRAGMENT);
-	if (!pkt->l4)
+	if (!pkt->l4) {
+		if (parsed && !pkt->later_fragment)
+			count_proto(SL_PS_OTHER_L4);
 		return;
+	}
 	switch (pkt->l4_proto) {
 	case IPPROTO_TCP:
 		count_proto(SL_PS_TCP);
@@ -159,7 +164,7 @@ int sl_xdp_lb(struct xdp_md *ctx)
 	struct sl_pkt pkt = {};
 	int ret = sl_parse(ctx, &pkt);
 
-	count_headers(&pkt);
+	count_headers(&pkt, ret == 0);
 	if (ret) {
 		count_parse_err(ret);
 		count_lb(SL_LB_PARSE_PASS);

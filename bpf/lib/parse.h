@@ -30,6 +30,7 @@ struct sl_pkt {
 	__u8 l4_proto; /* IPPROTO_*, after IPv6 extension headers */
 	__u8 vlan_depth;
 	__u8 fragment; /* any IPv4/IPv6 fragment, first included */
+	__u8 later_fragment; /* offset > 0: payload, no L4 header */
 	__u8 ip_options; /* IPv4 IHL > 5 */
 	__u8 ipv6_ext; /* IPv6 extension headers seen */
 };
@@ -99,9 +100,7 @@ static __always_inline int parse_ipv4(struct sl_cursor *c, struct sl_pkt *pkt)
 	pkt->ip_options = hlen > sizeof(*ip);
 	pkt->l4_proto = ip->protocol;
 	pkt->fragment = (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
-	/* A later fragment starts with payload, not an L4 header. */
-	if (ip->frag_off & bpf_htons(IP_OFFSET))
-		pkt->l4_proto = 0;
+	pkt->later_fragment = (ip->frag_off & bpf_htons(IP_OFFSET)) != 0;
 	return 0;
 }
 
@@ -123,8 +122,7 @@ static __always_inline int skip_ipv6_ext(struct sl_cursor *c, struct sl_pkt *pkt
 			return SL_PERR_IPV6_EXT_TRUNC;
 		pkt->fragment = 1;
 		pkt->l4_proto = frag->nexthdr;
-		if (frag->frag_off & bpf_htons(IP6_OFFSET_MASK))
-			pkt->l4_proto = 0;
+		pkt->later_fragment = (frag->frag_off & bpf_htons(IP6_OFFSET_MASK)) != 0;
 		return 0;
 	}
 	if ((void *)(opt + 1) > c->end)
@@ -148,14 +146,16 @@ static __always_inline int parse_ipv6(struct sl_cursor *c, struct sl_pkt *pkt)
 	pkt->l4_proto = ip6->nexthdr;
 #pragma unroll
 	for (int i = 0; i < SL_IPV6_EXT_MAX; i++) {
-		if (!ipv6_is_ext(pkt->l4_proto))
+		/* A later fragment's next header names the payload's first
+		 * header, which is not in this packet. */
+		if (pkt->later_fragment || !ipv6_is_ext(pkt->l4_proto))
 			return 0;
 		pkt->ipv6_ext = 1;
 		err = skip_ipv6_ext(c, pkt);
 		if (err)
 			return err;
 	}
-	return ipv6_is_ext(pkt->l4_proto) ? SL_PERR_IPV6_EXT_DEPTH : 0;
+	return !pkt->later_fragment && ipv6_is_ext(pkt->l4_proto) ? SL_PERR_IPV6_EXT_DEPTH : 0;
 }
 
 static __always_inline int parse_tcp(struct sl_cursor *c, struct sl_pkt *pkt)
@@ -190,8 +190,9 @@ static __always_inline int parse_l4(struct sl_cursor *c, struct sl_pkt *pkt)
 }
 
 /* Parse the frame in @ctx into @pkt. Returns SL_PERR_NONE (0) when every
- * header present was well formed (pkt->l3_proto is 0 for non-IP frames and
- * pkt->l4 NULL when there is no L4 header to read), else the first error. */
+ * header present was well formed (pkt->l3_proto is 0 for non-IP frames;
+ * pkt->l4 is NULL for a later fragment or a protocol other than TCP, UDP,
+ * ICMP and ICMPv6), else the first error. */
 static __always_inline int sl_parse(struct xdp_md *ctx, struct sl_pkt *pkt)
 {
 	struct sl_cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
@@ -207,7 +208,7 @@ static __always_inline int sl_parse(struct xdp_md *ctx, struct sl_pkt *pkt)
 		err = parse_ipv6(&c, pkt);
 	else
 		return 0;
-	if (err)
+	if (err || pkt->later_fragment)
 		return err;
 	return parse_l4(&c, pkt);
 }

@@ -343,11 +343,19 @@ static int traffic_reset(int map_fd, __u32 id)
 	return err;
 }
 
+/* An address of @family as the maps hold it: IPv4 in word 0, the rest zero. */
+static bool addr_valid(const __be32 *addr, __u8 family)
+{
+	if (family == SL_AF_INET6)
+		return true;
+	return family == SL_AF_INET && !(addr[1] | addr[2] | addr[3]);
+}
+
 static bool service_valid(const struct sl_svc_key *key, const struct sl_svc *svc)
 {
 	bool affinity = svc->flags & SL_SVC_AFFINITY;
 
-	return (key->family == SL_AF_INET || key->family == SL_AF_INET6) && key->port &&
+	return addr_valid(key->addr, key->family) && key->port &&
 	       (key->proto == SL_PROTO_TCP || key->proto == SL_PROTO_UDP) &&
 	       !(svc->flags & ~(__u32)SL_SVC_AFFINITY) && affinity == !!svc->affinity_timeout_s &&
 	       memchr(svc->name, '\0', sizeof(svc->name));
@@ -585,7 +593,7 @@ int lb_backend_add(struct lb_maps *maps, const struct sl_svc_key *key, const str
 	__u32 id;
 	int err;
 
-	if (weight > LB_WEIGHT_MAX || !ap->port)
+	if (weight > LB_WEIGHT_MAX || !ap->port || !addr_valid(ap->addr, ap->family))
 		return -EINVAL;
 	err = backend_op_begin(maps, key, ap, &op);
 	if (err)
