@@ -70,15 +70,17 @@ static __always_inline void count_flow_traffic(const struct sl_ct_entry *ct, __u
 	count_traffic(&sl_be_st, ct->backend_id, bytes, ct->dir, new);
 }
 
-/* A packet of a tracked flow: DNAT (forward) or restore the VIP (reply). */
-static __always_inline int lb_tracked(struct sl_pkt *pkt, const struct sl_ct_entry *ct, __u64 bytes)
+/* A packet of a tracked flow: DNAT (forward) or restore the VIP (reply),
+ * then on to the flow's next hop. Returns the XDP action. */
+static __always_inline int lb_tracked(struct xdp_md *ctx, struct sl_pkt *pkt,
+				      struct sl_ct_entry *ct, __u64 bytes)
 {
 	bool forward = ct->dir == SL_CT_FORWARD;
 
 	nat_rewrite(pkt, forward, ct->nat_addr, ct->nat_port);
 	count_lb(forward ? SL_LB_FORWARD : SL_LB_REPLY);
 	count_flow_traffic(ct, bytes, false);
-	return 0;
+	return fib_forward(ctx, pkt, &ct->nh);
 }
 
 /* A SYN that matches a forward entry is a client reusing its port for a
@@ -100,34 +102,40 @@ static __always_inline bool ct_syn_rebalance(const struct sl_pkt *pkt, const str
 	       !addr_equal(be->addr, ct->nat_addr);
 }
 
-/* The first packet of a flow to @svc. Returns 0 or a negative drop reason. */
-static __always_inline int lb_new(struct sl_pkt *pkt, const struct sl_flow *flow,
-				  const struct sl_svc *svc, __u64 bytes)
+/* The first packet of a flow to @svc: pick a backend, DNAT, ask the FIB
+ * once for the next hop (kept in the forward entry), track the flow.
+ * Returns the XDP action or a negative drop reason. */
+static __always_inline int lb_new(struct xdp_md *ctx, struct sl_pkt *pkt,
+				  const struct sl_flow *flow, const struct sl_svc *svc, __u64 bytes)
 {
-	struct sl_ct_entry ct = { .dir = SL_CT_FORWARD, .svc_id = svc->id };
+	struct sl_ct_entry fwd = { .dir = SL_CT_FORWARD, .svc_id = svc->id };
 	struct sl_backend *be;
 	int err;
 
-	ct.backend_id = backend_pick(svc, flow);
-	if (ct.backend_id == SL_MAGLEV_EMPTY)
+	fwd.backend_id = backend_pick(svc, flow);
+	if (fwd.backend_id == SL_MAGLEV_EMPTY)
 		return -SL_DROP_NO_BACKEND;
-	be = backend_lookup(ct.backend_id, svc->id, flow->family);
+	be = backend_lookup(fwd.backend_id, svc->id, flow->family);
 	if (!be)
 		return -SL_DROP_BACKEND_MISSING;
-	err = ct_create(flow, be, svc->id, ct.backend_id);
+	__builtin_memcpy(fwd.nat_addr, be->addr, sizeof(fwd.nat_addr));
+	fwd.nat_port = be->port;
+	nat_rewrite(pkt, true, fwd.nat_addr, fwd.nat_port);
+	/* A failed lookup leaves nh empty: fib_forward() then passes. */
+	nexthop_lookup(ctx, pkt, &fwd.nh, nexthop_now());
+	err = ct_create(flow, &fwd);
 	if (err)
 		return err;
-	nat_rewrite(pkt, true, be->addr, be->port);
 	count_lb(SL_LB_NEW_FLOW);
-	count_flow_traffic(&ct, bytes, true);
-	return 0;
+	count_flow_traffic(&fwd, bytes, true);
+	return fib_forward(ctx, pkt, &fwd.nh);
 }
 
-/* Returns 0 when the packet was rewritten and must be forwarded, an XDP
- * action to return as is, or a negative drop reason. */
+/* Returns an XDP action or a negative drop reason. */
 static __always_inline int lb_process(struct xdp_md *ctx, struct sl_pkt *pkt)
 {
 	__u64 bytes = ctx->data_end - ctx->data;
+	struct sl_nexthop untracked = {};
 	struct sl_flow flow = {};
 	struct sl_ct_entry *ct;
 	struct sl_svc *svc;
@@ -144,18 +152,20 @@ static __always_inline int lb_process(struct xdp_md *ctx, struct sl_pkt *pkt)
 		count_lb(SL_LB_NOT_SERVICE);
 		return XDP_PASS;
 	}
-	if (pkt->l4_proto == IPPROTO_ICMP || pkt->l4_proto == IPPROTO_ICMPV6)
-		return icmp_translate(pkt);
+	if (pkt->l4_proto == IPPROTO_ICMP || pkt->l4_proto == IPPROTO_ICMPV6) {
+		/* ICMP errors are rare: no next-hop cache, ask the FIB. */
+		return icmp_translate(pkt) ?: fib_forward(ctx, pkt, &untracked);
+	}
 	flow_from_pkt(&flow, pkt);
 	ct = ct_lookup(&flow);
 	if (ct && !ct_syn_rebalance(pkt, ct, flow.family))
-		return lb_tracked(pkt, ct, bytes);
+		return lb_tracked(ctx, pkt, ct, bytes);
 	svc = svc_lookup(&flow);
 	if (!svc) {
 		count_lb(SL_LB_NOT_SERVICE);
 		return XDP_PASS;
 	}
-	return lb_new(pkt, &flow, svc, bytes);
+	return lb_new(ctx, pkt, &flow, svc, bytes);
 }
 
 SEC("xdp")
@@ -171,8 +181,6 @@ int sl_xdp_lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	ret = lb_process(ctx, &pkt);
-	if (ret == 0)
-		return fib_forward(ctx, &pkt);
 	if (ret < 0) {
 		count_drop(-ret);
 		return XDP_DROP;

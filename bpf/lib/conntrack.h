@@ -54,30 +54,26 @@ static __always_inline int ct_insert(const struct sl_flow *flow, const struct sl
 	return bpf_map_update_elem(&sl_ct6, &key, entry, BPF_ANY);
 }
 
-/* Track a new flow balanced to @be: the forward entry (client -> VIP)
- * says where to DNAT, the reply entry (backend -> client) which VIP to
- * put back. Returns 0 or -SL_DROP_CT_INSERT. */
-static __always_inline int ct_create(const struct sl_flow *flow, const struct sl_backend *be,
-				     __u32 svc_id, __u32 be_id)
+/* Track a new flow: @fwd (client -> VIP) says where to DNAT; the reply
+ * entry (backend -> client) made from it says which VIP to put back.
+ * Returns 0 or -SL_DROP_CT_INSERT. */
+static __always_inline int ct_create(const struct sl_flow *flow, const struct sl_ct_entry *fwd)
 {
-	struct sl_ct_entry fwd = {
-		.nat_port = be->port, .dir = SL_CT_FORWARD, .svc_id = svc_id, .backend_id = be_id
-	};
-	struct sl_ct_entry rev = {
-		.nat_port = flow->dport, .dir = SL_CT_REPLY, .svc_id = svc_id, .backend_id = be_id
-	};
-	struct sl_flow reply = { .sport = be->port,
+	struct sl_ct_entry rev = { .nat_port = flow->dport,
+				   .dir = SL_CT_REPLY,
+				   .svc_id = fwd->svc_id,
+				   .backend_id = fwd->backend_id };
+	struct sl_flow reply = { .sport = fwd->nat_port,
 				 .dport = flow->sport,
 				 .proto = flow->proto,
 				 .family = flow->family };
 
-	__builtin_memcpy(fwd.nat_addr, be->addr, 16);
 	__builtin_memcpy(rev.nat_addr, flow->daddr, 16);
-	__builtin_memcpy(reply.saddr, be->addr, 16);
+	__builtin_memcpy(reply.saddr, fwd->nat_addr, 16);
 	__builtin_memcpy(reply.daddr, flow->saddr, 16);
 	/* Reply entry first: once the forward entry exists the backend may
 	 * answer, and its reply must already find its VIP. */
-	if (ct_insert(&reply, &rev) || ct_insert(flow, &fwd))
+	if (ct_insert(&reply, &rev) || ct_insert(flow, fwd))
 		return -SL_DROP_CT_INSERT;
 	return 0;
 }

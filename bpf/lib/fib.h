@@ -1,11 +1,13 @@
-/* Forwarding a rewritten packet: a FIB lookup on its new addresses, MAC
- * rewrite, then XDP_TX (same interface) or XDP_REDIRECT. Anything the FIB
- * cannot answer (no neighbour entry yet, MTU, no route) goes to the stack,
- * which resolves neighbours, sends ICMP errors and forwards it. */
+/* Forwarding a rewritten packet: the flow's cached next hop or a FIB
+ * lookup on its new addresses, MAC rewrite, then XDP_TX (same interface)
+ * or XDP_REDIRECT. Anything the FIB cannot answer (no neighbour entry
+ * yet, MTU, no route) goes to the stack, which resolves neighbours, sends
+ * ICMP errors and forwards it. */
 #ifndef SL_BPF_FIB_H
 #define SL_BPF_FIB_H
 
 #include "lib/nat.h"
+#include "sluice/conntrack.h"
 #include "lib/stats.h"
 
 static __always_inline void fib_params(struct bpf_fib_lookup *fib, const struct sl_pkt *pkt,
@@ -28,26 +30,56 @@ static __always_inline void fib_params(struct bpf_fib_lookup *fib, const struct 
 	addr6_copy(fib->ipv6_dst, &pkt->ip6->daddr);
 }
 
-/* Returns the XDP action that sends the (already rewritten) packet on. */
-static __always_inline int fib_forward(struct xdp_md *ctx, struct sl_pkt *pkt)
+static __always_inline __u32 nexthop_now(void)
+{
+	return bpf_ktime_get_coarse_ns() >> SL_NEXTHOP_SHIFT;
+}
+
+static __always_inline bool nexthop_fresh(const struct sl_nexthop *nh, __u32 now)
+{
+	return nh->ifindex && (__s32)(nh->expires - now) > 0;
+}
+
+/* Ask the FIB where the rewritten packet goes; on success fill @nh (and
+ * give it a lifetime) and return true. */
+static __always_inline bool nexthop_lookup(struct xdp_md *ctx, const struct sl_pkt *pkt,
+					   struct sl_nexthop *nh, __u32 now)
 {
 	struct bpf_fib_lookup fib = {};
-	long rc;
 
 	fib_params(&fib, pkt, ctx->ingress_ifindex);
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS || !ip_decrement_ttl(pkt)) {
-		count_lb(SL_LB_FIB_PASS);
-		return XDP_PASS;
-	}
-	__builtin_memcpy(pkt->eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(pkt->eth->h_source, fib.smac, ETH_ALEN);
-	if (fib.ifindex == ctx->ingress_ifindex) {
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return false;
+	nh->ifindex = fib.ifindex;
+	__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+	nh->expires = now + SL_NEXTHOP_TTL;
+	return true;
+}
+
+/* Returns the XDP action that sends the (already rewritten) packet on.
+ * @nh is the flow's next-hop cache: used while fresh, refreshed from the
+ * FIB when stale. */
+static __always_inline int fib_forward(struct xdp_md *ctx, struct sl_pkt *pkt,
+				       struct sl_nexthop *nh)
+{
+	__u32 now = nexthop_now();
+
+	if (!nexthop_fresh(nh, now) && !nexthop_lookup(ctx, pkt, nh, now))
+		goto pass;
+	if (!ip_decrement_ttl(pkt))
+		goto pass;
+	__builtin_memcpy(pkt->eth->h_dest, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(pkt->eth->h_source, nh->smac, ETH_ALEN);
+	if (nh->ifindex == ctx->ingress_ifindex) {
 		count_lb(SL_LB_TX);
 		return XDP_TX;
 	}
 	count_lb(SL_LB_REDIRECT);
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(nh->ifindex, 0);
+pass:
+	count_lb(SL_LB_FIB_PASS);
+	return XDP_PASS;
 }
 
 #endif

@@ -32,6 +32,20 @@ enum sl_ct_dir {
 	SL_CT_REPLY = 2, /* backend -> client: rewrite source */
 };
 
+/* The FIB's answer for one direction of a flow, reused until it expires so
+ * established packets skip bpf_fib_lookup(). Whichever CPU finds it stale
+ * refreshes it; concurrent refreshes write the same answer. */
+struct sl_nexthop {
+	__u32 ifindex; /* egress; 0: nothing cached yet */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 expires; /* bpf_ktime_get_coarse_ns() >> SL_NEXTHOP_SHIFT */
+};
+_Static_assert(sizeof(struct sl_nexthop) == 20, "sl_nexthop is ABI");
+
+#define SL_NEXTHOP_SHIFT 20 /* time unit of sl_nexthop.expires: ~1.05 ms */
+#define SL_NEXTHOP_TTL 954 /* ~1 s: how long a route or MAC change may go unseen */
+
 struct sl_ct_entry {
 	__be32 nat_addr[4]; /* forward: backend; reply: VIP */
 	__be16 nat_port; /* forward: backend port; reply: VIP port */
@@ -39,9 +53,9 @@ struct sl_ct_entry {
 	__u8 pad;
 	__u32 svc_id;
 	__u32 backend_id;
-	__u32 pad2;
+	struct sl_nexthop nh;
 };
-_Static_assert(sizeof(struct sl_ct_entry) == 32, "sl_ct_entry is ABI");
+_Static_assert(sizeof(struct sl_ct_entry) == 48, "sl_ct_entry is ABI");
 
 /* Client-IP session affinity (LRU hash sl_affinity), written by the XDP
  * program on a new flow to an affinity service, read on the next one. */

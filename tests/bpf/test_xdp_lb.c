@@ -1489,17 +1489,45 @@ static void expect_output(const struct lb_case *c, const struct pkt *in, const s
 			    "quoted IPv4 header checksum");
 }
 
-static void expect_ct_entry(const struct spec *s, bool reply, const struct change *ch,
-			    const struct sl_ct_entry *want)
+/* bpf_ktime_get_coarse_ns() is CLOCK_MONOTONIC_COARSE, in nexthop units. */
+static __u32 nexthop_now(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (__u32)(((__u64)ts.tv_sec * 1000000000ull + ts.tv_nsec) >> SL_NEXTHOP_SHIFT);
+}
+
+/* The next hop a forward entry caches: the FIB's answer for @dst, valid
+ * for SL_NEXTHOP_TTL from about now. Its expiry is copied from @got once
+ * checked, so the byte comparison covers everything else. */
+static void expect_nexthop(const char *dst, const struct sl_nexthop *got, struct sl_nexthop *want)
+{
+	__s32 left = (__s32)(got->expires - nexthop_now());
+
+	want->ifindex = ingress_of(dst);
+	memcpy(want->dmac, host_mac(dst), sizeof(want->dmac));
+	memcpy(want->smac, lb_mac_facing(dst), sizeof(want->smac));
+	ASSERT_TRUE(left > 0 && left <= SL_NEXTHOP_TTL + 1, "next hop cached for ~1 s");
+	want->expires = got->expires;
+}
+
+static void expect_ct_entry(const struct spec *s, bool reply, const struct change *ch,
+			    struct sl_ct_entry *want)
+{
+	const char *what = reply ? "reply conntrack entry" : "forward conntrack entry";
 	struct sl_ct6_key key;
 	struct sl_ct_entry got = {};
 
 	ct_key(s, reply, ch, &key);
-	if (ASSERT_OK(bpf_map_lookup_elem(ct_fd(s), &key, &got) ? -errno : 0,
-		      reply ? "reply conntrack entry" : "forward conntrack entry"))
-		ASSERT_BYTES(want, sizeof(*want), &got, sizeof(got),
-			     reply ? "reply conntrack entry" : "forward conntrack entry");
+	if (!ASSERT_OK(bpf_map_lookup_elem(ct_fd(s), &key, &got) ? -errno : 0, what))
+		return;
+	/* The forward entry learns its next hop when the FIB answers (a
+	 * backend without a neighbour entry leaves it empty); the reply
+	 * entry learns it from the first reply. */
+	if (!reply && got.nh.ifindex)
+		expect_nexthop(ch->dst, &got.nh, &want->nh);
+	ASSERT_BYTES(want, sizeof(*want), &got, sizeof(got), what);
 }
 
 /* A new flow's two entries: client -> VIP says where to DNAT to, backend
@@ -1571,6 +1599,44 @@ static void run_case(const struct lb_case *c)
 		  "sl_ct6 entries");
 	if (c->check)
 		c->check(c, &out);
+}
+
+/* The next-hop cache outside the table: a fresh cached answer is used
+ * as is (a marker MAC proves the FIB was not asked), a stale one is
+ * replaced by the FIB's, and a reply entry learns its own from the first
+ * reply. */
+static void test_nexthop_cache(void)
+{
+	static const uint8_t marker[6] = { 0x02, 0xde, 0xad, 0xbe, 0xef, 0x01 };
+	const struct spec fwd = { TCP4(42000, VIP4), ACK };
+	const struct spec rev = { TUPLE(BE4_A, 8080, CLIENT4, 42000, IPPROTO_TCP), ACK };
+	struct sl_ct6_key key;
+	struct sl_ct_entry e;
+	struct pkt out;
+
+	fixture_reset();
+	send_new_flow(&(struct spec){ TCP4(42000, VIP4), SYN });
+	ct_key(&fwd, false, NULL, &key);
+	if (!ASSERT_OK(bpf_map_lookup_elem(maps.ct4, &key, &e) ? -errno : 0, "forward entry"))
+		return;
+	memcpy(e.nh.dmac, marker, sizeof(marker));
+	ASSERT_OK(bpf_map_update_elem(maps.ct4, &key, &e, BPF_EXIST) ? -errno : 0, "poison");
+	ASSERT_EQ(send_spec(&fwd, &out), XDP_REDIRECT, "fresh cache: verdict");
+	ASSERT_BYTES(marker, 6, out.data, 6, "fresh cache: destination MAC is the cached one");
+
+	e.nh.expires = nexthop_now() - 1;
+	ASSERT_OK(bpf_map_update_elem(maps.ct4, &key, &e, BPF_EXIST) ? -errno : 0, "expire");
+	ASSERT_EQ(send_spec(&fwd, &out), XDP_REDIRECT, "stale cache: verdict");
+	ASSERT_BYTES(host_mac(BE4_A), 6, out.data, 6, "stale cache: MAC from the FIB");
+	ASSERT_OK(bpf_map_lookup_elem(maps.ct4, &key, &e) ? -errno : 0, "forward entry again");
+	ASSERT_BYTES(host_mac(BE4_A), 6, e.nh.dmac, 6, "stale cache: refreshed");
+	ASSERT_TRUE((__s32)(e.nh.expires - nexthop_now()) > 0, "stale cache: new lifetime");
+
+	ASSERT_EQ(send_spec(&rev, &out), XDP_REDIRECT, "reply: verdict");
+	ct_key(&rev, false, NULL, &key);
+	ASSERT_OK(bpf_map_lookup_elem(maps.ct4, &key, &e) ? -errno : 0, "reply entry");
+	ASSERT_EQ(e.nh.ifindex, ifindex_up, "reply entry learnt its egress");
+	ASSERT_BYTES(host_mac(CLIENT4), 6, e.nh.dmac, 6, "reply entry learnt the client's MAC");
 }
 
 /* run_tests() calls the fn of each case whose name contains the filter,
@@ -1662,7 +1728,7 @@ static int netns_setup(void)
 int main(int argc, char **argv)
 {
 	struct loader_opts opts = { .maglev_size = 65537, .ct_size = 4096, .version = 1 };
-	struct test_case tests[ARRAY_SIZE(cases)];
+	struct test_case tests[ARRAY_SIZE(cases) + 1];
 	int ret;
 
 	if (netns_setup())
@@ -1675,6 +1741,10 @@ int main(int argc, char **argv)
 	prog_fd = bpf_program__fd(skel->progs.sl_xdp_lb);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 		tests[i] = (struct test_case){ .name = cases[i].name, .fn = run_next };
+	tests[ARRAY_SIZE(cases)] = (struct test_case){
+		.name = "next-hop cache: fresh used, stale refreshed, reply learns its own",
+		.fn = test_nexthop_cache,
+	};
 	filter = argc > 1 ? argv[1] : NULL;
 	ret = run_tests(tests, ARRAY_SIZE(tests), filter, "bpf/xdp_lb");
 	xdp_lb__destroy(skel);

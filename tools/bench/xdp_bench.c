@@ -12,7 +12,8 @@
  *   - every timed run is checked (verdict, output headers, LB counters):
  *     a figure for a packet that was not load-balanced is worse than none,
  *     so the benchmark aborts instead of printing it.
- * Usage: xdp_bench [--runs N] [--repeat N] [--cpu N] [--profile] */
+ * Usage: xdp_bench [--runs N] [--repeat N] [--cpu N] [--backends N] [--only NAME]
+ *                  [--ct-size N] [--profile] */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +50,7 @@
 #define BENCH_CYCLE 2
 #define BENCH_SLOT_LB 0
 #define BENCH_SLOT_PASS 1
+#define BENCH_SLOT_FIB 2
 #define BENCH_HDR_LEN 54
 
 #define UPLINK "slb-up0"
@@ -86,6 +88,7 @@ enum expect {
 	EXPECT_LB_FORWARD, /* every packet balanced as an established flow */
 	EXPECT_LB_NEW, /* every packet balanced as a new flow */
 	EXPECT_LB_MISS, /* every packet passed as "not a service" */
+	EXPECT_FIB, /* prof_fib: XDP_REDIRECT, LB idle */
 };
 
 struct env {
@@ -96,6 +99,9 @@ struct env {
 	unsigned int runs;
 	__u32 repeat;
 	bool profile;
+	const char *only; /* run just this LB scenario (for perf), NULL: all */
+	unsigned int groups[2]; /* backend counts; 0 ends the list */
+	__u32 ct_size; /* conntrack entries per family; 0: sized for the cycle */
 	/* The LB under test, NULL between backend groups. */
 	struct xdp_lb *lb;
 	struct lb_maps maps;
@@ -167,10 +173,14 @@ static int pin_cpu(int want)
 	return cpu;
 }
 
-static void sysctl_write(const char *path, const char *value)
+/* Write @value to sysctl @path; a missing file is fatal only if @required
+ * (no IPv6 sysctls on a kernel without IPv6 is fine). */
+static void sysctl_write(const char *path, const char *value, bool required)
 {
 	FILE *f = fopen(path, "w");
 
+	if (!f && errno == ENOENT && !required)
+		return;
 	if (!f || fputs(value, f) < 0 || fclose(f))
 		die("%s: %s", path, strerror(errno));
 }
@@ -187,8 +197,8 @@ static void topology_setup(struct env *env)
 		die("unshare(CLONE_NEWNET): %s (run as root)", strerror(errno));
 	/* No IPv6 autoconfiguration: no packet of its own may ever reach a
 	 * program here and skew the counters the benchmark checks. */
-	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
-	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+	sysctl_write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1", false);
+	sysctl_write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1", false);
 	ip = popen("ip -batch -", "w");
 	if (!ip)
 		die("ip: %s", strerror(errno));
@@ -201,11 +211,12 @@ static void topology_setup(struct env *env)
 	fprintf(ip, "addr add 198.18.0.1/24 dev %s\n", UPLINK);
 	fprintf(ip, "addr add 198.18.1.1/24 dev %s\n", BACKLINK);
 	for (int i = 0; i < BE_MAX; i++)
-		fprintf(ip, "neigh replace 198.18.1.%d lladdr 02:00:c6:12:01:%02x dev %s nud permanent\n",
+		fprintf(ip,
+			"neigh replace 198.18.1.%d lladdr 02:00:c6:12:01:%02x dev %s nud permanent\n",
 			BE_HOST_BASE + i, BE_HOST_BASE + i, BACKLINK);
 	if (pclose(ip))
 		die("setting up the veth topology with ip failed");
-	sysctl_write("/proc/sys/net/ipv4/conf/all/forwarding", "1");
+	sysctl_write("/proc/sys/net/ipv4/conf/all/forwarding", "1", true);
 	env->uplink_ifindex = if_nametoindex(UPLINK);
 	if (!env->uplink_ifindex)
 		die("%s: %s", UPLINK, strerror(errno));
@@ -237,8 +248,8 @@ static void shim_slot_set(struct env *env, __u32 slot, int prog_fd)
 {
 	int map_fd = bpf_map__fd(env->skel->maps.bench_jmp);
 
-	if (prog_fd < 0 ? bpf_map_delete_elem(map_fd, &slot) :
-			  bpf_map_update_elem(map_fd, &slot, &prog_fd, BPF_ANY))
+	if (prog_fd < 0 ? bpf_map_delete_elem(map_fd, &slot)
+			: bpf_map_update_elem(map_fd, &slot, &prog_fd, BPF_ANY))
 		die("prog array slot %u: %s", slot, strerror(errno));
 }
 
@@ -281,7 +292,9 @@ static void bench_setup(struct env *env)
 	park(BACKLINK "p", env->skel->progs.bench_reset);
 	shim_set_tmpl(env, VIP_ADDR);
 	shim_slot_set(env, BENCH_SLOT_PASS, bpf_program__fd(env->skel->progs.xdp_pass));
+	shim_slot_set(env, BENCH_SLOT_FIB, bpf_program__fd(env->skel->progs.prof_fib));
 	env->skel->bss->bench_cycle_len = CYCLE_FLOWS;
+	env->skel->bss->bench_fib_dst = inet_addr("198.18.1.2");
 }
 
 /* ---- the LB under test ---- */
@@ -294,6 +307,11 @@ static __u32 ct_size(void)
 	return (__u32)libbpf_num_possible_cpus() * (2 * CYCLE_FLOWS + CYCLE_FLOWS / 5);
 }
 
+static __u32 lb_ct_size(const struct env *env)
+{
+	return env->ct_size ? env->ct_size : ct_size();
+}
+
 static void backend_addr(unsigned int i, char *buf, size_t len)
 {
 	snprintf(buf, len, "198.18.1.%u:%u", BE_HOST_BASE + i, BE_PORT);
@@ -302,7 +320,7 @@ static void backend_addr(unsigned int i, char *buf, size_t len)
 static void lb_setup(struct env *env, unsigned int backends)
 {
 	struct loader_opts opts = { .maglev_size = SL_MAGLEV_DEFAULT_SIZE,
-				    .ct_size = ct_size(),
+				    .ct_size = lb_ct_size(env),
 				    .version = SL_DATAPATH_VERSION };
 	struct sl_svc svc = { .name = "bench" };
 	struct sl_svc_key key;
@@ -462,6 +480,9 @@ static void check_run(const struct env *env, const struct target *t, const struc
 	case EXPECT_TX:
 		want_verdict(r, XDP_TX, what);
 		break;
+	case EXPECT_FIB:
+		want_verdict(r, XDP_REDIRECT, what);
+		break;
 	case EXPECT_SHIM:
 	case EXPECT_LB_MISS:
 		want_verdict(r, XDP_PASS, what);
@@ -473,7 +494,10 @@ static void check_run(const struct env *env, const struct target *t, const struc
 		check_balanced(env, r, what);
 		break;
 	}
-	check_counts(b, a, n, t->expect == EXPECT_SHIM ? EXPECT_PASS : t->expect, what);
+	/* Programs other than the LB must leave its counters alone. */
+	check_counts(b, a, n,
+		     t->expect == EXPECT_SHIM || t->expect == EXPECT_FIB ? EXPECT_PASS : t->expect,
+		     what);
 }
 
 /* Another task ran on our CPU during the run when the wall clock exceeds
@@ -505,8 +529,6 @@ static double run_checked(struct env *env, const struct target *t, __u32 n, bool
 		if (!retry || !disturbed(&r) || attempt == RETRIES)
 			return r.ns;
 		env->disturbed++;
-		if (getenv("BENCH_DEBUG"))
-			fprintf(stderr, "disturbed %s: wall %.2f kernel %u\n", what, r.ns, r.kernel_ns);
 	}
 }
 
@@ -553,6 +575,7 @@ struct row {
 	enum row_kind kind;
 	struct figure fig; /* bare: the program; LB: shim -> LB */
 	struct figure ref; /* LB: shim -> xdp_pass in the same mode */
+	unsigned int backends; /* LB rows */
 	double target; /* 0: none */
 	const char *target_name;
 };
@@ -606,14 +629,14 @@ static void bench_bare(struct env *env, struct report *rep)
 	rep->pass_ns = f[0].med;
 }
 
-/* Time shim -> LB against shim -> xdp_pass in shim mode @mode. */
-static struct row *bench_lb(struct env *env, struct report *rep, __u32 mode, enum expect e,
-			    const char *name)
+/* Time shim -> @slot against shim -> xdp_pass in shim mode @mode. */
+static struct row *bench_shim(struct env *env, struct report *rep, __u32 slot, __u32 mode,
+			      enum expect e, const char *name)
 {
 	int shim = bpf_program__fd(env->skel->progs.bench_reset);
 	struct target t[2] = {
 		{ shim, BENCH_SLOT_PASS, mode, EXPECT_SHIM },
-		{ shim, BENCH_SLOT_LB, mode, e },
+		{ shim, slot, mode, e },
 	};
 	struct figure f[2];
 	struct row *row;
@@ -622,7 +645,14 @@ static struct row *bench_lb(struct env *env, struct report *rep, __u32 mode, enu
 	row = row_add(rep, ROW_LB, "%s (%u backends)", name, env->backends);
 	row->ref = f[0];
 	row->fig = f[1];
+	row->backends = env->backends;
 	return row;
+}
+
+static struct row *bench_lb(struct env *env, struct report *rep, __u32 mode, enum expect e,
+			    const char *name)
+{
+	return bench_shim(env, rep, BENCH_SLOT_LB, mode, e, name);
 }
 
 /* One packet makes the flow, then every timed packet is that flow's. */
@@ -654,6 +684,12 @@ static void bench_cycle(struct env *env, struct report *rep)
 	row = bench_lb(env, rep, BENCH_CYCLE, EXPECT_LB_FORWARD, "LB 1M-flow cycle");
 	row->target = TARGET_CYCLE;
 	row->target_name = "1M-flow cycle";
+	if (!env->profile)
+		return;
+	/* Profile: the same lookups in the order the entries were allocated,
+	 * to show how much of the cycle is memory locality. */
+	env->skel->bss->bench_cycle_mult = 1;
+	bench_lb(env, rep, BENCH_CYCLE, EXPECT_LB_FORWARD, "  cycle in allocation order");
 }
 
 static void bench_new_flow(struct env *env, struct report *rep)
@@ -667,25 +703,36 @@ static void bench_new_flow(struct env *env, struct report *rep)
 }
 
 /* Where the time goes: the LB's path for a packet to no service (parse,
- * counters, a conntrack miss, a service miss), as a floor under the
- * established figure. */
+ * counters, a conntrack miss, a service miss), and the FIB lookup and
+ * redirect alone, which the established path adds to a conntrack hit. */
 static void bench_profile(struct env *env, struct report *rep)
 {
 	shim_set_tmpl(env, VIP_MISS_ADDR);
-	bench_lb(env, rep, BENCH_FIXED, EXPECT_LB_MISS, "LB miss, not a service");
+	bench_lb(env, rep, BENCH_FIXED, EXPECT_LB_MISS, "  miss: not a service");
 	shim_set_tmpl(env, VIP_ADDR);
+	bench_shim(env, rep, BENCH_SLOT_FIB, BENCH_FIXED, EXPECT_FIB,
+		   "  FIB lookup + redirect only");
+}
+
+static bool selected(const struct env *env, const char *name)
+{
+	return !env->only || !strcmp(env->only, name);
 }
 
 static void bench_group(struct env *env, struct report *rep, unsigned int backends)
 {
 	lb_setup(env, backends);
-	bench_established(env, rep);
+	if (selected(env, "established"))
+		bench_established(env, rep);
 	/* The cycle before the new-flow runs: those fill conntrack with
 	 * millions of one-packet flows that the cycle's prefill would have to
 	 * evict first. */
-	bench_cycle(env, rep);
-	bench_new_flow(env, rep);
-	if (env->profile)
+	if (selected(env, "cycle"))
+		bench_cycle(env, rep);
+	if (selected(env, "new"))
+		bench_new_flow(env, rep);
+	/* The miss path is a profiling figure: only on request. */
+	if ((env->profile || env->only) && selected(env, "miss"))
 		bench_profile(env, rep);
 	lb_teardown(env);
 }
@@ -694,18 +741,22 @@ static void bench_group(struct env *env, struct report *rep, unsigned int backen
 
 static void print_table(const struct env *env, const struct report *rep)
 {
-	printf("\nSluice XDP LB: BPF_PROG_TEST_RUN, %u iterations/run, median of %u runs, CPU %d\n\n",
+	printf("\nSluice XDP LB: BPF_PROG_TEST_RUN, %u iterations/run, median of %u runs, CPU %d\n",
 	       env->repeat, env->runs, env->cpu);
-	printf("%-36s %8s %15s   %s\n", "scenario", "ns/pkt", "above XDP_PASS", "target");
+	printf("conntrack %u entries per family (%u per CPU), Maglev table %u slots\n\n",
+	       lb_ct_size(env), lb_ct_size(env) / libbpf_num_possible_cpus(),
+	       SL_MAGLEV_DEFAULT_SIZE);
+	printf("%-44s %8s %15s   %s\n", "scenario", "ns/pkt", "above XDP_PASS", "target");
 	for (unsigned int i = 0; i < rep->n; i++) {
 		const struct row *row = &rep->rows[i];
 		double above = row_above(rep, row);
 
 		if (i == 0) {
-			printf("%-36s %8.1f %15s\n", row->name, row->fig.med, "—");
+			/* "—" is 3 bytes and one column wide. */
+			printf("%-44s %8.1f %17s\n", row->name, row->fig.med, "—");
 			continue;
 		}
-		printf("%-36s %8.1f %15.1f", row->name, rep->pass_ns + above, above);
+		printf("%-44s %8.1f %15.1f", row->name, rep->pass_ns + above, above);
 		if (row->target)
 			printf("   ≤ %.0f %s", row->target,
 			       above <= row->target ? "met" : "NOT met");
@@ -720,14 +771,14 @@ static void print_details(const struct env *env, const struct report *rep)
 		const struct row *row = &rep->rows[i];
 
 		if (row->kind == ROW_BARE) {
-			printf("  %-44s %7.1f [%.1f, %.1f]\n", row->name, row->fig.med, row->fig.min,
-			       row->fig.max);
+			printf("  %-46s %7.1f [%.1f, %.1f]\n", row->name, row->fig.med,
+			       row->fig.min, row->fig.max);
 			continue;
 		}
-		printf("  %-44s %7.1f [%.1f, %.1f]\n", row->name, row->fig.med, row->fig.min,
+		printf("  %-46s %7.1f [%.1f, %.1f]\n", row->name, row->fig.med, row->fig.min,
 		       row->fig.max);
-		printf("    %-42s %7.1f [%.1f, %.1f]\n", "shim -> xdp_pass, same mode", row->ref.med,
-		       row->ref.min, row->ref.max);
+		printf("    %-44s %7.1f [%.1f, %.1f]\n", "shim -> xdp_pass, same mode",
+		       row->ref.med, row->ref.min, row->ref.max);
 	}
 	if (env->disturbed)
 		printf("  (%u runs were redone: another task ran on the CPU)\n", env->disturbed);
@@ -752,12 +803,12 @@ static void print_targets(const struct report *rep)
 			any = true;
 			target = row->target;
 			met &= row_above(rep, row) <= row->target;
-			snprintf(figs + len, sizeof(figs) - len, "%s%.1f", len ? ", " : "",
-				 row_above(rep, row));
+			snprintf(figs + len, sizeof(figs) - len, "%s%u backends %.1f",
+				 len ? ", " : "", row->backends, row_above(rep, row));
 		}
 		if (any)
-			printf("target %-17s ≤ %3.0f ns above XDP_PASS: %-7s (10/100 backends: %s ns)\n",
-			       kinds[k], target, met ? "met" : "NOT met", figs);
+			printf("target %-17s ≤ %3.0f ns above XDP_PASS: %-7s (%s ns)\n", kinds[k],
+			       target, met ? "met" : "NOT met", figs);
 	}
 }
 
@@ -766,27 +817,38 @@ static void print_targets(const struct report *rep)
 static void usage(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s [--runs N] [--repeat N] [--cpu N] [--profile]\n"
-		"  --runs N    timed runs per figure, median taken (default %d, at least %d)\n"
-		"  --repeat N  iterations per run (default %d)\n"
-		"  --cpu N     CPU to pin to (default: the last one allowed)\n"
-		"  --profile   also time LB variants that show where the time goes\n",
-		prog, RUNS_DEFAULT, RUNS_MIN, REPEAT_DEFAULT);
+		"usage: %s [--runs N] [--repeat N] [--cpu N] [--backends N] [--only NAME]\n"
+		"          [--ct-size N] [--profile]\n"
+		"  --runs N      timed runs per figure, median taken (default %d, at least %d)\n"
+		"  --repeat N    iterations per run (default %d)\n"
+		"  --cpu N       CPU to pin to (default: the last one allowed)\n"
+		"  --backends N  one service of N backends (1..%d) instead of 10, then 100\n"
+		"  --only NAME   one LB scenario: established, cycle, new or miss (for perf)\n"
+		"  --ct-size N   conntrack entries per family (default: what the 1M-flow\n"
+		"                cycle needs on one CPU, %u here)\n"
+		"  --profile     also time LB variants that show where the time goes\n",
+		prog, RUNS_DEFAULT, RUNS_MIN, REPEAT_DEFAULT, BE_MAX, ct_size());
 	exit(2);
 }
 
 static void parse_args(struct env *env, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "runs", required_argument, NULL, 'r' }, { "repeat", required_argument, NULL, 'n' },
-		{ "cpu", required_argument, NULL, 'c' },  { "profile", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },	  {}
-	};
+	static const struct option opts[] = { { "runs", required_argument, NULL, 'r' },
+					      { "repeat", required_argument, NULL, 'n' },
+					      { "cpu", required_argument, NULL, 'c' },
+					      { "profile", no_argument, NULL, 'p' },
+					      { "backends", required_argument, NULL, 'b' },
+					      { "only", required_argument, NULL, 'o' },
+					      { "ct-size", required_argument, NULL, 's' },
+					      { "help", no_argument, NULL, 'h' },
+					      {} };
 	int c;
 
 	env->runs = RUNS_DEFAULT;
 	env->repeat = REPEAT_DEFAULT;
 	env->cpu = -1;
+	env->groups[0] = 10;
+	env->groups[1] = 100;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
@@ -801,11 +863,28 @@ static void parse_args(struct env *env, int argc, char **argv)
 		case 'p':
 			env->profile = true;
 			break;
+		case 'b':
+			env->groups[0] = strtoul(optarg, NULL, 10);
+			env->groups[1] = 0;
+			if (!env->groups[0] || env->groups[0] > BE_MAX)
+				usage(argv[0]);
+			break;
+		case 'o':
+			env->only = optarg;
+			break;
+		case 's':
+			env->ct_size = strtoul(optarg, NULL, 10);
+			if (!env->ct_size)
+				usage(argv[0]);
+			break;
 		default:
 			usage(argv[0]);
 		}
 	}
 	if (optind != argc || env->runs < RUNS_MIN || env->runs > 99 || !env->repeat)
+		usage(argv[0]);
+	if (env->only && strcmp(env->only, "established") && strcmp(env->only, "cycle") &&
+	    strcmp(env->only, "new") && strcmp(env->only, "miss"))
 		usage(argv[0]);
 }
 
@@ -822,8 +901,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "xdp_bench: CPU %d, %u runs of %u iterations per figure\n", env.cpu,
 		env.runs, env.repeat);
 	bench_bare(&env, &rep);
-	bench_group(&env, &rep, 10);
-	bench_group(&env, &rep, 100);
+	for (unsigned int i = 0; i < 2 && env.groups[i]; i++)
+		bench_group(&env, &rep, env.groups[i]);
 	print_table(&env, &rep);
 	print_details(&env, &rep);
 	print_targets(&rep);
