@@ -7,13 +7,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "harness.h"
 
-#define ROW	16
+#define ROW 16
 
 int harness_failures, harness_checks;
 
@@ -33,16 +34,14 @@ bool harness_check(bool ok, const char *file, int line, const char *fmt, ...)
 	return false;
 }
 
-static bool byte_differs(const uint8_t *w, size_t wl, const uint8_t *g,
-			 size_t gl, size_t i)
+static bool byte_differs(const uint8_t *w, size_t wl, const uint8_t *g, size_t gl, size_t i)
 {
 	if (i < wl && i < gl)
 		return w[i] != g[i];
 	return (i < wl) != (i < gl);
 }
 
-static bool row_differs(const uint8_t *w, size_t wl, const uint8_t *g,
-			size_t gl, size_t row)
+static bool row_differs(const uint8_t *w, size_t wl, const uint8_t *g, size_t gl, size_t row)
 {
 	size_t i;
 
@@ -55,8 +54,7 @@ static bool row_differs(const uint8_t *w, size_t wl, const uint8_t *g,
 /* One hexdump row of b; ".." marks bytes past b's end but within the
  * longer buffer (max), blanks pad past both.
  */
-static void print_row(const char *lead, const uint8_t *b, size_t blen,
-		      size_t max, size_t row)
+static void print_row(const char *lead, const uint8_t *b, size_t blen, size_t max, size_t row)
 {
 	size_t i;
 
@@ -72,8 +70,7 @@ static void print_row(const char *lead, const uint8_t *b, size_t blen,
 	putchar('\n');
 }
 
-static void print_marks(const uint8_t *w, size_t wl, const uint8_t *g,
-			size_t gl, size_t row)
+static void print_marks(const uint8_t *w, size_t wl, const uint8_t *g, size_t gl, size_t row)
 {
 	size_t i, last = row;
 
@@ -92,8 +89,7 @@ static void print_marks(const uint8_t *w, size_t wl, const uint8_t *g,
 /* Equal rows print once ("="); differing rows print want ("-"), got
  * ("+") and a marker line, like a unified diff.
  */
-static void hexdump_diff(const uint8_t *w, size_t wl, const uint8_t *g,
-			 size_t gl)
+static void hexdump_diff(const uint8_t *w, size_t wl, const uint8_t *g, size_t gl)
 {
 	size_t max = wl > gl ? wl : gl;
 	char lead[32];
@@ -113,8 +109,8 @@ static void hexdump_diff(const uint8_t *w, size_t wl, const uint8_t *g,
 	}
 }
 
-bool expect_bytes(const char *what, const void *want, size_t want_len,
-		  const void *got, size_t got_len, const char *file, int line)
+bool expect_bytes(const char *what, const void *want, size_t want_len, const void *got,
+		  size_t got_len, const char *file, int line)
 {
 	const uint8_t *w = want, *g = got;
 	size_t first = 0;
@@ -125,14 +121,13 @@ bool expect_bytes(const char *what, const void *want, size_t want_len,
 	harness_failures++;
 	while (!byte_differs(w, want_len, g, got_len, first))
 		first++;
-	printf("%s:%d %s: bytes differ (want %zu bytes, got %zu, first at 0x%zx)\n",
-	       file, line, what, want_len, got_len, first);
+	printf("%s:%d %s: bytes differ (want %zu bytes, got %zu, first at 0x%zx)\n", file, line,
+	       what, want_len, got_len, first);
 	hexdump_diff(w, want_len, g, got_len);
 	return false;
 }
 
-int run_tests(const struct test_case *cases, size_t n, const char *filter,
-	      const char *prefix)
+int run_tests(const struct test_case *cases, size_t n, const char *filter, const char *prefix)
 {
 	int passed = 0, failed = 0;
 	int before;
@@ -152,24 +147,16 @@ int run_tests(const struct test_case *cases, size_t n, const char *filter,
 		}
 		fflush(stdout);
 	}
-	printf("%s: %d passed, %d failed\n", prefix ? prefix : "bpf", passed,
-	       failed);
+	printf("%s: %d passed, %d failed\n", prefix ? prefix : "bpf", passed, failed);
 	fflush(stdout);
 	return failed ? 1 : 0;
 }
 
-int prog_run_ctx(int prog_fd, const void *in, size_t in_len, void *out,
-		 size_t *out_len, void *ctx, size_t ctx_len, uint32_t *retval)
+int prog_run_ctx(int prog_fd, const void *in, size_t in_len, void *out, size_t *out_len, void *ctx,
+		 size_t ctx_len, uint32_t *retval)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, opts,
-		.data_in = in,
-		.data_size_in = in_len,
-		.ctx_in = ctx,
-		.ctx_size_in = ctx_len,
-		.ctx_out = ctx,
-		.ctx_size_out = ctx_len,
-		.repeat = 1,
-	);
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = in_len, .ctx_in = ctx,
+		    .ctx_size_in = ctx_len, .ctx_out = ctx, .ctx_size_out = ctx_len, .repeat = 1, );
 	int err;
 
 	if (out) {
@@ -188,11 +175,10 @@ int prog_run_ctx(int prog_fd, const void *in, size_t in_len, void *out,
 	return err;
 }
 
-int xdp_run(int prog_fd, const void *in, size_t in_len, void *out,
-	    size_t *out_len, uint32_t *verdict)
+int xdp_run(int prog_fd, const void *in, size_t in_len, void *out, size_t *out_len,
+	    uint32_t *verdict)
 {
-	return prog_run_ctx(prog_fd, in, in_len, out, out_len, NULL, 0,
-			    verdict);
+	return prog_run_ctx(prog_fd, in, in_len, out, out_len, NULL, 0, verdict);
 }
 
 int percpu_sum_u64(int map_fd, uint32_t key, size_t n_u64, uint64_t *sum_out)
@@ -224,8 +210,7 @@ out:
 	return err;
 }
 
-int load_prog(const char *path, const char *prog_name,
-	      struct bpf_object **objp)
+int load_prog(const char *path, const char *prog_name, struct bpf_object **objp)
 {
 	struct bpf_program *prog;
 	struct bpf_object *obj;
@@ -250,4 +235,28 @@ int load_prog(const char *path, const char *prog_name,
 err_close:
 	bpf_object__close(obj);
 	return err;
+}
+
+uint32_t map_count(int map_fd)
+{
+	char key[64], next[64];
+	void *prev = NULL;
+	uint32_t n = 0;
+
+	/* A copy of the key: get_next_key must not read the buffer it writes. */
+	while (!bpf_map_get_next_key(map_fd, prev, next)) {
+		memcpy(key, next, sizeof(key));
+		prev = key;
+		n++;
+	}
+	return n;
+}
+
+void map_clear(int map_fd)
+{
+	char key[64];
+
+	while (!bpf_map_get_next_key(map_fd, NULL, key))
+		if (bpf_map_delete_elem(map_fd, key))
+			break;
 }

@@ -119,20 +119,6 @@ static __u32 backend_id(__u32 svc_id, const char *ip, uint16_t port)
 	return 0;
 }
 
-static __u32 map_count(int fd)
-{
-	char key[64], next[64];
-	void *prev = NULL;
-	__u32 n = 0;
-
-	while (!bpf_map_get_next_key(fd, prev, next)) {
-		memcpy(key, next, sizeof(key));
-		prev = key;
-		n++;
-	}
-	return n;
-}
-
 /* Everything a library call may change, for before/after comparisons. */
 struct snapshot {
 	struct svc_entry {
@@ -266,15 +252,6 @@ static __u32 ct_count_svc(int fd, __u32 svc_id)
 }
 
 /* ---- reset between cases ---- */
-
-static void map_clear(int fd)
-{
-	char key[64];
-
-	while (!bpf_map_get_next_key(fd, NULL, key))
-		if (bpf_map_delete_elem(fd, key))
-			break;
-}
 
 /* No service, no backend, no flow. */
 static void reset(void)

@@ -426,29 +426,6 @@ static bool ct_get(const struct spec *s, struct sl_ct_entry *e)
 	return !bpf_map_lookup_elem(ct_fd(s), &key, e);
 }
 
-static __u32 map_count(int fd, size_t key_size)
-{
-	char key[64], next[64];
-	void *prev = NULL;
-	__u32 n = 0;
-
-	while (!bpf_map_get_next_key(fd, prev, next)) {
-		memcpy(key, next, key_size);
-		prev = key;
-		n++;
-	}
-	return n;
-}
-
-static void map_clear(int fd)
-{
-	char key[64];
-
-	while (!bpf_map_get_next_key(fd, NULL, key))
-		if (bpf_map_delete_elem(fd, key))
-			break;
-}
-
 /* Backend id of @ip:@port in service @s, or 0. */
 static __u32 backend_id(enum svc_ix s, const char *ip, uint16_t port)
 {
@@ -1569,8 +1546,8 @@ static void run_case(const struct lb_case *c)
 	counters_zero(maps.lb_st, SL_LB_STAT_MAX);
 	counters_zero(maps.drop_st, SL_DROP_MAX);
 	traffic_read(&before);
-	ct4 = map_count(maps.ct4, sizeof(struct sl_ct4_key));
-	ct6 = map_count(maps.ct6, sizeof(struct sl_ct6_key));
+	ct4 = map_count(maps.ct4);
+	ct6 = map_count(maps.ct6);
 
 	if (c->build_in)
 		c->build_in(&in);
@@ -1593,9 +1570,9 @@ static void run_case(const struct lb_case *c)
 	expect_traffic(&before, c->traffic, e.svc_id, e.backend_id, in.len);
 	if (c->ct_new)
 		expect_ct_pair(c, &ch);
-	ASSERT_EQ(map_count(maps.ct4, sizeof(struct sl_ct4_key)), ct4 + (v6 ? 0 : added),
+	ASSERT_EQ(map_count(maps.ct4), ct4 + (v6 ? 0 : added),
 		  "sl_ct4 entries");
-	ASSERT_EQ(map_count(maps.ct6, sizeof(struct sl_ct6_key)), ct6 + (v6 ? added : 0),
+	ASSERT_EQ(map_count(maps.ct6), ct6 + (v6 ? added : 0),
 		  "sl_ct6 entries");
 	if (c->check)
 		c->check(c, &out);

@@ -1,6 +1,7 @@
 /* `sluice stats`: the datapath's counters by protocol, parse error, load
  * balancer action and drop reason, and conntrack occupancy. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,27 +58,33 @@ static int conntrack_json(struct lb_maps *maps, struct json_object **out)
 	return 0;
 }
 
+/* The counter sections of `sluice stats`, in print order. Index 0 of the
+ * drop and parse-error enums means "none" and is never counted. */
+static const struct {
+	const char *section;
+	size_t fd_off; /* offsetof(struct lb_maps, ...) */
+	const char *const *names;
+	__u32 first, n;
+} sections[] = {
+	{ "packets", offsetof(struct lb_maps, proto_st), proto_names, 0, SL_PS_MAX },
+	{ "lb", offsetof(struct lb_maps, lb_st), lb_names, 0, SL_LB_STAT_MAX },
+	{ "drops", offsetof(struct lb_maps, drop_st), drop_names, 1, SL_DROP_MAX },
+	{ "parse_errors", offsetof(struct lb_maps, perr_st), perr_names, 1, SL_PERR_MAX },
+};
+
 static int stats_json(struct lb_maps *maps, struct json_object *root)
 {
 	struct json_object *part;
 	int err;
 
-	err = counters_json(maps->proto_st, proto_names, 0, SL_PS_MAX, &part);
-	if (err)
-		return err;
-	json_object_object_add(root, "packets", part);
-	err = counters_json(maps->lb_st, lb_names, 0, SL_LB_STAT_MAX, &part);
-	if (err)
-		return err;
-	json_object_object_add(root, "lb", part);
-	err = counters_json(maps->drop_st, drop_names, 1, SL_DROP_MAX, &part);
-	if (err)
-		return err;
-	json_object_object_add(root, "drops", part);
-	err = counters_json(maps->perr_st, perr_names, 1, SL_PERR_MAX, &part);
-	if (err)
-		return err;
-	json_object_object_add(root, "parse_errors", part);
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		int fd = *(int *)((char *)maps + sections[i].fd_off);
+
+		err = counters_json(fd, sections[i].names, sections[i].first, sections[i].n, &part);
+		if (err)
+			return err;
+		json_object_object_add(root, sections[i].section, part);
+	}
 	err = conntrack_json(maps, &part);
 	if (err)
 		return err;
@@ -117,10 +124,9 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		cli_print_json(cli, root);
 		return CLI_OK;
 	}
-	const char *sections[] = { "packets", "lb", "drops", "parse_errors", "conntrack" };
-
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
-		print_section(root, sections[i]);
+		print_section(root, sections[i].section);
+	print_section(root, "conntrack");
 	json_object_put(root);
 	return CLI_OK;
 }
