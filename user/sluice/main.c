@@ -152,6 +152,7 @@ static const struct cli_cmd top_cmds[] = {
 	{ "service", cmd_service, "add|del|list ...", "L4 services (VIP:PORT/PROTO)" },
 	{ "backend", cmd_backend, "add|del|set ...", "a service's backends" },
 	{ "stats", cmd_stats, "", "datapath counters and drop reasons" },
+	{ "status", cmd_status, "", "datapath version, attachments, map use" },
 	{ "help", cmd_help, "", "this text" },
 	{},
 };

@@ -1,0 +1,188 @@
+/* `sluice status`: what is loaded under the pin directory: the datapath
+ * version and settings, every XDP attachment (interface, program, link),
+ * and each map's occupancy against its capacity. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "cli.h"
+#include "sluice/limits.h"
+
+#define LINK_PREFIX "link_xdp_"
+
+/* {"interface", "ifindex", "link_id", "prog_id", "prog_name"} of one pinned link. */
+static struct json_object *link_json(const char *path)
+{
+	struct bpf_link_info link = {};
+	struct bpf_prog_info prog = {};
+	__u32 len = sizeof(link);
+	struct json_object *obj;
+	char ifname[IF_NAMESIZE] = "?";
+	int fd = bpf_obj_get(path), prog_fd;
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &link, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	close(fd);
+	obj = json_object_new_object();
+	if_indextoname(link.xdp.ifindex, ifname);
+	json_object_object_add(obj, "interface", json_object_new_string(ifname));
+	json_object_object_add(obj, "ifindex", json_object_new_uint64(link.xdp.ifindex));
+	json_object_object_add(obj, "link_id", json_object_new_uint64(link.id));
+	json_object_object_add(obj, "prog_id", json_object_new_uint64(link.prog_id));
+	prog_fd = bpf_prog_get_fd_by_id(link.prog_id);
+	len = sizeof(prog);
+	if (prog_fd >= 0 && !bpf_obj_get_info_by_fd(prog_fd, &prog, &len))
+		json_object_object_add(obj, "prog_name", json_object_new_string(prog.name));
+	if (prog_fd >= 0)
+		close(prog_fd);
+	return obj;
+}
+
+static int links_json(const char *dir, struct json_object **out)
+{
+	char path[PATH_MAX];
+	struct dirent *entry;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -errno;
+	*out = json_object_new_array();
+	while ((entry = readdir(d))) {
+		struct json_object *link;
+
+		if (strncmp(entry->d_name, LINK_PREFIX, strlen(LINK_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+		link = link_json(path);
+		if (link)
+			json_object_array_add(*out, link);
+	}
+	closedir(d);
+	return 0;
+}
+
+static int count_service(const struct sl_svc_key *key, const struct sl_svc *svc, void *ctx)
+{
+	__u32 *counts = ctx;
+
+	(void)key;
+	counts[0]++;
+	counts[1] += svc->backend_count;
+	return 0;
+}
+
+static struct json_object *occupancy_json(__u64 used, __u64 capacity)
+{
+	struct json_object *obj = json_object_new_object();
+
+	json_object_object_add(obj, "used", json_object_new_uint64(used));
+	json_object_object_add(obj, "capacity", json_object_new_uint64(capacity));
+	return obj;
+}
+
+static int maps_json(struct lb_maps *maps, struct json_object **out)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), v4, v6, counts[2] = {};
+	int err = lb_ct_count(maps, &v4, &v6);
+
+	if (!err)
+		err = lb_service_foreach(maps, count_service, counts);
+	if (!err && bpf_obj_get_info_by_fd(maps->ct4, &info, &len))
+		err = -errno;
+	if (err)
+		return err;
+	*out = json_object_new_object();
+	json_object_object_add(*out, "services", occupancy_json(counts[0], SL_MAX_SERVICES - 1));
+	json_object_object_add(*out, "active_backends",
+			       occupancy_json(counts[1], SL_MAX_BACKENDS - 1));
+	json_object_object_add(*out, "conntrack_ipv4", occupancy_json(v4, info.max_entries));
+	json_object_object_add(*out, "conntrack_ipv6", occupancy_json(v6, info.max_entries));
+	return 0;
+}
+
+static void print_status(struct json_object *root)
+{
+	struct json_object *links = json_object_object_get(root, "attachments");
+
+	printf("datapath  version %s, Maglev table %s slots, pinned in %s\n",
+	       json_object_get_string(json_object_object_get(root, "version")),
+	       json_object_get_string(json_object_object_get(root, "maglev_size")),
+	       json_object_get_string(json_object_object_get(root, "bpffs")));
+	for (size_t i = 0; i < json_object_array_length(links); i++) {
+		struct json_object *l = json_object_array_get_idx(links, i);
+
+		printf("xdp       %-12s prog %s (id %s), link id %s\n",
+		       json_object_get_string(json_object_object_get(l, "interface")),
+		       json_object_get_string(json_object_object_get(l, "prog_name")),
+		       json_object_get_string(json_object_object_get(l, "prog_id")),
+		       json_object_get_string(json_object_object_get(l, "link_id")));
+	}
+	json_object_object_foreach (json_object_object_get(root, "maps"), name, occ)
+		printf("map       %-16s %10s / %s\n", name,
+		       json_object_get_string(json_object_object_get(occ, "used")),
+		       json_object_get_string(json_object_object_get(occ, "capacity")));
+}
+
+static int status_json(struct cli *cli, struct json_object *root)
+{
+	struct sl_config cfg = {};
+	struct json_object *part;
+	__u32 zero = 0;
+	int err;
+
+	if (bpf_map_lookup_elem(cli->maps.cfg, &zero, &cfg))
+		return -errno;
+	json_object_object_add(root, "bpffs", json_object_new_string(cli->bpffs));
+	json_object_object_add(root, "version", json_object_new_uint64(cfg.version));
+	json_object_object_add(root, "maglev_size", json_object_new_uint64(cfg.maglev_size));
+	err = links_json(cli->bpffs, &part);
+	if (err)
+		return err;
+	json_object_object_add(root, "attachments", part);
+	err = maps_json(&cli->maps, &part);
+	if (err)
+		return err;
+	json_object_object_add(root, "maps", part);
+	return 0;
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	struct json_object *root;
+	int status, err;
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "help"))
+			return cli_error(cli, CLI_USAGE, 0, NULL, "usage: sluice status [--json]");
+		printf("Usage: sluice status [--json]\n  datapath version, attachments, map use\n");
+		return CLI_OK;
+	}
+	status = cli_open_maps(cli, false);
+	if (status)
+		return status;
+	root = json_object_new_object();
+	err = status_json(cli, root);
+	cli_close_maps(cli);
+	if (err) {
+		json_object_put(root);
+		return cli_error(cli, CLI_ERROR, err, NULL, "cannot read the status of %s",
+				 cli->bpffs);
+	}
+	if (cli->json) {
+		cli_print_json(cli, root);
+		return CLI_OK;
+	}
+	print_status(root);
+	json_object_put(root);
+	return CLI_OK;
+}
