@@ -1,0 +1,89 @@
+/* The agent's declarative config (sluiced --config FILE, sluice apply -f
+ * FILE): the services, their health checks and backends that a YAML file
+ * asks for, parsed and validated as a whole by cfg_load_file() or
+ * cfg_load_buffer(). Types and functions only; docs/config.md has the
+ * format. (include/sluice/config.h is the unrelated sl_cfg map value.) */
+#ifndef SLUICE_CFG_H
+#define SLUICE_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "sluice/limits.h"
+#include "sluice/service.h"
+
+/* What one config may hold: service and backend ids start at 1 (limits.h). */
+#define CFG_MAX_SERVICES (SL_MAX_SERVICES - 1)
+#define CFG_MAX_BACKENDS (SL_MAX_BACKENDS - 1) /* over all services */
+#define CFG_AFFINITY_MAX_S 86400u
+#define CFG_HEALTH_PATH_MAX 128 /* with the NUL */
+
+enum cfg_health_type {
+	CFG_HEALTH_NONE, /* no "health" key: the backends are never probed */
+	CFG_HEALTH_TCP,
+	CFG_HEALTH_HTTP,
+};
+
+/* An active health check; every field holds its default when not given. */
+struct cfg_health {
+	enum cfg_health_type type;
+	char path[CFG_HEALTH_PATH_MAX]; /* HTTP: request target, starts with '/' */
+	uint16_t expect_status; /* HTTP: 100..599 */
+	uint32_t interval_ms; /* 10..3600000 */
+	uint32_t timeout_ms; /* 1..interval_ms */
+	uint8_t healthy_threshold; /* consecutive passes to mark up, 1..100 */
+	uint8_t unhealthy_threshold; /* consecutive failures to mark down, 1..100 */
+};
+
+struct cfg_backend {
+	struct addr_port addr; /* same family as the service's VIP */
+	uint32_t weight; /* 0..LB_WEIGHT_MAX; 0 = drained */
+	unsigned int line, column; /* where the entry starts, 1-based */
+};
+
+struct cfg_service {
+	struct sl_svc_key key;
+	char name[SL_SVC_NAME_MAX]; /* may be empty */
+	uint32_t affinity_s; /* 0 = no client-IP affinity */
+	struct cfg_health health;
+	struct cfg_backend *backends; /* in file order, no two with one address */
+	size_t n_backends;
+	unsigned int line, column; /* where the entry starts, 1-based */
+};
+
+/* A whole config: services in file order, no two with one key. */
+struct cfg_state {
+	struct cfg_service *services;
+	size_t n_services;
+};
+
+/* Where and why a config was refused. line 0 means no position (I/O,
+ * memory); column 0 means the whole line; field "" means no field. */
+struct cfg_error {
+	char file[256];
+	unsigned int line, column; /* 1-based */
+	char field[128]; /* e.g. services[0].backends[1].weight */
+	char message[256];
+};
+
+/*
+ * cfg_load_file() - read and validate the config at @path into @out.
+ * cfg_load_buffer() - the same for @len bytes of @text, @name standing in
+ * for the file name in errors (NULL: "<buffer>").
+ *
+ * The whole input is validated before anything is returned. On success
+ * @out owns arrays that cfg_free() releases. On error @out is zeroed (the
+ * caller frees nothing), @err (may be NULL) says where and why, and the
+ * return is -EINVAL for content, -ENOMEM, or the -errno of reading @path.
+ * An empty file is a valid config with no services.
+ */
+int cfg_load_file(const char *path, struct cfg_state *out, struct cfg_error *err);
+int cfg_load_buffer(const char *name, const char *text, size_t len, struct cfg_state *out,
+		    struct cfg_error *err);
+/* Release what a load returned and zero @state; a zeroed state is fine. */
+void cfg_free(struct cfg_state *state);
+/* "FILE:LINE:COL: FIELD: MESSAGE", leaving out the parts @err lacks. */
+void cfg_error_format(const struct cfg_error *err, char *buf, size_t len);
+
+#endif
