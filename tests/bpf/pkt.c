@@ -10,31 +10,31 @@
 
 #include "pkt.h"
 
-#define ETH_HLEN	14
-#define VLAN_HLEN	4
-#define IPV4_HLEN	20
-#define IPV6_HLEN	40
-#define TCP_HLEN	20
-#define UDP_HLEN	8
-#define ICMP_HLEN	8
-#define IPV6_FRAG_HLEN	8
+#define ETH_HLEN 14
+#define VLAN_HLEN 4
+#define IPV4_HLEN 20
+#define IPV6_HLEN 40
+#define TCP_HLEN 20
+#define UDP_HLEN 8
+#define ICMP_HLEN 8
+#define IPV6_FRAG_HLEN 8
 
-#define ETH_P_IP	0x0800
-#define ETH_P_IPV6	0x86dd
-#define ETH_P_8021Q	0x8100
-#define ETH_P_8021AD	0x88a8
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86dd
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88a8
 
-#define PROTO_HOPOPTS	0
-#define PROTO_ICMP	1
-#define PROTO_TCP	6
-#define PROTO_UDP	17
-#define PROTO_ROUTING	43
-#define PROTO_FRAGMENT	44
-#define PROTO_AH	51
-#define PROTO_ICMPV6	58
-#define PROTO_DSTOPTS	60
+#define PROTO_HOPOPTS 0
+#define PROTO_ICMP 1
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define PROTO_ROUTING 43
+#define PROTO_FRAGMENT 44
+#define PROTO_AH 51
+#define PROTO_ICMPV6 58
+#define PROTO_DSTOPTS 60
 
-#define IPV6_OPT_PADN	1
+#define IPV6_OPT_PADN 1
 
 static void put16(uint8_t *b, uint16_t v)
 {
@@ -72,15 +72,13 @@ void pkt_init(struct pkt *p)
  * Nothing is written unless all of it fits, so a failed builder leaves
  * the frame as it was. Returns the header start or NULL (p->err set).
  */
-static uint8_t *pkt_put(struct pkt *p, size_t hdr_len, const void *payload,
-			size_t payload_len)
+static uint8_t *pkt_put(struct pkt *p, size_t hdr_len, const void *payload, size_t payload_len)
 {
 	uint8_t *h;
 
 	if (p->err)
 		return NULL;
-	if (hdr_len > PKT_MAX - p->len ||
-	    payload_len > PKT_MAX - p->len - hdr_len) {
+	if (hdr_len > PKT_MAX - p->len || payload_len > PKT_MAX - p->len - hdr_len) {
 		pkt_fail(p, -ENOSPC);
 		return NULL;
 	}
@@ -100,9 +98,8 @@ static bool layer_is_ip(enum pkt_layer_kind kind)
 /* pkt_put() for a header pkt_finish() must fix up: also records it, and
  * the outermost l3/l4 offsets.
  */
-static uint8_t *pkt_put_layer(struct pkt *p, enum pkt_layer_kind kind,
-			      size_t hdr_len, const void *payload,
-			      size_t payload_len)
+static uint8_t *pkt_put_layer(struct pkt *p, enum pkt_layer_kind kind, size_t hdr_len,
+			      const void *payload, size_t payload_len)
 {
 	size_t off = p->len;
 	uint8_t *h;
@@ -125,8 +122,7 @@ static uint8_t *pkt_put_layer(struct pkt *p, enum pkt_layer_kind kind,
 	return h;
 }
 
-int pkt_eth(struct pkt *p, const uint8_t dst[6], const uint8_t src[6],
-	    uint16_t ethertype)
+int pkt_eth(struct pkt *p, const uint8_t dst[6], const uint8_t src[6], uint16_t ethertype)
 {
 	uint8_t *h = pkt_put(p, ETH_HLEN, NULL, 0);
 
@@ -149,8 +145,8 @@ int pkt_vlan(struct pkt *p, uint16_t tci, uint16_t inner_ethertype)
 	return VLAN_HLEN;
 }
 
-int pkt_ipv4(struct pkt *p, const char *src, const char *dst, uint8_t proto,
-	     const uint8_t *options, size_t opt_len, uint16_t frag_off)
+int pkt_ipv4(struct pkt *p, const char *src, const char *dst, uint8_t proto, const uint8_t *options,
+	     size_t opt_len, uint16_t frag_off)
 {
 	size_t hlen = IPV4_HLEN + opt_len;
 	uint8_t saddr[4], daddr[4];
@@ -159,8 +155,7 @@ int pkt_ipv4(struct pkt *p, const char *src, const char *dst, uint8_t proto,
 	if (p->err)
 		return -1;
 	if (opt_len % 4 || opt_len > 40 || (opt_len && !options) ||
-	    inet_pton(AF_INET, src, saddr) != 1 ||
-	    inet_pton(AF_INET, dst, daddr) != 1)
+	    inet_pton(AF_INET, src, saddr) != 1 || inet_pton(AF_INET, dst, daddr) != 1)
 		return pkt_fail(p, -EINVAL);
 	h = pkt_put_layer(p, PKT_L_IPV4, hlen, NULL, 0);
 	if (!h)
@@ -177,16 +172,14 @@ int pkt_ipv4(struct pkt *p, const char *src, const char *dst, uint8_t proto,
 	return hlen;
 }
 
-int pkt_ipv6(struct pkt *p, const char *src, const char *dst,
-	     uint8_t next_hdr)
+int pkt_ipv6(struct pkt *p, const char *src, const char *dst, uint8_t next_hdr)
 {
 	uint8_t saddr[16], daddr[16];
 	uint8_t *h;
 
 	if (p->err)
 		return -1;
-	if (inet_pton(AF_INET6, src, saddr) != 1 ||
-	    inet_pton(AF_INET6, dst, daddr) != 1)
+	if (inet_pton(AF_INET6, src, saddr) != 1 || inet_pton(AF_INET6, dst, daddr) != 1)
 		return pkt_fail(p, -EINVAL);
 	h = pkt_put_layer(p, PKT_L_IPV6, IPV6_HLEN, NULL, 0);
 	if (!h)
@@ -199,8 +192,7 @@ int pkt_ipv6(struct pkt *p, const char *src, const char *dst,
 	return IPV6_HLEN;
 }
 
-int pkt_ipv6_ext(struct pkt *p, uint8_t type, uint8_t next_hdr, uint8_t len8,
-		 const void *body)
+int pkt_ipv6_ext(struct pkt *p, uint8_t type, uint8_t next_hdr, uint8_t len8, const void *body)
 {
 	size_t hlen = 8 * ((size_t)len8 + 1);
 	uint8_t *h;
@@ -221,8 +213,7 @@ int pkt_ipv6_ext(struct pkt *p, uint8_t type, uint8_t next_hdr, uint8_t len8,
 	return hlen;
 }
 
-int pkt_ipv6_frag(struct pkt *p, uint8_t next_hdr, uint16_t offset8,
-		  bool more, uint32_t id)
+int pkt_ipv6_frag(struct pkt *p, uint8_t next_hdr, uint16_t offset8, bool more, uint32_t id)
 {
 	uint8_t *h;
 
@@ -239,8 +230,8 @@ int pkt_ipv6_frag(struct pkt *p, uint8_t next_hdr, uint16_t offset8,
 	return IPV6_FRAG_HLEN;
 }
 
-int pkt_tcp(struct pkt *p, uint16_t sport, uint16_t dport, uint8_t flags,
-	    const void *payload, size_t len)
+int pkt_tcp(struct pkt *p, uint16_t sport, uint16_t dport, uint8_t flags, const void *payload,
+	    size_t len)
 {
 	uint8_t *h = pkt_put_layer(p, PKT_L_TCP, TCP_HLEN, payload, len);
 
@@ -254,8 +245,7 @@ int pkt_tcp(struct pkt *p, uint16_t sport, uint16_t dport, uint8_t flags,
 	return TCP_HLEN + len;
 }
 
-int pkt_udp(struct pkt *p, uint16_t sport, uint16_t dport,
-	    const void *payload, size_t len)
+int pkt_udp(struct pkt *p, uint16_t sport, uint16_t dport, const void *payload, size_t len)
 {
 	uint8_t *h = pkt_put_layer(p, PKT_L_UDP, UDP_HLEN, payload, len);
 
@@ -266,9 +256,8 @@ int pkt_udp(struct pkt *p, uint16_t sport, uint16_t dport,
 	return UDP_HLEN + len;
 }
 
-static int pkt_icmp(struct pkt *p, enum pkt_layer_kind kind, uint8_t type,
-		    uint8_t code, uint32_t rest, const void *payload,
-		    size_t len)
+static int pkt_icmp(struct pkt *p, enum pkt_layer_kind kind, uint8_t type, uint8_t code,
+		    uint32_t rest, const void *payload, size_t len)
 {
 	uint8_t *h = pkt_put_layer(p, kind, ICMP_HLEN, payload, len);
 
@@ -280,14 +269,14 @@ static int pkt_icmp(struct pkt *p, enum pkt_layer_kind kind, uint8_t type,
 	return ICMP_HLEN + len;
 }
 
-int pkt_icmp4(struct pkt *p, uint8_t type, uint8_t code, uint32_t rest,
-	      const void *payload, size_t len)
+int pkt_icmp4(struct pkt *p, uint8_t type, uint8_t code, uint32_t rest, const void *payload,
+	      size_t len)
 {
 	return pkt_icmp(p, PKT_L_ICMP4, type, code, rest, payload, len);
 }
 
-int pkt_icmp6(struct pkt *p, uint8_t type, uint8_t code, uint32_t rest,
-	      const void *payload, size_t len)
+int pkt_icmp6(struct pkt *p, uint8_t type, uint8_t code, uint32_t rest, const void *payload,
+	      size_t len)
 {
 	return pkt_icmp(p, PKT_L_ICMP6, type, code, rest, payload, len);
 }
@@ -325,8 +314,7 @@ uint16_t csum_fold_buf(const void *buf, size_t len, uint32_t seed)
 }
 
 /* Pseudo-header sum for an L4 segment of l4_len bytes under ip. */
-static uint32_t pseudo_sum(const uint8_t *ip, bool v6, uint8_t proto,
-			   uint32_t l4_len)
+static uint32_t pseudo_sum(const uint8_t *ip, bool v6, uint8_t proto, uint32_t l4_len)
 {
 	uint32_t sum;
 
@@ -369,21 +357,18 @@ static int finish_l4(struct pkt *p, size_t i)
 	switch (l->kind) {
 	case PKT_L_TCP:
 		put16(h + 16, 0);
-		put16(h + 16, csum_fold_buf(h, l4_len,
-			pseudo_sum(ip, v6, PROTO_TCP, l4_len)));
+		put16(h + 16, csum_fold_buf(h, l4_len, pseudo_sum(ip, v6, PROTO_TCP, l4_len)));
 		break;
 	case PKT_L_UDP:
 		put16(h + 4, l4_len);
 		put16(h + 6, 0);
-		csum = csum_fold_buf(h, l4_len,
-				     pseudo_sum(ip, v6, PROTO_UDP, l4_len));
+		csum = csum_fold_buf(h, l4_len, pseudo_sum(ip, v6, PROTO_UDP, l4_len));
 		/* 0 means "no checksum" on the wire; send its equal 0xffff */
 		put16(h + 6, csum ? csum : 0xffff);
 		break;
 	case PKT_L_ICMP6:
 		put16(h + 2, 0);
-		put16(h + 2, csum_fold_buf(h, l4_len,
-			pseudo_sum(ip, v6, PROTO_ICMPV6, l4_len)));
+		put16(h + 2, csum_fold_buf(h, l4_len, pseudo_sum(ip, v6, PROTO_ICMPV6, l4_len)));
 		break;
 	default:
 		break;
@@ -414,8 +399,7 @@ int pkt_finish(struct pkt *p)
 	/* innermost first: outer checksums must see finished inner bytes */
 	for (i = p->n_layers; i-- > 0;) {
 		/* lengths below run to p->len and must not underflow */
-		if (p->layers[i].off > p->len ||
-		    p->layers[i].hdr_len > p->len - p->layers[i].off)
+		if (p->layers[i].off > p->len || p->layers[i].hdr_len > p->len - p->layers[i].off)
 			return pkt_fail(p, -EINVAL);
 		if (layer_is_ip(p->layers[i].kind))
 			finish_ip(p, i);
@@ -473,8 +457,8 @@ static bool locate_l4_v4(const uint8_t *ip, size_t len, struct l4_loc *loc)
  */
 static long ext_hdr_len(const uint8_t *ip, size_t off, size_t end, uint8_t nh)
 {
-	if (nh != PROTO_HOPOPTS && nh != PROTO_ROUTING &&
-	    nh != PROTO_DSTOPTS && nh != PROTO_FRAGMENT && nh != PROTO_AH)
+	if (nh != PROTO_HOPOPTS && nh != PROTO_ROUTING && nh != PROTO_DSTOPTS &&
+	    nh != PROTO_FRAGMENT && nh != PROTO_AH)
 		return 0;
 	if (end - off < 8)
 		return -1;

@@ -12,28 +12,28 @@
 #include <stdint.h>
 
 /* Larger than the XDP test_run limit (~3.5 KiB) so oversize cases fit. */
-#define PKT_MAX		4096
+#define PKT_MAX 4096
 /* Headers recorded for pkt_finish(); enough for encap + ICMP quoting. */
-#define PKT_MAX_LAYERS	16
+#define PKT_MAX_LAYERS 16
 
 /* Default header field values; they match scapy's defaults so reference
  * bytes can be produced with plain IP()/IPv6()/TCP() constructors.
  */
-#define PKT_IP_TTL	64	/* IPv4 TTL and IPv6 hop limit */
-#define PKT_IP_ID	1	/* IPv4 identification */
-#define PKT_TCP_WINDOW	8192
+#define PKT_IP_TTL 64 /* IPv4 TTL and IPv6 hop limit */
+#define PKT_IP_ID 1 /* IPv4 identification */
+#define PKT_TCP_WINDOW 8192
 
 /* TCP flag bits for pkt_tcp() */
-#define PKT_TCP_FIN	0x01
-#define PKT_TCP_SYN	0x02
-#define PKT_TCP_RST	0x04
-#define PKT_TCP_PSH	0x08
-#define PKT_TCP_ACK	0x10
-#define PKT_TCP_URG	0x20
+#define PKT_TCP_FIN 0x01
+#define PKT_TCP_SYN 0x02
+#define PKT_TCP_RST 0x04
+#define PKT_TCP_PSH 0x08
+#define PKT_TCP_ACK 0x10
+#define PKT_TCP_URG 0x20
 
 /* IPv4 flags+fragment-offset field (host order) for pkt_ipv4() */
-#define PKT_IP_DF	0x4000
-#define PKT_IP_MF	0x2000
+#define PKT_IP_DF 0x4000
+#define PKT_IP_MF 0x2000
 
 enum pkt_layer_kind {
 	PKT_L_IPV4,
@@ -66,7 +66,7 @@ struct pkt {
 	int err;
 };
 
-#define PKT_NO_OFF	((size_t)-1)
+#define PKT_NO_OFF ((size_t)-1)
 
 /* Every builder returns the number of bytes it appended, or -1 (and sets
  * p->err) when the header does not fit or an argument is bad.
@@ -79,8 +79,7 @@ void pkt_init(struct pkt *p);
 /* 14-byte Ethernet header. For a tagged frame pass the TPID (0x8100, or
  * 0x88a8 for an 802.1ad outer tag) as ethertype and follow with pkt_vlan().
  */
-int pkt_eth(struct pkt *p, const uint8_t dst[6], const uint8_t src[6],
-	    uint16_t ethertype);
+int pkt_eth(struct pkt *p, const uint8_t dst[6], const uint8_t src[6], uint16_t ethertype);
 
 /* 4-byte VLAN tag body: TCI then the ethertype that follows the tag. The
  * TPID is the type field before it (set by pkt_eth or the previous
@@ -95,12 +94,11 @@ int pkt_vlan(struct pkt *p, uint16_t tci, uint16_t inner_ethertype);
  * NULL/0 for none. frag_off is the whole flags+offset field in host order
  * (e.g. PKT_IP_DF, or PKT_IP_MF | offset_in_8_byte_units).
  */
-int pkt_ipv4(struct pkt *p, const char *src, const char *dst, uint8_t proto,
-	     const uint8_t *options, size_t opt_len, uint16_t frag_off);
+int pkt_ipv4(struct pkt *p, const char *src, const char *dst, uint8_t proto, const uint8_t *options,
+	     size_t opt_len, uint16_t frag_off);
 
 /* 40-byte IPv6 header, hop limit PKT_IP_TTL, traffic class and flow 0. */
-int pkt_ipv6(struct pkt *p, const char *src, const char *dst,
-	     uint8_t next_hdr);
+int pkt_ipv6(struct pkt *p, const char *src, const char *dst, uint8_t next_hdr);
 
 /* IPv6 extension header whose length field counts 8-octet units beyond
  * the first (hop-by-hop 0, routing 43, destination options 60): total size
@@ -111,22 +109,19 @@ int pkt_ipv6(struct pkt *p, const char *src, const char *dst,
  * type 44 is rejected: use pkt_ipv6_frag(). AH (51, 4-octet units) is
  * not supported.
  */
-int pkt_ipv6_ext(struct pkt *p, uint8_t type, uint8_t next_hdr, uint8_t len8,
-		 const void *body);
+int pkt_ipv6_ext(struct pkt *p, uint8_t type, uint8_t next_hdr, uint8_t len8, const void *body);
 
 /* 8-byte IPv6 fragment header. offset8 is the fragment offset in 8-octet
  * units (13 bits), more the M flag.
  */
-int pkt_ipv6_frag(struct pkt *p, uint8_t next_hdr, uint16_t offset8,
-		  bool more, uint32_t id);
+int pkt_ipv6_frag(struct pkt *p, uint8_t next_hdr, uint16_t offset8, bool more, uint32_t id);
 
 /* TCP header (20 bytes, seq 0, ack 0, window PKT_TCP_WINDOW) + payload. */
-int pkt_tcp(struct pkt *p, uint16_t sport, uint16_t dport, uint8_t flags,
-	    const void *payload, size_t len);
+int pkt_tcp(struct pkt *p, uint16_t sport, uint16_t dport, uint8_t flags, const void *payload,
+	    size_t len);
 
 /* UDP header + payload. */
-int pkt_udp(struct pkt *p, uint16_t sport, uint16_t dport,
-	    const void *payload, size_t len);
+int pkt_udp(struct pkt *p, uint16_t sport, uint16_t dport, const void *payload, size_t len);
 
 /* ICMP / ICMPv6 header (type, code, checksum, 32-bit rest-of-header in
  * host order, e.g. next-hop MTU or id << 16 | seq) + payload. For an error
@@ -134,10 +129,10 @@ int pkt_udp(struct pkt *p, uint16_t sport, uint16_t dport,
  * pkt starting at its IP header, pkt_finish() it, then pass its data and
  * (possibly truncated) len here.
  */
-int pkt_icmp4(struct pkt *p, uint8_t type, uint8_t code, uint32_t rest,
-	      const void *payload, size_t len);
-int pkt_icmp6(struct pkt *p, uint8_t type, uint8_t code, uint32_t rest,
-	      const void *payload, size_t len);
+int pkt_icmp4(struct pkt *p, uint8_t type, uint8_t code, uint32_t rest, const void *payload,
+	      size_t len);
+int pkt_icmp6(struct pkt *p, uint8_t type, uint8_t code, uint32_t rest, const void *payload,
+	      size_t len);
 
 /* Raw bytes (zeros if data is NULL): payload with no L4 builder, e.g. a
  * non-first fragment, or a trailer appended after pkt_finish().

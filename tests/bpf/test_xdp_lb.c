@@ -1570,10 +1570,8 @@ static void run_case(const struct lb_case *c)
 	expect_traffic(&before, c->traffic, e.svc_id, e.backend_id, in.len);
 	if (c->ct_new)
 		expect_ct_pair(c, &ch);
-	ASSERT_EQ(map_count(maps.ct4), ct4 + (v6 ? 0 : added),
-		  "sl_ct4 entries");
-	ASSERT_EQ(map_count(maps.ct6), ct6 + (v6 ? added : 0),
-		  "sl_ct6 entries");
+	ASSERT_EQ(map_count(maps.ct4), ct4 + (v6 ? 0 : added), "sl_ct4 entries");
+	ASSERT_EQ(map_count(maps.ct6), ct6 + (v6 ? added : 0), "sl_ct6 entries");
 	if (c->check)
 		c->check(c, &out);
 }
