@@ -16,6 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "lb.h"
+#include "lb_internal.h"
 #include "maglev.h"
 #include "sluice/conntrack.h"
 #include "sluice/limits.h"
@@ -134,7 +135,7 @@ int lb_config_write(struct lb_maps *maps, const struct sl_config *cfg)
 /* ---- backends: the whole sl_be array is read at once ---- */
 
 /* Read every sl_be slot into @all (SL_MAX_BACKENDS entries). */
-static int backends_read(struct lb_maps *maps, struct sl_backend *all)
+int lb_backends_read(struct lb_maps *maps, struct sl_backend *all)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u32 *keys = calloc(SL_MAX_BACKENDS, sizeof(*keys));
@@ -207,38 +208,51 @@ static int table_map_create(const __u32 *table, __u32 size)
 	return fd;
 }
 
-/* Collect service @svc_id's backends with weight > 0 for maglev_build(). */
-static size_t maglev_inputs(const struct sl_backend *all, __u32 svc_id, struct maglev_backend *out)
+/* The ids of service @svc_id's backends in @all, in id order; returns how many. */
+size_t lb_backend_ids(const struct sl_backend *all, __u32 svc_id, __u32 *ids)
 {
 	size_t n = 0;
 
 	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
-		const struct sl_backend *be = &all[id];
+		if ((all[id].flags & SL_BE_IN_USE) && all[id].svc_id == svc_id)
+			ids[n++] = id;
+	}
+	return n;
+}
 
-		if (!(be->flags & SL_BE_IN_USE) || be->svc_id != svc_id || !be->weight)
+/* Maglev inputs for the backends @ids that take new flows (weight > 0). */
+static size_t maglev_inputs(const struct sl_backend *all, const __u32 *ids, size_t n_ids,
+			    struct maglev_backend *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < n_ids; i++) {
+		const struct sl_backend *be = &all[ids[i]];
+
+		if (!(be->flags & SL_BE_IN_USE) || !be->weight)
 			continue;
 		/* addr and port are adjacent: the key is the 18 bytes addr..port. */
 		out[n++] = (struct maglev_backend){
-			.id = id, .weight = be->weight, .key = be->addr, .key_len = 18
+			.id = ids[i], .weight = be->weight, .key = be->addr, .key_len = 18
 		};
 	}
 	return n;
 }
 
-/* Publish service @svc_id's table from the backends in @all: build it
- * aside, then swap the one sl_maglev slot (or clear it when no backend
+/* Publish service @svc_id's table built from backends @ids of @all: build
+ * it aside, then swap the one sl_maglev slot (or clear it when no backend
  * takes new flows). Returns 0 or -errno; the old table stays on error. */
 static int maglev_publish(struct lb_maps *maps, __u32 svc_id, const struct sl_backend *all,
-			  __u32 *active)
+			  const __u32 *ids, size_t n_ids, __u32 *active)
 {
-	struct maglev_backend *inputs = calloc(SL_MAX_BACKENDS, sizeof(*inputs));
+	struct maglev_backend *inputs = calloc(n_ids ? n_ids : 1, sizeof(*inputs));
 	__u32 *table = calloc(maps->maglev_size, sizeof(*table));
 	int err = -ENOMEM, fd;
 	size_t n;
 
 	if (!inputs || !table)
 		goto free_bufs;
-	n = maglev_inputs(all, svc_id, inputs);
+	n = maglev_inputs(all, ids, n_ids, inputs);
 	*active = n;
 	if (n == 0) {
 		err = bpf_map_delete_elem(maps->maglev, &svc_id) && errno != ENOENT ? -errno : 0;
@@ -260,17 +274,30 @@ free_bufs:
 	return err;
 }
 
-/* Republish @key's table and its backend count. */
-static int service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc,
-			   const struct sl_backend *all)
+int lb_service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc,
+		       const struct sl_backend *all, const __u32 *ids, size_t n_ids)
 {
 	__u32 active;
-	int err = maglev_publish(maps, svc->id, all, &active);
+	int err = maglev_publish(maps, svc->id, all, ids, n_ids, &active);
 
 	if (err)
 		return err;
 	svc->backend_count = active;
 	return bpf_map_update_elem(maps->svc, key, svc, BPF_EXIST) ? -errno : 0;
+}
+
+/* Republish @key's table from every backend of the service in @all. */
+static int service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc,
+			   const struct sl_backend *all)
+{
+	__u32 *ids = calloc(SL_MAX_BACKENDS, sizeof(*ids));
+	int err;
+
+	if (!ids)
+		return -ENOMEM;
+	err = lb_service_publish(maps, key, svc, all, ids, lb_backend_ids(all, svc->id, ids));
+	free(ids);
+	return err;
 }
 
 /* ---- services ---- */
@@ -327,7 +354,7 @@ static int service_free_id(struct lb_maps *maps, __u32 *id)
 }
 
 /* Zero a per-CPU traffic slot so a reused id starts from nothing. */
-static int traffic_reset(int map_fd, __u32 id)
+int lb_traffic_reset(int map_fd, __u32 id)
 {
 	int ncpus = libbpf_num_possible_cpus();
 	struct sl_traffic *zero;
@@ -344,18 +371,18 @@ static int traffic_reset(int map_fd, __u32 id)
 }
 
 /* An address of @family as the maps hold it: IPv4 in word 0, the rest zero. */
-static bool addr_valid(const __be32 *addr, __u8 family)
+bool lb_addr_valid(const __be32 *addr, __u8 family)
 {
 	if (family == SL_AF_INET6)
 		return true;
 	return family == SL_AF_INET && !(addr[1] | addr[2] | addr[3]);
 }
 
-static bool service_valid(const struct sl_svc_key *key, const struct sl_svc *svc)
+bool lb_service_valid(const struct sl_svc_key *key, const struct sl_svc *svc)
 {
 	bool affinity = svc->flags & SL_SVC_AFFINITY;
 
-	return addr_valid(key->addr, key->family) && key->port &&
+	return lb_addr_valid(key->addr, key->family) && key->port &&
 	       (key->proto == SL_PROTO_TCP || key->proto == SL_PROTO_UDP) &&
 	       !(svc->flags & ~(__u32)SL_SVC_AFFINITY) && affinity == !!svc->affinity_timeout_s &&
 	       memchr(svc->name, '\0', sizeof(svc->name));
@@ -366,7 +393,7 @@ int lb_service_add(struct lb_maps *maps, const struct sl_svc_key *key, const str
 	struct sl_svc svc = *want;
 	int err;
 
-	if (!service_valid(key, want))
+	if (!lb_service_valid(key, want))
 		return -EINVAL;
 	if (!lb_service_get(maps, key, &svc))
 		return -EEXIST;
@@ -374,7 +401,7 @@ int lb_service_add(struct lb_maps *maps, const struct sl_svc_key *key, const str
 	svc.backend_count = 0;
 	err = service_free_id(maps, &svc.id);
 	if (!err)
-		err = traffic_reset(maps->svc_st, svc.id);
+		err = lb_traffic_reset(maps->svc_st, svc.id);
 	if (err)
 		return err;
 	/* No table yet: new flows to it are dropped as no_backend. */
@@ -476,8 +503,7 @@ int lb_ct_count(struct lb_maps *maps, __u32 *v4, __u32 *v6)
 
 struct ct_flush {
 	int fd;
-	__u32 svc_id;
-	__u32 flushed;
+	const unsigned char *svc_ids; /* a byte per service id: flush if set */
 };
 
 static void ct_flush_one(const void *key, const struct sl_ct_entry *val, void *ctx)
@@ -486,17 +512,30 @@ static void ct_flush_one(const void *key, const struct sl_ct_entry *val, void *c
 
 	/* Deleting during a batch walk is safe: the walk resumes from its
 	 * bucket cursor, not from the deleted key. */
-	if (val->svc_id == flush->svc_id && !bpf_map_delete_elem(flush->fd, key))
-		flush->flushed++;
+	if (val->svc_id < SL_MAX_SERVICES && flush->svc_ids[val->svc_id])
+		bpf_map_delete_elem(flush->fd, key);
+}
+
+int lb_ct_flush_services(struct lb_maps *maps, const unsigned char *svc_ids)
+{
+	struct ct_flush v4 = { .fd = maps->ct4, .svc_ids = svc_ids };
+	struct ct_flush v6 = { .fd = maps->ct6, .svc_ids = svc_ids };
+	int err = ct_walk(maps->ct4, sizeof(struct sl_ct4_key), ct_flush_one, &v4);
+
+	return err ? err : ct_walk(maps->ct6, sizeof(struct sl_ct6_key), ct_flush_one, &v6);
 }
 
 static int ct_flush_service(struct lb_maps *maps, __u32 svc_id)
 {
-	struct ct_flush v4 = { .fd = maps->ct4, .svc_id = svc_id };
-	struct ct_flush v6 = { .fd = maps->ct6, .svc_id = svc_id };
-	int err = ct_walk(maps->ct4, sizeof(struct sl_ct4_key), ct_flush_one, &v4);
+	unsigned char *ids = calloc(SL_MAX_SERVICES, 1);
+	int err;
 
-	return err ? err : ct_walk(maps->ct6, sizeof(struct sl_ct6_key), ct_flush_one, &v6);
+	if (!ids)
+		return -ENOMEM;
+	ids[svc_id] = 1;
+	err = lb_ct_flush_services(maps, ids);
+	free(ids);
+	return err;
 }
 
 /* ---- service removal and backends ---- */
@@ -523,7 +562,7 @@ int lb_service_del(struct lb_maps *maps, const struct sl_svc_key *key)
 		return err;
 	err = lb_service_get(maps, key, &svc);
 	if (!err)
-		err = backends_read(maps, all);
+		err = lb_backends_read(maps, all);
 	if (err)
 		goto free_all;
 	/* Unpublish first: once the key is gone no new flow can pick it. */
@@ -561,7 +600,7 @@ static int backend_op_begin(struct lb_maps *maps, const struct sl_svc_key *key,
 	op->all = calloc(SL_MAX_BACKENDS, sizeof(*op->all));
 	if (!op->all)
 		return -ENOMEM;
-	err = backends_read(maps, op->all);
+	err = lb_backends_read(maps, op->all);
 	if (err) {
 		free(op->all);
 		return err;
@@ -593,13 +632,13 @@ int lb_backend_add(struct lb_maps *maps, const struct sl_svc_key *key, const str
 	__u32 id;
 	int err;
 
-	if (weight > LB_WEIGHT_MAX || !ap->port || !addr_valid(ap->addr, ap->family))
+	if (weight > LB_WEIGHT_MAX || !ap->port || !lb_addr_valid(ap->addr, ap->family))
 		return -EINVAL;
 	err = backend_op_begin(maps, key, ap, &op);
 	if (err)
 		return err;
 	id = backend_free_id(op.all);
-	err = op.id ? -EEXIST : !id ? -ENOSPC : traffic_reset(maps->be_st, id);
+	err = op.id ? -EEXIST : !id ? -ENOSPC : lb_traffic_reset(maps->be_st, id);
 	if (err)
 		goto free_all;
 	be.svc_id = op.svc.id;
@@ -669,7 +708,7 @@ free_all:
 int lb_backend_foreach(struct lb_maps *maps, __u32 svc_id, lb_backend_fn fn, void *ctx)
 {
 	struct sl_backend *all = calloc(SL_MAX_BACKENDS, sizeof(*all));
-	int err = all ? backends_read(maps, all) : -ENOMEM;
+	int err = all ? lb_backends_read(maps, all) : -ENOMEM;
 
 	for (__u32 id = 1; !err && id < SL_MAX_BACKENDS; id++) {
 		if ((all[id].flags & SL_BE_IN_USE) && all[id].svc_id == svc_id)

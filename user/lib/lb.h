@@ -60,6 +60,42 @@ typedef int (*lb_backend_fn)(__u32 id, const struct sl_backend *be, void *ctx);
 /* Calls @fn for each backend of service @svc_id in id order. */
 int lb_backend_foreach(struct lb_maps *maps, __u32 svc_id, lb_backend_fn fn, void *ctx);
 
+/* ---- bulk changes (lb_sync.c): many services, each in one publication ---- */
+
+/* Every service and backend slot as read once, indexed by service, and
+ * kept up to date by the bulk calls below. Single-object calls above do
+ * not update it: do not mix them while a snapshot is in use. */
+struct lb_snapshot;
+
+struct lb_backend_spec {
+	struct addr_port addr;
+	__u32 weight;
+};
+
+int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out);
+void lb_snapshot_free(struct lb_snapshot *snap);
+/* Which services a bulk change keeps (true) or prunes. */
+typedef bool (*lb_keep_fn)(const struct sl_svc_key *key, void *ctx);
+
+/* Free service ids and backend slots in @snap once the services @keep
+ * rejects are pruned (@keep NULL: as it is). */
+void lb_snapshot_room(const struct lb_snapshot *snap, lb_keep_fn keep, void *ctx, __u32 *services,
+		      __u32 *backends);
+/* How many of @specs service @key does not have yet (slots it will take). */
+__u32 lb_snapshot_new_backends(struct lb_maps *maps, const struct lb_snapshot *snap,
+			       const struct sl_svc_key *key, const struct lb_backend_spec *specs,
+			       size_t n);
+
+/* Make service @key exist with @want's flags, affinity and name, and
+ * exactly the backends @specs, published as one table. Returns 1 when
+ * something changed, 0 when it already was so, or -errno. */
+int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct sl_svc_key *key,
+		    const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n);
+/* Delete every service of @snap for which @keep(key, ctx) is false, with
+ * their backends, tables and flows (one conntrack walk for all). Returns
+ * how many were deleted, or -errno. */
+int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn keep, void *ctx);
+
 /* Counters, summed over CPUs. */
 int lb_read_counter(int map_fd, __u32 index, __u64 *sum);
 int lb_read_traffic(int map_fd, __u32 id, struct sl_traffic *sum);

@@ -47,11 +47,12 @@ void cli_close_maps(struct cli *cli);
 /* Print @obj (consumed) as JSON on stdout. */
 void cli_print_json(struct cli *cli, struct json_object *obj);
 
-/* Commands: service.c, stats.c, status.c. */
+/* Commands: service.c, stats.c, status.c, apply.c. */
 int cmd_service(struct cli *cli, int argc, char **argv);
 int cmd_backend(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_apply(struct cli *cli, int argc, char **argv);
 
 /* Shared option parsing for verbs: a number in [min, max]. */
 int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min, __u32 max,

@@ -151,6 +151,7 @@ static int cmd_help(struct cli *cli, int argc, char **argv);
 static const struct cli_cmd top_cmds[] = {
 	{ "service", cmd_service, "add|del|list ...", "L4 services (VIP:PORT/PROTO)" },
 	{ "backend", cmd_backend, "add|del|set ...", "a service's backends" },
+	{ "apply", cmd_apply, "-f FILE", "make the services those of a YAML file" },
 	{ "stats", cmd_stats, "", "datapath counters and drop reasons" },
 	{ "status", cmd_status, "", "datapath version, attachments, map use" },
 	{ "help", cmd_help, "", "this text" },

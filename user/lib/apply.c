@@ -1,0 +1,149 @@
+/* apply_config(): a parsed config onto the LB maps (apply.h). Order: read
+ * one snapshot, check room for the result, prune the services the config
+ * no longer has, then sync each config service (one table each). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sl_svc_key));
+}
+
+/* The config's service keys, sorted, so keep() is a binary search. */
+struct key_set {
+	struct sl_svc_key *keys;
+	size_t n;
+};
+
+static bool key_set_has(const struct sl_svc_key *key, void *ctx)
+{
+	const struct key_set *set = ctx;
+
+	return bsearch(key, set->keys, set->n, sizeof(*key), key_cmp) != NULL;
+}
+
+static int key_set_build(const struct cfg_state *cfg, struct key_set *set)
+{
+	set->n = cfg->n_services;
+	set->keys = calloc(set->n + 1, sizeof(*set->keys));
+	if (!set->keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < set->n; i++)
+		set->keys[i] = cfg->services[i].key;
+	qsort(set->keys, set->n, sizeof(*set->keys), key_cmp);
+	return 0;
+}
+
+static struct lb_backend_spec *specs_of(const struct cfg_service *svc)
+{
+	struct lb_backend_spec *specs = calloc(svc->n_backends + 1, sizeof(*specs));
+
+	for (size_t i = 0; specs && i < svc->n_backends; i++)
+		specs[i] = (struct lb_backend_spec){ .addr = svc->backends[i].addr,
+						     .weight = svc->backends[i].weight };
+	return specs;
+}
+
+static struct sl_svc settings_of(const struct cfg_service *svc)
+{
+	struct sl_svc want = { .affinity_timeout_s = svc->affinity_s };
+
+	want.flags = svc->affinity_s ? SL_SVC_AFFINITY : 0;
+	memcpy(want.name, svc->name, sizeof(want.name));
+	return want;
+}
+
+/* Services and backend slots the config needs beyond what exists. */
+static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
+		       __u32 *services, __u32 *backends)
+{
+	struct sl_svc existing;
+
+	*services = *backends = 0;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *svc = &cfg->services[i];
+		struct lb_backend_spec *specs = specs_of(svc);
+
+		if (!specs)
+			return -ENOMEM;
+		*services += lb_service_get(maps, &svc->key, &existing) != 0;
+		*backends +=
+			lb_snapshot_new_backends(maps, snap, &svc->key, specs, svc->n_backends);
+		free(specs);
+	}
+	return 0;
+}
+
+static int room_check(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
+		      struct key_set *keep, char *what, size_t len)
+{
+	__u32 free_svcs, free_bes, need_svcs, need_bes;
+	int err = room_needed(maps, snap, cfg, &need_svcs, &need_bes);
+
+	if (err)
+		return err;
+	lb_snapshot_room(snap, key_set_has, keep, &free_svcs, &free_bes);
+	if (need_svcs <= free_svcs && need_bes <= free_bes)
+		return 0;
+	snprintf(what, len,
+		 "no room: needs %u new services (%u free) and %u backend slots (%u free)",
+		 need_svcs, free_svcs, need_bes, free_bes);
+	return -ENOSPC;
+}
+
+static int sync_all(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
+		    struct apply_summary *sum, char *what, size_t len)
+{
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *svc = &cfg->services[i];
+		struct lb_backend_spec *specs = specs_of(svc);
+		struct sl_svc want = settings_of(svc);
+		int ret = specs ? lb_service_sync(maps, snap, &svc->key, &want, specs,
+						  svc->n_backends)
+				: -ENOMEM;
+
+		free(specs);
+		if (ret < 0) {
+			snprintf(what, len, "service %zu of %zu (line %u)", i + 1, cfg->n_services,
+				 svc->line);
+			return ret;
+		}
+		sum->changed += ret;
+		sum->unchanged += !ret;
+		sum->health_checks += svc->health.type != CFG_HEALTH_NONE;
+	}
+	return 0;
+}
+
+int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply_summary *sum,
+		 char *what, size_t what_len)
+{
+	struct lb_snapshot *snap = NULL;
+	struct key_set keep = {};
+	int err;
+
+	memset(sum, 0, sizeof(*sum));
+	sum->services = cfg->n_services;
+	snprintf(what, what_len, "reading the maps");
+	err = key_set_build(cfg, &keep);
+	if (!err)
+		err = lb_snapshot_read(maps, &snap);
+	if (!err)
+		err = room_check(maps, snap, cfg, &keep, what, what_len);
+	if (err)
+		goto free_all;
+	snprintf(what, what_len, "removing services the config no longer has");
+	err = lb_services_prune(maps, snap, key_set_has, &keep);
+	if (err < 0)
+		goto free_all;
+	sum->deleted = err;
+	err = sync_all(maps, snap, cfg, sum, what, what_len);
+free_all:
+	lb_snapshot_free(snap);
+	free(keep.keys);
+	return err;
+}

@@ -1,0 +1,25 @@
+/* Applying a parsed config (config.h) to the load balancer's maps: the
+ * whole desired state, validated and checked for room before anything
+ * changes, then each service brought to it in one publication. Used by
+ * `sluice apply -f` (and the agent, when it reloads its config). */
+#ifndef SLUICE_APPLY_H
+#define SLUICE_APPLY_H
+
+#include "config.h"
+#include "lb.h"
+
+struct apply_summary {
+	__u32 services; /* in the config */
+	__u32 changed; /* added or changed */
+	__u32 unchanged;
+	__u32 deleted; /* in the maps, not in the config */
+	__u32 health_checks; /* services with a health section (not run here) */
+};
+
+/* Make the maps hold exactly @cfg. Returns 0, -ENOSPC (it would not fit:
+ * nothing changed) or another -errno from the kernel; @what then names
+ * the step that failed. */
+int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply_summary *sum,
+		 char *what, size_t what_len);
+
+#endif

@@ -1,0 +1,416 @@
+/* Bulk changes to the load balancer's maps (lb.h, "bulk changes"): a
+ * snapshot of every service and backend slot is read once, then each
+ * service is brought to its desired backend set with a single Maglev
+ * publication. This is what makes applying thousands of services fast:
+ * no call re-reads the 65536 backend slots or walks all services. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "lb.h"
+#include "lb_internal.h"
+#include "sluice/limits.h"
+
+struct lb_snapshot {
+	struct sl_backend *all; /* every sl_be slot, kept current */
+	__u32 *start; /* [id]..[id + 1]: service id's backends in ids[] as read */
+	__u32 *ids;
+	unsigned char *stale; /* service changed since read: its index range is void */
+	unsigned char *svc_used;
+	struct sl_svc_key *keys; /* by service id */
+	__u32 next_svc, next_be; /* allocation cursors: lowest possibly free id */
+};
+
+void lb_snapshot_free(struct lb_snapshot *snap)
+{
+	if (!snap)
+		return;
+	free(snap->all);
+	free(snap->start);
+	free(snap->ids);
+	free(snap->stale);
+	free(snap->svc_used);
+	free(snap->keys);
+	free(snap);
+}
+
+static int snapshot_note_service(const struct sl_svc_key *key, const struct sl_svc *svc, void *ctx)
+{
+	struct lb_snapshot *snap = ctx;
+
+	if (svc->id == 0 || svc->id >= SL_MAX_SERVICES)
+		return -EUCLEAN; /* not written by this library */
+	snap->svc_used[svc->id] = 1;
+	snap->keys[svc->id] = *key;
+	return 0;
+}
+
+/* Group backend ids by service (a counting sort over the slots). */
+static void snapshot_index(struct lb_snapshot *snap)
+{
+	__u32 *fill = snap->start + 1;
+
+	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
+		if ((snap->all[id].flags & SL_BE_IN_USE) && snap->all[id].svc_id < SL_MAX_SERVICES)
+			fill[snap->all[id].svc_id]++;
+	}
+	for (__u32 svc = 1; svc <= SL_MAX_SERVICES; svc++)
+		snap->start[svc] += snap->start[svc - 1];
+	/* start[svc + 1] now ends svc's range; fill each range from its start. */
+	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
+		const struct sl_backend *be = &snap->all[id];
+
+		if ((be->flags & SL_BE_IN_USE) && be->svc_id < SL_MAX_SERVICES)
+			snap->ids[snap->start[be->svc_id]++] = id;
+	}
+	for (__u32 svc = SL_MAX_SERVICES; svc > 0; svc--)
+		snap->start[svc] = snap->start[svc - 1];
+	snap->start[0] = 0;
+}
+
+int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
+{
+	struct lb_snapshot *snap = calloc(1, sizeof(*snap));
+	int err = -ENOMEM;
+
+	if (!snap)
+		return err;
+	snap->all = calloc(SL_MAX_BACKENDS, sizeof(*snap->all));
+	snap->start = calloc(SL_MAX_SERVICES + 1, sizeof(*snap->start));
+	snap->ids = calloc(SL_MAX_BACKENDS, sizeof(*snap->ids));
+	snap->stale = calloc(SL_MAX_SERVICES, 1);
+	snap->svc_used = calloc(SL_MAX_SERVICES, 1);
+	snap->keys = calloc(SL_MAX_SERVICES, sizeof(*snap->keys));
+	if (!snap->all || !snap->start || !snap->ids || !snap->stale || !snap->svc_used ||
+	    !snap->keys)
+		goto free_snap;
+	err = lb_backends_read(maps, snap->all);
+	if (!err)
+		err = lb_service_foreach(maps, snapshot_note_service, snap);
+	if (err)
+		goto free_snap;
+	snapshot_index(snap);
+	snap->next_svc = snap->next_be = 1;
+	*out = snap;
+	return 0;
+free_snap:
+	lb_snapshot_free(snap);
+	return err;
+}
+
+void lb_snapshot_room(const struct lb_snapshot *snap, lb_keep_fn keep, void *ctx, __u32 *services,
+		      __u32 *backends)
+{
+	*services = *backends = 0;
+	for (__u32 id = 1; id < SL_MAX_SERVICES; id++)
+		*services += !snap->svc_used[id];
+	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++)
+		*backends += !(snap->all[id].flags & SL_BE_IN_USE);
+	for (__u32 id = 1; keep && id < SL_MAX_SERVICES; id++) {
+		if (!snap->svc_used[id] || keep(&snap->keys[id], ctx))
+			continue;
+		/* Pruning frees the service and every slot it holds. */
+		(*services)++;
+		*backends += snap->stale[id] ? 0 : snap->start[id + 1] - snap->start[id];
+	}
+}
+
+/* The backends service @id had when read (none once it has changed). */
+static size_t snapshot_current(const struct lb_snapshot *snap, __u32 id, const __u32 **ids)
+{
+	*ids = snap->ids + snap->start[id];
+	return snap->stale[id] ? 0 : snap->start[id + 1] - snap->start[id];
+}
+
+/* Service @key's id in the maps, 0 if it does not exist. */
+static __u32 service_id(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc)
+{
+	return lb_service_get(maps, key, svc) ? 0 : svc->id;
+}
+
+static bool spec_matches(const struct sl_backend *be, const struct lb_backend_spec *spec)
+{
+	return be->port == spec->addr.port && be->family == spec->addr.family &&
+	       !memcmp(be->addr, spec->addr.addr, sizeof(be->addr));
+}
+
+/* Index in @cur of the backend @spec names, or -1. */
+static long find_current(const struct lb_snapshot *snap, const __u32 *cur, size_t n_cur,
+			 const struct lb_backend_spec *spec)
+{
+	for (size_t j = 0; j < n_cur; j++) {
+		if (spec_matches(&snap->all[cur[j]], spec))
+			return (long)j;
+	}
+	return -1;
+}
+
+__u32 lb_snapshot_new_backends(struct lb_maps *maps, const struct lb_snapshot *snap,
+			       const struct sl_svc_key *key, const struct lb_backend_spec *specs,
+			       size_t n)
+{
+	struct sl_svc svc;
+	__u32 id = service_id(maps, key, &svc), needed = 0;
+	const __u32 *cur = NULL;
+	size_t n_cur = id ? snapshot_current(snap, id, &cur) : 0;
+
+	for (size_t i = 0; i < n; i++)
+		needed += find_current(snap, cur, n_cur, &specs[i]) < 0;
+	return needed;
+}
+
+static bool spec_valid(const struct sl_svc_key *key, const struct lb_backend_spec *spec)
+{
+	return spec->addr.family == key->family && spec->addr.port &&
+	       lb_addr_valid(spec->addr.addr, spec->addr.family) && spec->weight <= LB_WEIGHT_MAX;
+}
+
+static __u32 alloc_service_id(struct lb_snapshot *snap)
+{
+	while (snap->next_svc < SL_MAX_SERVICES && snap->svc_used[snap->next_svc])
+		snap->next_svc++;
+	return snap->next_svc < SL_MAX_SERVICES ? snap->next_svc : 0;
+}
+
+static __u32 alloc_backend_id(struct lb_snapshot *snap)
+{
+	while (snap->next_be < SL_MAX_BACKENDS && (snap->all[snap->next_be].flags & SL_BE_IN_USE))
+		snap->next_be++;
+	return snap->next_be < SL_MAX_BACKENDS ? snap->next_be : 0;
+}
+
+/* Create service @key (no table yet) with @want's settings into @svc. */
+static int service_create(struct lb_maps *maps, struct lb_snapshot *snap,
+			  const struct sl_svc_key *key, const struct sl_svc *want,
+			  struct sl_svc *svc)
+{
+	int err;
+
+	*svc = *want;
+	svc->backend_count = 0;
+	svc->id = alloc_service_id(snap);
+	if (!svc->id)
+		return -ENOSPC;
+	err = lb_traffic_reset(maps->svc_st, svc->id);
+	if (!err && bpf_map_update_elem(maps->svc, key, svc, BPF_NOEXIST))
+		err = -errno;
+	if (err)
+		return err;
+	snap->svc_used[svc->id] = 1;
+	snap->keys[svc->id] = *key;
+	snap->stale[svc->id] = 1; /* a reused id's old index range is not its own */
+	return 0;
+}
+
+/* Write backend slot @id (map and snapshot). */
+static int slot_write(struct lb_maps *maps, struct lb_snapshot *snap, __u32 id,
+		      const struct sl_backend *be)
+{
+	if (bpf_map_update_elem(maps->be, &id, be, BPF_ANY))
+		return -errno;
+	snap->all[id] = *be;
+	if (!(be->flags & SL_BE_IN_USE) && id < snap->next_be)
+		snap->next_be = id;
+	return 0;
+}
+
+/* A slot for a backend the service does not have yet; its id in @id. */
+static int backend_create(struct lb_maps *maps, struct lb_snapshot *snap, __u32 svc_id,
+			  const struct lb_backend_spec *spec, __u32 *id)
+{
+	struct sl_backend be = { .port = spec->addr.port,
+				 .family = spec->addr.family,
+				 .flags = SL_BE_IN_USE,
+				 .svc_id = svc_id,
+				 .weight = spec->weight };
+	int err;
+
+	memcpy(be.addr, spec->addr.addr, sizeof(be.addr));
+	*id = alloc_backend_id(snap);
+	if (!*id)
+		return -ENOSPC;
+	err = lb_traffic_reset(maps->be_st, *id);
+	return err ? err : slot_write(maps, snap, *id, &be);
+}
+
+/* Free the slots of @ids that @keep does not mark (after publication). */
+static int slots_release(struct lb_maps *maps, struct lb_snapshot *snap, const __u32 *ids, size_t n,
+			 const unsigned char *keep)
+{
+	struct sl_backend empty = {};
+	int err = 0;
+
+	for (size_t j = 0; j < n && !err; j++) {
+		if (!keep || !keep[j])
+			err = slot_write(maps, snap, ids[j], &empty);
+	}
+	return err;
+}
+
+static bool settings_equal(const struct sl_svc *a, const struct sl_svc *b)
+{
+	return a->flags == b->flags && a->affinity_timeout_s == b->affinity_timeout_s &&
+	       !strncmp(a->name, b->name, sizeof(a->name));
+}
+
+/* How a service's backends move from @cur to @specs: ids[i] is the slot
+ * of specs[i], kept[j] marks the slots of cur that stay, and prev[i] and
+ * written[i] remember what a rollback must restore. */
+struct assign {
+	__u32 *ids;
+	unsigned char *kept;
+	struct sl_backend *prev;
+	unsigned char *written;
+};
+
+/* Map @specs onto slots: an existing one (weight updated) or a new one.
+ * Returns 1 if anything differs from @cur, 0 if not, or -errno. */
+static int backends_assign(struct lb_maps *maps, struct lb_snapshot *snap, __u32 svc_id,
+			   const struct lb_backend_spec *specs, size_t n, const __u32 *cur,
+			   size_t n_cur, struct assign *a)
+{
+	int changed = n != n_cur, err = 0;
+
+	for (size_t i = 0; i < n && !err; i++) {
+		long j = find_current(snap, cur, n_cur, &specs[i]);
+		struct sl_backend be;
+
+		if (j < 0) {
+			err = backend_create(maps, snap, svc_id, &specs[i], &a->ids[i]);
+			a->written[i] = !err;
+			changed = 1;
+			continue;
+		}
+		a->ids[i] = cur[j];
+		a->kept[j] = 1;
+		be = a->prev[i] = snap->all[a->ids[i]];
+		if (be.weight != specs[i].weight) {
+			be.weight = specs[i].weight;
+			err = slot_write(maps, snap, a->ids[i], &be);
+			a->written[i] = !err;
+			changed = 1;
+		}
+	}
+	return err ? err : changed;
+}
+
+/* Put back every slot backends_assign() wrote. */
+static void backends_rollback(struct lb_maps *maps, struct lb_snapshot *snap, size_t n,
+			      const struct assign *a)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a->written[i])
+			slot_write(maps, snap, a->ids[i], &a->prev[i]);
+	}
+}
+
+static int assign_alloc(struct assign *a, size_t n, size_t n_cur)
+{
+	a->ids = calloc(n + 1, sizeof(*a->ids));
+	a->prev = calloc(n + 1, sizeof(*a->prev));
+	a->written = calloc(n + 1, 1);
+	a->kept = calloc(n_cur + 1, 1);
+	return a->ids && a->prev && a->written && a->kept ? 0 : -ENOMEM;
+}
+
+static void assign_free(struct assign *a)
+{
+	free(a->ids);
+	free(a->prev);
+	free(a->written);
+	free(a->kept);
+}
+
+static int specs_check(const struct sl_svc_key *key, const struct sl_svc *want,
+		       const struct lb_backend_spec *specs, size_t n)
+{
+	if (!lb_service_valid(key, want))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!spec_valid(key, &specs[i]))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Existing service @key into @svc (its settings from @want), or a new one. */
+static int service_prepare(struct lb_maps *maps, struct lb_snapshot *snap,
+			   const struct sl_svc_key *key, const struct sl_svc *want,
+			   struct sl_svc *svc, bool *created)
+{
+	*created = !service_id(maps, key, svc);
+	if (*created)
+		return service_create(maps, snap, key, want, svc);
+	*created = !settings_equal(svc, want); /* "changed": publish even if backends are not */
+	svc->flags = want->flags;
+	svc->affinity_timeout_s = want->affinity_timeout_s;
+	memcpy(svc->name, want->name, sizeof(svc->name));
+	return 0;
+}
+
+int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct sl_svc_key *key,
+		    const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n)
+{
+	struct assign a = {};
+	struct sl_svc svc;
+	const __u32 *cur;
+	bool fresh;
+	size_t n_cur;
+	int changed, err;
+
+	err = specs_check(key, want, specs, n);
+	if (!err)
+		err = service_prepare(maps, snap, key, want, &svc, &fresh);
+	if (err)
+		return err;
+	n_cur = snapshot_current(snap, svc.id, &cur);
+	err = assign_alloc(&a, n, n_cur);
+	changed = err ? err : backends_assign(maps, snap, svc.id, specs, n, cur, n_cur, &a);
+	if (changed == 0 && !fresh)
+		goto free_assign;
+	err = changed < 0 ? changed : lb_service_publish(maps, key, &svc, snap->all, a.ids, n);
+	if (err) {
+		backends_rollback(maps, snap, n, &a);
+		goto free_assign;
+	}
+	/* Published without them: now the dropped backends' slots are free. */
+	err = slots_release(maps, snap, cur, n_cur, a.kept);
+	snap->stale[svc.id] = 1;
+	changed = 1;
+free_assign:
+	assign_free(&a);
+	return err ? err : changed;
+}
+
+int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn keep, void *ctx)
+{
+	unsigned char *flush = calloc(SL_MAX_SERVICES, 1);
+	int err = flush ? 0 : -ENOMEM, pruned = 0;
+
+	for (__u32 id = 1; !err && id < SL_MAX_SERVICES; id++) {
+		const __u32 *cur;
+		size_t n_cur;
+
+		if (!snap->svc_used[id] || keep(&snap->keys[id], ctx))
+			continue;
+		/* Unpublish first: once the key is gone no new flow can pick it. */
+		if (bpf_map_delete_elem(maps->svc, &snap->keys[id]) ||
+		    (bpf_map_delete_elem(maps->maglev, &id) && errno != ENOENT)) {
+			err = -errno;
+			break;
+		}
+		n_cur = snapshot_current(snap, id, &cur);
+		err = slots_release(maps, snap, cur, n_cur, NULL);
+		snap->svc_used[id] = 0;
+		snap->stale[id] = flush[id] = 1;
+		if (id < snap->next_svc)
+			snap->next_svc = id;
+		pruned++;
+	}
+	if (!err && pruned)
+		err = lb_ct_flush_services(maps, flush);
+	free(flush);
+	return err ? err : pruned;
+}
