@@ -5,9 +5,9 @@
 #   198.18.0.2     198.18.0.1 / 198.18.I.1                        198.18.I.2
 #
 # up: builds the namespaces (tests/e2e/lib.sh), starts a TCP and a UDP
-# server on each backend, loads the data path, adds IPv4 and IPv6 services
-# with the CLI, sends real traffic through the VIPs, and prints what the
-# data path saw. Everything stays up until `make demo-down`.
+# server on each backend, loads the data path, applies the services of
+# tools/demo.yaml (IPv4 and IPv6), sends real traffic through the VIPs, and
+# prints what the data path saw. Everything stays up until `make demo-down`.
 # Usage: tools/demo.sh up|down BUILD_DIR
 set -euo pipefail
 
@@ -51,17 +51,8 @@ start_servers() {
 }
 
 configure() {
-	local i
-	say "sluice service add $VIP4:80/tcp --name web"
-	sluice service add "$VIP4:80/tcp" --name web
-	sluice service add "$VIP4:53/udp" --name dns
-	sluice service add "[$VIP6]:80/tcp" --name web6
-	for ((i = 1; i <= NBE; i++)); do
-		sluice backend add "$VIP4:80/tcp" "${BE_ADDR4[i]}:8080"
-		sluice backend add "$VIP4:53/udp" "${BE_ADDR4[i]}:8081"
-		sluice backend add "[$VIP6]:80/tcp" "[${BE_ADDR6[i]}]:8080"
-	done
-	echo "(and backends ${BE_ADDR4[*]} on each; see tools/demo.sh)"
+	say "sluice apply -f tools/demo.yaml"
+	sluice apply -f "$top/tools/demo.yaml"
 }
 
 traffic() {
@@ -70,7 +61,7 @@ traffic() {
 	"${client[@]}" --vip "$VIP4" --port 80 --count 60
 	say "lbclient spread --vip $VIP4 --port 53 --count 60 --udp"
 	"${client[@]}" --vip "$VIP4" --port 53 --count 60 --udp
-	say "lbclient spread --vip $VIP6 --port 80 --count 60"
+	say "lbclient spread --vip $VIP6 --port 80 --count 60   # web6 has client-IP affinity: one backend"
 	"${client[@]}" --vip "$VIP6" --port 80 --count 60
 }
 
@@ -97,6 +88,8 @@ demo_up() {
 The data path stays loaded. Look around (the CLI and bpftool run in the node namespace):
   nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins service list [--json]
   nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins stats
+  nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins status
+  nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins apply -f $top/tools/demo.yaml   # after editing it
   nsenter --net=/run/netns/${run}n bpftool net show           # XDP on n-c, n-b1..3
   bpftool map dump pinned $pins/sl_ct4                        # conntrack, 2 entries per flow
   nsenter --net=/run/netns/$NS_CLIENT $PYTHON $LBCLIENT spread --vip $VIP4 --port 80 --count 10
