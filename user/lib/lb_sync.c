@@ -323,56 +323,109 @@ static void assign_free(struct assign *a)
 	free(a->kept);
 }
 
+/* Field by field: struct addr_port has a padding byte. */
+static int addr_cmp(const void *a, const void *b)
+{
+	const struct addr_port *x = a, *y = b;
+
+	if (x->family != y->family)
+		return x->family - y->family;
+	if (x->port != y->port)
+		return x->port - y->port;
+	return memcmp(x->addr, y->addr, sizeof(x->addr));
+}
+
+/* True when two of @specs name one backend (sorted copy: n log n). */
+static int specs_duplicate(const struct lb_backend_spec *specs, size_t n, bool *dup)
+{
+	struct addr_port *addrs = calloc(n + 1, sizeof(*addrs));
+
+	if (!addrs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		addrs[i] = specs[i].addr;
+	qsort(addrs, n, sizeof(*addrs), addr_cmp);
+	*dup = false;
+	for (size_t i = 1; i < n && !*dup; i++)
+		*dup = !addr_cmp(&addrs[i - 1], &addrs[i]);
+	free(addrs);
+	return 0;
+}
+
 static int specs_check(const struct sl_svc_key *key, const struct sl_svc *want,
 		       const struct lb_backend_spec *specs, size_t n)
 {
+	bool dup;
+	int err;
+
 	if (!lb_service_valid(key, want))
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		if (!spec_valid(key, &specs[i]))
 			return -EINVAL;
 	}
-	return 0;
+	err = specs_duplicate(specs, n, &dup);
+	return err ? err : dup ? -EINVAL : 0;
 }
+
+/* Whether a sync created the service or changed its settings. */
+struct sync_state {
+	bool created;
+	bool settings_changed;
+};
 
 /* Existing service @key into @svc (its settings from @want), or a new one. */
 static int service_prepare(struct lb_maps *maps, struct lb_snapshot *snap,
 			   const struct sl_svc_key *key, const struct sl_svc *want,
-			   struct sl_svc *svc, bool *created)
+			   struct sl_svc *svc, struct sync_state *st)
 {
-	*created = !service_id(maps, key, svc);
-	if (*created)
+	st->created = !service_id(maps, key, svc);
+	if (st->created)
 		return service_create(maps, snap, key, want, svc);
-	*created = !settings_equal(svc, want); /* "changed": publish even if backends are not */
+	st->settings_changed = !settings_equal(svc, want);
 	svc->flags = want->flags;
 	svc->affinity_timeout_s = want->affinity_timeout_s;
 	memcpy(svc->name, want->name, sizeof(svc->name));
 	return 0;
 }
 
+/* Undo a failed sync: the slots it wrote, and the service if it made it. */
+static void sync_rollback(struct lb_maps *maps, struct lb_snapshot *snap,
+			  const struct sl_svc_key *key, const struct sl_svc *svc,
+			  const struct sync_state *st, size_t n, const struct assign *a)
+{
+	backends_rollback(maps, snap, n, a);
+	if (!st->created)
+		return;
+	bpf_map_delete_elem(maps->svc, key);
+	snap->svc_used[svc->id] = 0;
+	if (svc->id < snap->next_svc)
+		snap->next_svc = svc->id;
+}
+
 int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct sl_svc_key *key,
 		    const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n)
 {
+	struct sync_state st = {};
 	struct assign a = {};
 	struct sl_svc svc;
 	const __u32 *cur;
-	bool fresh;
 	size_t n_cur;
 	int changed, err;
 
 	err = specs_check(key, want, specs, n);
 	if (!err)
-		err = service_prepare(maps, snap, key, want, &svc, &fresh);
+		err = service_prepare(maps, snap, key, want, &svc, &st);
 	if (err)
 		return err;
 	n_cur = snapshot_current(snap, svc.id, &cur);
 	err = assign_alloc(&a, n, n_cur);
 	changed = err ? err : backends_assign(maps, snap, svc.id, specs, n, cur, n_cur, &a);
-	if (changed == 0 && !fresh)
+	if (changed == 0 && !st.created && !st.settings_changed)
 		goto free_assign;
 	err = changed < 0 ? changed : lb_service_publish(maps, key, &svc, snap->all, a.ids, n);
 	if (err) {
-		backends_rollback(maps, snap, n, &a);
+		sync_rollback(maps, snap, key, &svc, &st, n, &a);
 		goto free_assign;
 	}
 	/* Published without them: now the dropped backends' slots are free. */
