@@ -57,32 +57,43 @@ static struct sl_svc settings_of(const struct cfg_service *svc)
 	return want;
 }
 
-/* Services and backend slots the config needs beyond what exists. */
+/* Check that every service can be published (lb_specs_check), and count
+ * the services and backend slots the config needs beyond what exists.
+ * On a service the library would refuse, @what names it. */
 static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
-		       __u32 *services, __u32 *backends)
+		       __u32 *services, __u32 *backends, char *what, size_t len)
 {
 	struct sl_svc existing;
+	int err = 0;
 
 	*services = *backends = 0;
-	for (size_t i = 0; i < cfg->n_services; i++) {
+	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct cfg_service *svc = &cfg->services[i];
 		struct lb_backend_spec *specs = specs_of(svc);
+		struct sl_svc want = settings_of(svc);
 
-		if (!specs)
-			return -ENOMEM;
-		*services += lb_service_get(maps, &svc->key, &existing) != 0;
-		*backends +=
-			lb_snapshot_new_backends(maps, snap, &svc->key, specs, svc->n_backends);
+		err = specs ? lb_specs_check(maps, &svc->key, &want, specs, svc->n_backends)
+			    : -ENOMEM;
+		if (err == -E2BIG)
+			snprintf(what, len,
+				 "the service at line %u has more active backends than the "
+				 "Maglev table's %u slots",
+				 svc->line, maps->maglev_size);
+		if (!err) {
+			*services += lb_service_get(maps, &svc->key, &existing) != 0;
+			*backends += lb_snapshot_new_backends(maps, snap, &svc->key, specs,
+							      svc->n_backends);
+		}
 		free(specs);
 	}
-	return 0;
+	return err;
 }
 
 static int room_check(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
 		      struct key_set *keep, char *what, size_t len)
 {
 	__u32 free_svcs, free_bes, need_svcs, need_bes;
-	int err = room_needed(maps, snap, cfg, &need_svcs, &need_bes);
+	int err = room_needed(maps, snap, cfg, &need_svcs, &need_bes, what, len);
 
 	if (err)
 		return err;

@@ -16,9 +16,10 @@ struct apply_summary {
 	__u32 health_checks; /* services with a health section (not run here) */
 };
 
-/* Make the maps hold exactly @cfg. Returns 0, -ENOSPC (it would not fit:
- * nothing changed) or another -errno from the kernel; @what then names
- * the step that failed. */
+/* Make the maps hold exactly @cfg. Returns 0; -ENOSPC (it would not fit)
+ * or -E2BIG (a service has more active backends than the Maglev table has
+ * slots), with nothing changed; or another -errno from the kernel. @what
+ * then names the step or service that failed. */
 int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply_summary *sum,
 		 char *what, size_t what_len);
 

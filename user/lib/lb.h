@@ -86,6 +86,12 @@ __u32 lb_snapshot_new_backends(struct lb_maps *maps, const struct lb_snapshot *s
 			       const struct sl_svc_key *key, const struct lb_backend_spec *specs,
 			       size_t n);
 
+/* Whether lb_service_sync() would take @key, @want and @specs: 0,
+ * -EINVAL (invalid or duplicate backend, bad settings) or -E2BIG (more
+ * active backends than the Maglev table has slots). Changes nothing. */
+int lb_specs_check(const struct lb_maps *maps, const struct sl_svc_key *key,
+		   const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n);
+
 /* Make service @key exist with @want's flags, affinity and name, and
  * exactly the backends @specs, published as one table. Returns 1 when
  * something changed, 0 when it already was so, or -errno. */

@@ -18,6 +18,8 @@ struct lb_snapshot {
 	__u32 *start; /* [id]..[id + 1]: service id's backends in ids[] as read */
 	__u32 *ids;
 	unsigned char *stale; /* service changed since read: its index range is void */
+	__u32 *held; /* backend slots each service holds now */
+	__u32 *scratch; /* a stale service's current ids, rebuilt by each lookup */
 	unsigned char *svc_used;
 	struct sl_svc_key *keys; /* by service id */
 	__u32 next_svc, next_be; /* allocation cursors: lowest possibly free id */
@@ -31,6 +33,8 @@ void lb_snapshot_free(struct lb_snapshot *snap)
 	free(snap->start);
 	free(snap->ids);
 	free(snap->stale);
+	free(snap->held);
+	free(snap->scratch);
 	free(snap->svc_used);
 	free(snap->keys);
 	free(snap);
@@ -68,6 +72,8 @@ static void snapshot_index(struct lb_snapshot *snap)
 	for (__u32 svc = SL_MAX_SERVICES; svc > 0; svc--)
 		snap->start[svc] = snap->start[svc - 1];
 	snap->start[0] = 0;
+	for (__u32 svc = 0; svc < SL_MAX_SERVICES; svc++)
+		snap->held[svc] = snap->start[svc + 1] - snap->start[svc];
 }
 
 int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
@@ -81,10 +87,12 @@ int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
 	snap->start = calloc(SL_MAX_SERVICES + 1, sizeof(*snap->start));
 	snap->ids = calloc(SL_MAX_BACKENDS, sizeof(*snap->ids));
 	snap->stale = calloc(SL_MAX_SERVICES, 1);
+	snap->held = calloc(SL_MAX_SERVICES, sizeof(*snap->held));
+	snap->scratch = calloc(SL_MAX_BACKENDS, sizeof(*snap->scratch));
 	snap->svc_used = calloc(SL_MAX_SERVICES, 1);
 	snap->keys = calloc(SL_MAX_SERVICES, sizeof(*snap->keys));
-	if (!snap->all || !snap->start || !snap->ids || !snap->stale || !snap->svc_used ||
-	    !snap->keys)
+	if (!snap->all || !snap->start || !snap->ids || !snap->stale || !snap->held ||
+	    !snap->scratch || !snap->svc_used || !snap->keys)
 		goto free_snap;
 	err = lb_backends_read(maps, snap->all);
 	if (!err)
@@ -113,15 +121,20 @@ void lb_snapshot_room(const struct lb_snapshot *snap, lb_keep_fn keep, void *ctx
 			continue;
 		/* Pruning frees the service and every slot it holds. */
 		(*services)++;
-		*backends += snap->stale[id] ? 0 : snap->start[id + 1] - snap->start[id];
+		*backends += snap->held[id];
 	}
 }
 
-/* The backends service @id had when read (none once it has changed). */
+/* The backends service @id holds now: its index range while it is as
+ * read, else a scan of the slots (into scratch, valid until the next call). */
 static size_t snapshot_current(const struct lb_snapshot *snap, __u32 id, const __u32 **ids)
 {
-	*ids = snap->ids + snap->start[id];
-	return snap->stale[id] ? 0 : snap->start[id + 1] - snap->start[id];
+	if (!snap->stale[id]) {
+		*ids = snap->ids + snap->start[id];
+		return snap->start[id + 1] - snap->start[id];
+	}
+	*ids = snap->scratch;
+	return lb_backend_ids(snap->all, id, snap->scratch);
 }
 
 /* Service @key's id in the maps, 0 if it does not exist. */
@@ -201,6 +214,7 @@ static int service_create(struct lb_maps *maps, struct lb_snapshot *snap,
 	snap->svc_used[svc->id] = 1;
 	snap->keys[svc->id] = *key;
 	snap->stale[svc->id] = 1; /* a reused id's old index range is not its own */
+	snap->held[svc->id] = 0;
 	return 0;
 }
 
@@ -352,8 +366,18 @@ static int specs_duplicate(const struct lb_backend_spec *specs, size_t n, bool *
 	return 0;
 }
 
-static int specs_check(const struct sl_svc_key *key, const struct sl_svc *want,
-		       const struct lb_backend_spec *specs, size_t n)
+/* Backends of @specs that take new flows: each needs a Maglev slot. */
+static size_t specs_active(const struct lb_backend_spec *specs, size_t n)
+{
+	size_t active = 0;
+
+	for (size_t i = 0; i < n; i++)
+		active += specs[i].weight > 0;
+	return active;
+}
+
+int lb_specs_check(const struct lb_maps *maps, const struct sl_svc_key *key,
+		   const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n)
 {
 	bool dup;
 	int err;
@@ -364,6 +388,8 @@ static int specs_check(const struct sl_svc_key *key, const struct sl_svc *want,
 		if (!spec_valid(key, &specs[i]))
 			return -EINVAL;
 	}
+	if (specs_active(specs, n) > maps->maglev_size)
+		return -E2BIG; /* more backends than the table has slots */
 	err = specs_duplicate(specs, n, &dup);
 	return err ? err : dup ? -EINVAL : 0;
 }
@@ -413,7 +439,7 @@ int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 	size_t n_cur;
 	int changed, err;
 
-	err = specs_check(key, want, specs, n);
+	err = lb_specs_check(maps, key, want, specs, n);
 	if (!err)
 		err = service_prepare(maps, snap, key, want, &svc, &st);
 	if (err)
@@ -431,6 +457,7 @@ int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 	/* Published without them: now the dropped backends' slots are free. */
 	err = slots_release(maps, snap, cur, n_cur, a.kept);
 	snap->stale[svc.id] = 1;
+	snap->held[svc.id] = n;
 	changed = 1;
 free_assign:
 	assign_free(&a);
@@ -458,6 +485,7 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
 		err = slots_release(maps, snap, cur, n_cur, NULL);
 		snap->svc_used[id] = 0;
 		snap->stale[id] = flush[id] = 1;
+		snap->held[id] = 0;
 		if (id < snap->next_svc)
 			snap->next_svc = id;
 		pruned++;

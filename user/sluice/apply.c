@@ -67,7 +67,7 @@ int cmd_apply(struct cli *cli, int argc, char **argv)
 	cli_close_maps(cli);
 	if (err)
 		status = cli_error(cli, CLI_ERROR, err,
-				   err == -ENOSPC ? "nothing was changed" : NULL,
+				   err == -ENOSPC || err == -E2BIG ? "nothing was changed" : NULL,
 				   "cannot apply %s: %s", argv[2], what);
 	else
 		print_summary(cli, argv[2], &sum);
