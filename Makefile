@@ -41,6 +41,7 @@ BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 BPFT_LIB := $(patsubst %.c,$(BUILD)/%.o,tests/bpf/pkt.c tests/bpf/harness.c)
 BENCH_BIN := $(BUILD)/tools/bench/xdp_bench
+MAGLEV_BENCH := $(BUILD)/tools/bench/maglev_bench
 C_OBJS := $(LIB_OBJS) $(BUILD)/user/sluiced.o $(CLI_OBJS) $(BPFT_LIB) \
 	$(patsubst %,%.o,$(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN))
 
@@ -50,7 +51,7 @@ C_OBJS := $(LIB_OBJS) $(BUILD)/user/sluiced.o $(CLI_OBJS) $(BPFT_LIB) \
 .PHONY: all deps test test-unit test-bpf test-e2e bench demo demo-down check format \
 	install clean vmlinux
 
-all: $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN)
+all: $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN) $(MAGLEV_BENCH)
 
 # Every target that builds or runs something installs what it needs first.
 deps:
@@ -97,6 +98,11 @@ $(BUILD)/tests/bpf/%: $(BUILD)/tests/bpf/%.o $(BPFT_LIB) $(LIB)
 $(BENCH_BIN): $(BUILD)/tools/bench/xdp_bench.o $(BPFT_LIB) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(MAGLEV_BENCH): tools/bench/maglev_bench.c user/lib/maglev.h $(LIB) | deps
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) -o $@
 
 # The README's test command: all three layers, then one summary line.
 test: all

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: the XDP load-balancer benchmark (method and figures in
-# docs/benchmarks.md). Installs what it needs, then runs xdp_bench on one
-# CPU and prints its table.
+# `make bench`: the XDP load-balancer benchmark, then the control-plane
+# figures (method and results in docs/benchmarks.md). Installs what it
+# needs, then runs xdp_bench and tools/bench/control_plane.sh, one after
+# the other on the same CPU, and prints their tables.
 #
 # Usage: tools/bench/run.sh [BUILD_DIR] [xdp_bench options...]
 #   e.g. tools/bench/run.sh build --profile
@@ -28,8 +29,9 @@ fi
 # One CPU for the whole run, and not CPU 0 when there is another: CPU 0
 # takes most of the housekeeping interrupts.
 cpu=0
-if (($(nproc) > 1)); then
+if (($(nproc --all) > 1)); then
 	cpu=1
 fi
 # shellcheck disable=SC2086 # SLUICE_BENCH_ARGS is a list of options
-exec taskset -c "$cpu" "$bin" ${SLUICE_BENCH_ARGS:-} "$@"
+taskset -c "$cpu" "$bin" ${SLUICE_BENCH_ARGS:-} "$@"
+tools/bench/control_plane.sh "$build" "$cpu"

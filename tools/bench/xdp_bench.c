@@ -9,11 +9,14 @@
  *     behind the bench_reset shim (bpf/bench.bpf.c), which restores the
  *     packet every iteration, and is compared with the shim in front of
  *     xdp_pass: LB cost = (shim -> LB) - (shim -> xdp_pass);
+ *   - established and new flows run against an LB whose conntrack has the
+ *     agent's default size (SL_CT_DEFAULT_SIZE), the 1M-flow cycle against
+ *     a second LB sized to hold the cycle on one CPU;
  *   - every timed run is checked (verdict, output headers, LB counters):
  *     a figure for a packet that was not load-balanced is worse than none,
  *     so the benchmark aborts instead of printing it.
  * Usage: xdp_bench [--runs N] [--repeat N] [--cpu N] [--backends N] [--only NAME]
- *                  [--ct-size N] [--profile] */
+ *                  [--ct-size N] [--cycle-ct-size N] [--profile] */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +43,7 @@
 #include "loader.h"
 #include "log.h"
 #include "sluice/drop_reason.h"
+#include "sluice/limits.h"
 #include "sluice/maglev.h"
 #include "sluice/stats.h"
 #include "xdp_lb.skel.h"
@@ -101,11 +105,13 @@ struct env {
 	bool profile;
 	const char *only; /* run just this LB scenario (for perf), NULL: all */
 	unsigned int groups[2]; /* backend counts; 0 ends the list */
-	__u32 ct_size; /* conntrack entries per family; 0: sized for the cycle */
-	/* The LB under test, NULL between backend groups. */
+	__u32 ct_size; /* conntrack entries per family, established and new flow */
+	__u32 cycle_ct_size; /* the same for the 1M-flow cycle */
+	/* The LB under test, NULL between loads. */
 	struct xdp_lb *lb;
 	struct lb_maps maps;
 	unsigned int backends;
+	__u32 lb_ct_size; /* the conntrack size it was loaded with */
 	unsigned int disturbed; /* runs redone because another task ran */
 };
 
@@ -301,15 +307,11 @@ static void bench_setup(struct env *env)
 
 /* Conntrack holds two entries per flow, and its LRU lists are per CPU
  * (BPF_F_NO_COMMON_LRU): one CPU only ever gets ct_size / ncpus of them.
- * Size it so the pinned CPU alone holds the 1M-flow cycle, plus 10%. */
-static __u32 ct_size(void)
+ * The cycle's LB is sized so the pinned CPU alone holds the 1M flows, plus
+ * 10%. The other scenarios get what the agent loads by default. */
+static __u32 cycle_ct_size(void)
 {
 	return (__u32)libbpf_num_possible_cpus() * (2 * CYCLE_FLOWS + CYCLE_FLOWS / 5);
-}
-
-static __u32 lb_ct_size(const struct env *env)
-{
-	return env->ct_size ? env->ct_size : ct_size();
 }
 
 static void backend_addr(unsigned int i, char *buf, size_t len)
@@ -317,10 +319,10 @@ static void backend_addr(unsigned int i, char *buf, size_t len)
 	snprintf(buf, len, "198.18.1.%u:%u", BE_HOST_BASE + i, BE_PORT);
 }
 
-static void lb_setup(struct env *env, unsigned int backends)
+static void lb_setup(struct env *env, unsigned int backends, __u32 ct_entries)
 {
 	struct loader_opts opts = { .maglev_size = SL_MAGLEV_DEFAULT_SIZE,
-				    .ct_size = lb_ct_size(env),
+				    .ct_size = ct_entries,
 				    .version = SL_DATAPATH_VERSION };
 	struct sl_svc svc = { .name = "bench" };
 	struct sl_svc_key key;
@@ -344,11 +346,12 @@ static void lb_setup(struct env *env, unsigned int backends)
 	if (err)
 		die("configuring the service with %u backends: %s", backends, strerror(-err));
 	env->backends = backends;
+	env->lb_ct_size = ct_entries;
 	shim_slot_set(env, BENCH_SLOT_LB, bpf_program__fd(env->lb->progs.sl_xdp_lb));
 }
 
 /* The prog array holds a reference to the LB: drop it first, or its maps
- * (a gigabyte of conntrack) would outlive the skeleton. */
+ * (for the cycle, a gigabyte of conntrack) would outlive the skeleton. */
 static void lb_teardown(struct env *env)
 {
 	shim_slot_set(env, BENCH_SLOT_LB, -1);
@@ -576,6 +579,7 @@ struct row {
 	struct figure fig; /* bare: the program; LB: shim -> LB */
 	struct figure ref; /* LB: shim -> xdp_pass in the same mode */
 	unsigned int backends; /* LB rows */
+	__u32 ct_size; /* LB rows: conntrack entries per family */
 	double target; /* 0: none */
 	const char *target_name;
 };
@@ -646,6 +650,7 @@ static struct row *bench_shim(struct env *env, struct report *rep, __u32 slot, _
 	row->ref = f[0];
 	row->fig = f[1];
 	row->backends = env->backends;
+	row->ct_size = env->lb_ct_size;
 	return row;
 }
 
@@ -670,7 +675,7 @@ static void bench_established(struct env *env, struct report *rep)
 
 /* Make the 1M flows first (each a new flow, in index order), then time
  * lookups of them in a permuted order: every timed packet is a conntrack
- * hit in a table of 2M entries. */
+ * hit in a table of 2M entries. Runs on an LB of its own, loaded empty. */
 static void bench_cycle(struct env *env, struct report *rep)
 {
 	struct target prefill = { bpf_program__fd(env->skel->progs.bench_reset), BENCH_SLOT_LB,
@@ -692,6 +697,9 @@ static void bench_cycle(struct env *env, struct report *rep)
 	bench_lb(env, rep, BENCH_CYCLE, EXPECT_LB_FORWARD, "  cycle in allocation order");
 }
 
+/* A tuple never seen before every packet. The warm-up run alone makes
+ * 1M flows, far more than one CPU's share of a default-sized conntrack:
+ * every timed insert evicts an old entry, as on a busy node. */
 static void bench_new_flow(struct env *env, struct report *rep)
 {
 	struct row *row;
@@ -719,22 +727,28 @@ static bool selected(const struct env *env, const char *name)
 	return !env->only || !strcmp(env->only, name);
 }
 
+/* Established and new flows (and the miss path) on an LB with the
+ * agent's conntrack size, then the cycle on one sized for it. */
 static void bench_group(struct env *env, struct report *rep, unsigned int backends)
 {
-	lb_setup(env, backends);
-	if (selected(env, "established"))
-		bench_established(env, rep);
-	/* The cycle before the new-flow runs: those fill conntrack with
-	 * millions of one-packet flows that the cycle's prefill would have to
-	 * evict first. */
-	if (selected(env, "cycle"))
-		bench_cycle(env, rep);
-	if (selected(env, "new"))
-		bench_new_flow(env, rep);
 	/* The miss path is a profiling figure: only on request. */
-	if ((env->profile || env->only) && selected(env, "miss"))
-		bench_profile(env, rep);
-	lb_teardown(env);
+	bool miss = (env->profile || env->only) && selected(env, "miss");
+
+	if (selected(env, "established") || selected(env, "new") || miss) {
+		lb_setup(env, backends, env->ct_size);
+		if (selected(env, "established"))
+			bench_established(env, rep);
+		if (selected(env, "new"))
+			bench_new_flow(env, rep);
+		if (miss)
+			bench_profile(env, rep);
+		lb_teardown(env);
+	}
+	if (selected(env, "cycle")) {
+		lb_setup(env, backends, env->cycle_ct_size);
+		bench_cycle(env, rep);
+		lb_teardown(env);
+	}
 }
 
 /* ---- report ---- */
@@ -743,20 +757,23 @@ static void print_table(const struct env *env, const struct report *rep)
 {
 	printf("\nSluice XDP LB: BPF_PROG_TEST_RUN, %u iterations/run, median of %u runs, CPU %d\n",
 	       env->repeat, env->runs, env->cpu);
-	printf("conntrack %u entries per family (%u per CPU), Maglev table %u slots\n\n",
-	       lb_ct_size(env), lb_ct_size(env) / libbpf_num_possible_cpus(),
-	       SL_MAGLEV_DEFAULT_SIZE);
-	printf("%-44s %8s %15s   %s\n", "scenario", "ns/pkt", "above XDP_PASS", "target");
+	printf("Maglev tables of %u slots; ct: conntrack entries per family, of which the\n"
+	       "pinned CPU gets 1/%d (the agent's default is %u)\n\n",
+	       SL_MAGLEV_DEFAULT_SIZE, libbpf_num_possible_cpus(), SL_CT_DEFAULT_SIZE);
+	printf("%-44s %7s %8s %15s   %s\n", "scenario", "ct", "ns/pkt", "above XDP_PASS", "target");
 	for (unsigned int i = 0; i < rep->n; i++) {
 		const struct row *row = &rep->rows[i];
 		double above = row_above(rep, row);
+		char ct[16] = "";
 
+		if (row->kind == ROW_LB)
+			snprintf(ct, sizeof(ct), "%u", row->ct_size);
 		if (i == 0) {
 			/* "—" is 3 bytes and one column wide. */
-			printf("%-44s %8.1f %17s\n", row->name, row->fig.med, "—");
+			printf("%-44s %7s %8.1f %17s\n", row->name, ct, row->fig.med, "—");
 			continue;
 		}
-		printf("%-44s %8.1f %15.1f", row->name, rep->pass_ns + above, above);
+		printf("%-44s %7s %8.1f %15.1f", row->name, ct, rep->pass_ns + above, above);
 		if (row->target)
 			printf("   ≤ %.0f %s", row->target,
 			       above <= row->target ? "met" : "NOT met");
@@ -818,16 +835,19 @@ static void usage(const char *prog)
 {
 	fprintf(stderr,
 		"usage: %s [--runs N] [--repeat N] [--cpu N] [--backends N] [--only NAME]\n"
-		"          [--ct-size N] [--profile]\n"
+		"          [--ct-size N] [--cycle-ct-size N] [--profile]\n"
 		"  --runs N      timed runs per figure, median taken (default %d, at least %d)\n"
 		"  --repeat N    iterations per run (default %d)\n"
 		"  --cpu N       CPU to pin to (default: the last one allowed)\n"
 		"  --backends N  one service of N backends (1..%d) instead of 10, then 100\n"
 		"  --only NAME   one LB scenario: established, cycle, new or miss (for perf)\n"
-		"  --ct-size N   conntrack entries per family (default: what the 1M-flow\n"
-		"                cycle needs on one CPU, %u here)\n"
+		"  --ct-size N   conntrack entries per family for established, new flow\n"
+		"                and miss (default %u, the agent's default)\n"
+		"  --cycle-ct-size N  the same for the 1M-flow cycle (default: what it\n"
+		"                needs on one CPU, %u here)\n"
 		"  --profile     also time LB variants that show where the time goes\n",
-		prog, RUNS_DEFAULT, RUNS_MIN, REPEAT_DEFAULT, BE_MAX, ct_size());
+		prog, RUNS_DEFAULT, RUNS_MIN, REPEAT_DEFAULT, BE_MAX, SL_CT_DEFAULT_SIZE,
+		cycle_ct_size());
 	exit(2);
 }
 
@@ -840,6 +860,7 @@ static void parse_args(struct env *env, int argc, char **argv)
 					      { "backends", required_argument, NULL, 'b' },
 					      { "only", required_argument, NULL, 'o' },
 					      { "ct-size", required_argument, NULL, 's' },
+					      { "cycle-ct-size", required_argument, NULL, 'C' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	int c;
@@ -849,6 +870,8 @@ static void parse_args(struct env *env, int argc, char **argv)
 	env->cpu = -1;
 	env->groups[0] = 10;
 	env->groups[1] = 100;
+	env->ct_size = SL_CT_DEFAULT_SIZE;
+	env->cycle_ct_size = cycle_ct_size();
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
@@ -875,6 +898,11 @@ static void parse_args(struct env *env, int argc, char **argv)
 		case 's':
 			env->ct_size = strtoul(optarg, NULL, 10);
 			if (!env->ct_size)
+				usage(argv[0]);
+			break;
+		case 'C':
+			env->cycle_ct_size = strtoul(optarg, NULL, 10);
+			if (!env->cycle_ct_size)
 				usage(argv[0]);
 			break;
 		default:

@@ -711,7 +711,7 @@ int lb_backend_foreach(struct lb_maps *maps, __u32 svc_id, lb_backend_fn fn, voi
 	int err = all ? lb_backends_read(maps, all) : -ENOMEM;
 
 	for (__u32 id = 1; !err && id < SL_MAX_BACKENDS; id++) {
-		if ((all[id].flags & SL_BE_IN_USE) && all[id].svc_id == svc_id)
+		if ((all[id].flags & SL_BE_IN_USE) && (!svc_id || all[id].svc_id == svc_id))
 			err = fn(id, &all[id], ctx);
 	}
 	free(all);

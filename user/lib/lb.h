@@ -57,7 +57,8 @@ int lb_backend_set_weight(struct lb_maps *maps, const struct sl_svc_key *key,
 			  const struct addr_port *ap, __u32 weight);
 
 typedef int (*lb_backend_fn)(__u32 id, const struct sl_backend *be, void *ctx);
-/* Calls @fn for each backend of service @svc_id in id order. */
+/* Calls @fn for each backend of service @svc_id (0: of every service) in
+ * id order. Each call reads all backend slots: list many services with 0. */
 int lb_backend_foreach(struct lb_maps *maps, __u32 svc_id, lb_backend_fn fn, void *ctx);
 
 /* ---- bulk changes (lb_sync.c): many services, each in one publication ---- */

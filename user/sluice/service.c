@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "addr.h"
 #include "cli.h"
+#include "sluice/limits.h"
 
 /* Parse the verb's options: --name, --affinity, --weight (those @allowed). */
 struct verb_opts {
@@ -213,7 +215,7 @@ struct json_object *cli_traffic_json(const struct sl_traffic *t)
 struct list_ctx {
 	struct lb_maps *maps;
 	struct json_object *services;
-	struct json_object *backends; /* of the service being listed */
+	struct json_object **backends; /* by service id: its "backends" array */
 };
 
 static int backend_json(__u32 id, const struct sl_backend *be, void *ctx)
@@ -225,6 +227,10 @@ static int backend_json(__u32 id, const struct sl_backend *be, void *ctx)
 	struct sl_traffic t;
 	int err;
 
+	if (be->svc_id >= SL_MAX_SERVICES || !list->backends[be->svc_id]) {
+		json_object_put(obj);
+		return 0; /* its service was deleted since the services were read */
+	}
 	memcpy(ap.addr, be->addr, sizeof(ap.addr));
 	addr_format_endpoint(&ap, text, sizeof(text));
 	err = lb_read_traffic(list->maps->be_st, id, &t);
@@ -232,7 +238,7 @@ static int backend_json(__u32 id, const struct sl_backend *be, void *ctx)
 	json_object_object_add(obj, "id", json_object_new_uint64(id));
 	json_object_object_add(obj, "weight", json_object_new_uint64(be->weight));
 	json_object_object_add(obj, "stats", err ? NULL : cli_traffic_json(&t));
-	json_object_array_add(list->backends, obj);
+	json_object_array_add(list->backends[be->svc_id], obj);
 	return err;
 }
 
@@ -253,10 +259,10 @@ static int service_json(const struct sl_svc_key *key, const struct sl_svc *svc, 
 	json_object_object_add(obj, "active_backends", json_object_new_uint64(svc->backend_count));
 	err = lb_read_traffic(list->maps->svc_st, svc->id, &t);
 	json_object_object_add(obj, "stats", err ? NULL : cli_traffic_json(&t));
-	list->backends = json_object_new_array();
-	json_object_object_add(obj, "backends", list->backends);
+	list->backends[svc->id] = json_object_new_array();
+	json_object_object_add(obj, "backends", list->backends[svc->id]);
 	json_object_array_add(list->services, obj);
-	return err ? err : lb_backend_foreach(list->maps, svc->id, backend_json, list);
+	return err;
 }
 
 static __u64 json_u64(struct json_object *obj, const char *key)
@@ -309,9 +315,32 @@ static void print_service_table(struct json_object *services)
 		print_service_row(json_object_array_get_idx(services, i));
 }
 
+/* Services first, then every backend in one pass over the slots, each
+ * appended to its service: one read of sl_be however many services. */
+static int services_json(struct lb_maps *maps, struct json_object **out)
+{
+	struct list_ctx list = { .maps = maps };
+	int err;
+
+	list.backends = calloc(SL_MAX_SERVICES, sizeof(*list.backends));
+	if (!list.backends)
+		return -ENOMEM;
+	list.services = json_object_new_array();
+	err = lb_service_foreach(maps, service_json, &list);
+	if (!err)
+		err = lb_backend_foreach(maps, 0, backend_json, &list);
+	free(list.backends);
+	if (err) {
+		json_object_put(list.services);
+		return err;
+	}
+	*out = list.services;
+	return 0;
+}
+
 static int service_list(struct cli *cli, int argc, char **argv)
 {
-	struct list_ctx list = { .maps = &cli->maps };
+	struct json_object *services;
 	int status, err;
 
 	status = verb_options(cli, argc, argv, 0, &(struct verb_opts){});
@@ -321,19 +350,16 @@ static int service_list(struct cli *cli, int argc, char **argv)
 		status = cli_open_maps(cli, false);
 	if (status)
 		return status;
-	list.services = json_object_new_array();
-	err = lb_service_foreach(&cli->maps, service_json, &list);
+	err = services_json(&cli->maps, &services);
 	cli_close_maps(cli);
-	if (err) {
-		json_object_put(list.services);
+	if (err)
 		return cli_error(cli, CLI_ERROR, err, NULL, "cannot list services");
-	}
 	if (cli->json) {
-		cli_print_json(cli, list.services);
+		cli_print_json(cli, services);
 		return CLI_OK;
 	}
-	print_service_table(list.services);
-	json_object_put(list.services);
+	print_service_table(services);
+	json_object_put(services);
 	return CLI_OK;
 }
 
