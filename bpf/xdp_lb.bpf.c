@@ -58,12 +58,6 @@ static __always_inline void count_headers(const struct sl_pkt *pkt, bool parsed)
 	}
 }
 
-static __always_inline bool l4_is_other(const struct sl_pkt *pkt)
-{
-	return pkt->l4_proto != IPPROTO_TCP && pkt->l4_proto != IPPROTO_UDP &&
-	       pkt->l4_proto != IPPROTO_ICMP && pkt->l4_proto != IPPROTO_ICMPV6;
-}
-
 static __always_inline void count_flow_traffic(const struct sl_ct_entry *ct, __u64 bytes, bool new)
 {
 	count_traffic(&sl_svc_st, ct->svc_id, bytes, ct->dir, new);
@@ -148,7 +142,8 @@ static __always_inline int lb_process(struct xdp_md *ctx, struct sl_pkt *pkt)
 		count_lb(SL_LB_FRAGMENT_PASS);
 		return XDP_PASS;
 	}
-	if (!pkt->l4 || l4_is_other(pkt)) {
+	/* The parser sets l4 only for TCP, UDP, ICMP (v4) and ICMPv6 (v6). */
+	if (!pkt->l4) {
 		count_lb(SL_LB_NOT_SERVICE);
 		return XDP_PASS;
 	}

@@ -182,6 +182,10 @@ static __always_inline int parse_l4(struct sl_cursor *c, struct sl_pkt *pkt)
 		return pkt->udp ? 0 : SL_PERR_UDP_TRUNC;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
+		/* ICMP inside IPv6 or ICMPv6 inside IPv4 is another protocol
+		 * here: its type codes and checksum rules would be misread. */
+		if ((pkt->l4_proto == IPPROTO_ICMP) != (pkt->l3_proto == ETH_P_IP))
+			return 0;
 		/* icmphdr and icmp6hdr are both 8 bytes: type, code, csum, rest. */
 		pkt->icmp = cursor_pull(c, sizeof(struct icmphdr));
 		return pkt->icmp ? 0 : SL_PERR_ICMP_TRUNC;

@@ -639,6 +639,51 @@ static int visit_one(const struct sl_svc_key *key, const struct sl_svc *svc, voi
 	return v->n == v->stop_after ? 42 : 0;
 }
 
+/* One IPv4 conntrack entry of service 1, backend @be_id, from port @sport. */
+static int ct4_put_one(__u8 proto, __u16 sport, __u32 be_id)
+{
+	struct sl_ct_entry e = { .dir = SL_CT_FORWARD, .svc_id = 1, .backend_id = be_id };
+	struct sl_ct4_key k = { .saddr = htonl(0xc6120002),
+				.daddr = htonl(0xc613000a),
+				.sport = htons(sport),
+				.dport = htons(53),
+				.proto = proto };
+
+	return bpf_map_update_elem(maps.ct4, &k, &e, BPF_NOEXIST) ? -errno : 0;
+}
+
+static bool ct4_has(__u8 proto, __u16 sport)
+{
+	struct sl_ct4_key k = { .saddr = htonl(0xc6120002),
+				.daddr = htonl(0xc613000a),
+				.sport = htons(sport),
+				.dport = htons(53),
+				.proto = proto };
+	struct sl_ct_entry e;
+
+	return !bpf_map_lookup_elem(maps.ct4, &k, &e);
+}
+
+/* A removed backend's UDP flows never end on their own: they are flushed
+ * (and rebalanced by their next packet); its TCP connections drain. */
+static void test_backend_del_flushes_udp(void)
+{
+	struct sl_svc_key k = key_of("198.19.0.10", 53, IPPROTO_UDP);
+	struct addr_port a = ep("198.18.1.2", 53), b = ep("198.18.2.2", 53);
+
+	reset();
+	ASSERT_OK(lb_service_add(&maps, &k, &plain), "add service");
+	ASSERT_OK(lb_backend_add(&maps, &k, &a, 1), "add backend 1");
+	ASSERT_OK(lb_backend_add(&maps, &k, &b, 1), "add backend 2");
+	ASSERT_OK(ct4_put_one(IPPROTO_UDP, 1000, 1), "udp flow to backend 1");
+	ASSERT_OK(ct4_put_one(IPPROTO_UDP, 1001, 2), "udp flow to backend 2");
+	ASSERT_OK(ct4_put_one(IPPROTO_TCP, 1002, 1), "tcp flow to backend 1");
+	ASSERT_OK(lb_backend_del(&maps, &k, &a), "del backend 1");
+	ASSERT_FALSE(ct4_has(IPPROTO_UDP, 1000), "its udp flow flushed");
+	ASSERT_TRUE(ct4_has(IPPROTO_UDP, 1001), "the other backend's udp flow kept");
+	ASSERT_TRUE(ct4_has(IPPROTO_TCP, 1002), "its tcp connection drains");
+}
+
 static void test_service_foreach_order(void)
 {
 	static const char *const vips[] = { "198.19.0.1", "198.19.0.2", "fd00:ff::3",
@@ -753,6 +798,7 @@ static const struct test_case cases[] = {
 	{ "maglev: 3 backends, weight 0, weights, deletes", test_maglev_publication },
 	{ "maglev: only backend at weight 0 has no table", test_maglev_only_backend_weight0 },
 	{ "service del: backends, table and conntrack go", test_service_del_cleans_up },
+	{ "backend del: its udp flows flushed, tcp drains", test_backend_del_flushes_udp },
 	{ "service foreach: id order, early stop", test_service_foreach_order },
 	{ "backend foreach: per service", test_backend_foreach },
 	{ "ct count", test_ct_count },

@@ -135,7 +135,7 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply
 {
 	struct lb_snapshot *snap = NULL;
 	struct key_set keep = {};
-	int err;
+	int err, flush_err;
 
 	memset(sum, 0, sizeof(*sum));
 	sum->services = cfg->n_services;
@@ -149,10 +149,18 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply
 		goto free_all;
 	snprintf(what, what_len, "removing services the config no longer has");
 	err = lb_services_prune(maps, snap, key_set_has, &keep);
-	if (err < 0)
+	if (err < 0) {
+		lb_snapshot_flush(maps, snap);
 		goto free_all;
+	}
 	sum->deleted = err;
 	err = sync_all(maps, snap, cfg, sum, what, what_len);
+	/* Even after a failure: what was removed must not keep its flows. */
+	flush_err = lb_snapshot_flush(maps, snap);
+	if (flush_err && !err) {
+		snprintf(what, what_len, "flushing the flows of removed backends");
+		err = flush_err;
+	}
 free_all:
 	lb_snapshot_free(snap);
 	free(keep.keys);

@@ -278,12 +278,15 @@ int lb_service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struc
 		       const struct sl_backend *all, const __u32 *ids, size_t n_ids)
 {
 	__u32 active;
-	int err = maglev_publish(maps, svc->id, all, ids, n_ids, &active);
 
-	if (err)
-		return err;
-	svc->backend_count = active;
-	return bpf_map_update_elem(maps->svc, key, svc, BPF_EXIST) ? -errno : 0;
+	/* The service entry first (its count is informational): if the table
+	 * swap then fails, the old table is still the one in use. */
+	svc->backend_count = 0;
+	for (size_t i = 0; i < n_ids; i++)
+		svc->backend_count += (all[ids[i]].flags & SL_BE_IN_USE) && all[ids[i]].weight;
+	if (bpf_map_update_elem(maps->svc, key, svc, BPF_EXIST))
+		return -errno;
+	return maglev_publish(maps, svc->id, all, ids, n_ids, &active);
 }
 
 /* Republish @key's table from every backend of the service in @all. */
@@ -402,6 +405,10 @@ int lb_service_add(struct lb_maps *maps, const struct sl_svc_key *key, const str
 	err = service_free_id(maps, &svc.id);
 	if (!err)
 		err = lb_traffic_reset(maps->svc_st, svc.id);
+	/* A failed change may have left a table at this id: it must not
+	 * become the new service's. */
+	if (!err && bpf_map_delete_elem(maps->maglev, &svc.id) && errno != ENOENT)
+		err = -errno;
 	if (err)
 		return err;
 	/* No table yet: new flows to it are dropped as no_backend. */
@@ -501,39 +508,55 @@ int lb_ct_count(struct lb_maps *maps, __u32 *v4, __u32 *v6)
 	return err ? err : ct_walk(maps->ct6, sizeof(struct sl_ct6_key), ct_count_one, v6);
 }
 
+/* Which conntrack entries a flush removes: every entry of the services
+ * marked in svc_ids, and the UDP entries of the backends marked in
+ * udp_be_ids (a byte per id; either may be NULL). */
 struct ct_flush {
 	int fd;
-	const unsigned char *svc_ids; /* a byte per service id: flush if set */
+	size_t proto_off; /* where the key holds its protocol */
+	const unsigned char *svc_ids;
+	const unsigned char *udp_be_ids;
 };
 
 static void ct_flush_one(const void *key, const struct sl_ct_entry *val, void *ctx)
 {
 	struct ct_flush *flush = ctx;
+	__u8 proto = ((const __u8 *)key)[flush->proto_off];
+	bool svc = flush->svc_ids && val->svc_id < SL_MAX_SERVICES && flush->svc_ids[val->svc_id];
+	bool udp = flush->udp_be_ids && proto == SL_PROTO_UDP &&
+		   val->backend_id < SL_MAX_BACKENDS && flush->udp_be_ids[val->backend_id];
 
 	/* Deleting during a batch walk is safe: the walk resumes from its
 	 * bucket cursor, not from the deleted key. */
-	if (val->svc_id < SL_MAX_SERVICES && flush->svc_ids[val->svc_id])
+	if (svc || udp)
 		bpf_map_delete_elem(flush->fd, key);
 }
 
-int lb_ct_flush_services(struct lb_maps *maps, const unsigned char *svc_ids)
+int lb_ct_flush(struct lb_maps *maps, const unsigned char *svc_ids, const unsigned char *udp_be_ids)
 {
-	struct ct_flush v4 = { .fd = maps->ct4, .svc_ids = svc_ids };
-	struct ct_flush v6 = { .fd = maps->ct6, .svc_ids = svc_ids };
+	struct ct_flush v4 = { .fd = maps->ct4,
+			       .proto_off = offsetof(struct sl_ct4_key, proto),
+			       .svc_ids = svc_ids,
+			       .udp_be_ids = udp_be_ids };
+	struct ct_flush v6 = { .fd = maps->ct6,
+			       .proto_off = offsetof(struct sl_ct6_key, proto),
+			       .svc_ids = svc_ids,
+			       .udp_be_ids = udp_be_ids };
 	int err = ct_walk(maps->ct4, sizeof(struct sl_ct4_key), ct_flush_one, &v4);
 
 	return err ? err : ct_walk(maps->ct6, sizeof(struct sl_ct6_key), ct_flush_one, &v6);
 }
 
-static int ct_flush_service(struct lb_maps *maps, __u32 svc_id)
+/* Flush one service's (@udp false) or one backend's UDP (@udp) entries. */
+static int ct_flush_id(struct lb_maps *maps, __u32 id, bool udp)
 {
-	unsigned char *ids = calloc(SL_MAX_SERVICES, 1);
+	unsigned char *ids = calloc(SL_MAX_BACKENDS, 1);
 	int err;
 
 	if (!ids)
 		return -ENOMEM;
-	ids[svc_id] = 1;
-	err = lb_ct_flush_services(maps, ids);
+	ids[id] = 1;
+	err = udp ? lb_ct_flush(maps, NULL, ids) : lb_ct_flush(maps, ids, NULL);
 	free(ids);
 	return err;
 }
@@ -570,12 +593,12 @@ int lb_service_del(struct lb_maps *maps, const struct sl_svc_key *key)
 		err = -errno;
 		goto free_all;
 	}
+	/* The service is gone: finish the rest even if a step fails, so no
+	 * table, slot or flow is left for the next user of its id. */
 	if (bpf_map_delete_elem(maps->maglev, &svc.id) && errno != ENOENT)
 		err = -errno;
-	if (!err)
-		err = backends_clear(maps, all, svc.id);
-	if (!err)
-		err = ct_flush_service(maps, svc.id);
+	err = backends_clear(maps, all, svc.id) ?: err;
+	err = ct_flush_id(maps, svc.id, false) ?: err;
 free_all:
 	free(all);
 	return err;
@@ -694,12 +717,15 @@ int lb_backend_del(struct lb_maps *maps, const struct sl_svc_key *key, const str
 	if (err)
 		goto free_all;
 	/* Publish the table without it first, then free the slot: no table
-	 * ever names an empty slot. Its established flows keep their DNAT
-	 * target (conntrack holds the address) until they end. */
+	 * ever names an empty slot. Its TCP connections keep their DNAT
+	 * target (conntrack holds the address) and drain; its UDP flows,
+	 * which never end on their own, are flushed and rebalanced. */
 	op.all[op.id] = empty;
 	err = service_publish(maps, key, &op.svc, op.all);
 	if (!err && bpf_map_update_elem(maps->be, &op.id, &empty, BPF_ANY))
 		err = -errno;
+	if (!err)
+		err = ct_flush_id(maps, op.id, true);
 free_all:
 	free(op.all);
 	return err;

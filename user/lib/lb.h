@@ -99,9 +99,13 @@ int lb_specs_check(const struct lb_maps *maps, const struct sl_svc_key *key,
 int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct sl_svc_key *key,
 		    const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n);
 /* Delete every service of @snap for which @keep(key, ctx) is false, with
- * their backends, tables and flows (one conntrack walk for all). Returns
- * how many were deleted, or -errno. */
+ * their backends and tables. Returns how many were deleted, or -errno.
+ * Their flows go at the next lb_snapshot_flush(). */
 int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn keep, void *ctx);
+/* Remove the conntrack entries the bulk calls left to remove: every flow
+ * of a pruned service, and the UDP flows of a backend a sync dropped (its
+ * TCP connections drain). One walk of each conntrack map. */
+int lb_snapshot_flush(struct lb_maps *maps, struct lb_snapshot *snap);
 
 /* Counters, summed over CPUs. */
 int lb_read_counter(int map_fd, __u32 index, __u64 *sum);

@@ -19,7 +19,10 @@ int lb_traffic_reset(int map_fd, __u32 id);
 bool lb_addr_valid(const __be32 *addr, __u8 family);
 /* Key and settings a service may have (flags, affinity, NUL-terminated name). */
 bool lb_service_valid(const struct sl_svc_key *key, const struct sl_svc *svc);
-/* Remove conntrack entries whose service is marked in @svc_ids (a byte per id). */
-int lb_ct_flush_services(struct lb_maps *maps, const unsigned char *svc_ids);
+/* Remove the conntrack entries of the services marked in @svc_ids and the
+ * UDP entries of the backends marked in @udp_be_ids (a byte per id; either
+ * may be NULL), in one walk of each conntrack map. */
+int lb_ct_flush(struct lb_maps *maps, const unsigned char *svc_ids,
+		const unsigned char *udp_be_ids);
 
 #endif

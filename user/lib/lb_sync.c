@@ -20,6 +20,9 @@ struct lb_snapshot {
 	unsigned char *stale; /* service changed since read: its index range is void */
 	__u32 *held; /* backend slots each service holds now */
 	__u32 *scratch; /* a stale service's current ids, rebuilt by each lookup */
+	unsigned char *flush_svc; /* services whose flows lb_snapshot_flush() removes */
+	unsigned char *flush_udp_be; /* backends whose UDP flows it removes */
+	bool flush_pending;
 	unsigned char *svc_used;
 	struct sl_svc_key *keys; /* by service id */
 	__u32 next_svc, next_be; /* allocation cursors: lowest possibly free id */
@@ -35,6 +38,8 @@ void lb_snapshot_free(struct lb_snapshot *snap)
 	free(snap->stale);
 	free(snap->held);
 	free(snap->scratch);
+	free(snap->flush_svc);
+	free(snap->flush_udp_be);
 	free(snap->svc_used);
 	free(snap->keys);
 	free(snap);
@@ -89,10 +94,13 @@ int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
 	snap->stale = calloc(SL_MAX_SERVICES, 1);
 	snap->held = calloc(SL_MAX_SERVICES, sizeof(*snap->held));
 	snap->scratch = calloc(SL_MAX_BACKENDS, sizeof(*snap->scratch));
+	snap->flush_svc = calloc(SL_MAX_SERVICES, 1);
+	snap->flush_udp_be = calloc(SL_MAX_BACKENDS, 1);
 	snap->svc_used = calloc(SL_MAX_SERVICES, 1);
 	snap->keys = calloc(SL_MAX_SERVICES, sizeof(*snap->keys));
 	if (!snap->all || !snap->start || !snap->ids || !snap->stale || !snap->held ||
-	    !snap->scratch || !snap->svc_used || !snap->keys)
+	    !snap->scratch || !snap->flush_svc || !snap->flush_udp_be || !snap->svc_used ||
+	    !snap->keys)
 		goto free_snap;
 	err = lb_backends_read(maps, snap->all);
 	if (!err)
@@ -207,6 +215,9 @@ static int service_create(struct lb_maps *maps, struct lb_snapshot *snap,
 	if (!svc->id)
 		return -ENOSPC;
 	err = lb_traffic_reset(maps->svc_st, svc->id);
+	/* A failed change may have left a table at this id: not ours. */
+	if (!err && bpf_map_delete_elem(maps->maglev, &svc->id) && errno != ENOENT)
+		err = -errno;
 	if (!err && bpf_map_update_elem(maps->svc, key, svc, BPF_NOEXIST))
 		err = -errno;
 	if (err)
@@ -249,18 +260,40 @@ static int backend_create(struct lb_maps *maps, struct lb_snapshot *snap, __u32 
 	return err ? err : slot_write(maps, snap, *id, &be);
 }
 
-/* Free the slots of @ids that @keep does not mark (after publication). */
+/* Free the slots of @ids that @keep does not mark (after publication).
+ * A service that stays loses them one by one (@drop_udp): their UDP flows
+ * go at lb_snapshot_flush(); a pruned service's flows all go anyway. */
 static int slots_release(struct lb_maps *maps, struct lb_snapshot *snap, const __u32 *ids, size_t n,
-			 const unsigned char *keep)
+			 const unsigned char *keep, bool drop_udp)
 {
 	struct sl_backend empty = {};
 	int err = 0;
 
 	for (size_t j = 0; j < n && !err; j++) {
-		if (!keep || !keep[j])
-			err = slot_write(maps, snap, ids[j], &empty);
+		if (keep && keep[j])
+			continue;
+		err = slot_write(maps, snap, ids[j], &empty);
+		if (drop_udp) {
+			snap->flush_udp_be[ids[j]] = 1;
+			snap->flush_pending = true;
+		}
 	}
 	return err;
+}
+
+int lb_snapshot_flush(struct lb_maps *maps, struct lb_snapshot *snap)
+{
+	int err;
+
+	if (!snap->flush_pending)
+		return 0;
+	err = lb_ct_flush(maps, snap->flush_svc, snap->flush_udp_be);
+	if (err)
+		return err;
+	memset(snap->flush_svc, 0, SL_MAX_SERVICES);
+	memset(snap->flush_udp_be, 0, SL_MAX_BACKENDS);
+	snap->flush_pending = false;
+	return 0;
 }
 
 static bool settings_equal(const struct sl_svc *a, const struct sl_svc *b)
@@ -424,6 +457,7 @@ static void sync_rollback(struct lb_maps *maps, struct lb_snapshot *snap,
 	if (!st->created)
 		return;
 	bpf_map_delete_elem(maps->svc, key);
+	bpf_map_delete_elem(maps->maglev, &svc->id);
 	snap->svc_used[svc->id] = 0;
 	if (svc->id < snap->next_svc)
 		snap->next_svc = svc->id;
@@ -455,7 +489,7 @@ int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 		goto free_assign;
 	}
 	/* Published without them: now the dropped backends' slots are free. */
-	err = slots_release(maps, snap, cur, n_cur, a.kept);
+	err = slots_release(maps, snap, cur, n_cur, a.kept, true);
 	snap->stale[svc.id] = 1;
 	snap->held[svc.id] = n;
 	changed = 1;
@@ -466,8 +500,7 @@ free_assign:
 
 int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn keep, void *ctx)
 {
-	unsigned char *flush = calloc(SL_MAX_SERVICES, 1);
-	int err = flush ? 0 : -ENOMEM, pruned = 0;
+	int err = 0, pruned = 0;
 
 	for (__u32 id = 1; !err && id < SL_MAX_SERVICES; id++) {
 		const __u32 *cur;
@@ -476,22 +509,20 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
 		if (!snap->svc_used[id] || keep(&snap->keys[id], ctx))
 			continue;
 		/* Unpublish first: once the key is gone no new flow can pick it. */
-		if (bpf_map_delete_elem(maps->svc, &snap->keys[id]) ||
-		    (bpf_map_delete_elem(maps->maglev, &id) && errno != ENOENT)) {
-			err = -errno;
-			break;
-		}
-		n_cur = snapshot_current(snap, id, &cur);
-		err = slots_release(maps, snap, cur, n_cur, NULL);
+		if (bpf_map_delete_elem(maps->svc, &snap->keys[id]))
+			return -errno;
+		/* From here the service is gone: finish the rest even on error. */
 		snap->svc_used[id] = 0;
-		snap->stale[id] = flush[id] = 1;
-		snap->held[id] = 0;
+		snap->stale[id] = snap->flush_svc[id] = 1;
+		snap->flush_pending = true;
 		if (id < snap->next_svc)
 			snap->next_svc = id;
 		pruned++;
+		if (bpf_map_delete_elem(maps->maglev, &id) && errno != ENOENT)
+			err = -errno;
+		n_cur = snapshot_current(snap, id, &cur);
+		err = slots_release(maps, snap, cur, n_cur, NULL, false) ?: err;
+		snap->held[id] = 0;
 	}
-	if (!err && pruned)
-		err = lb_ct_flush_services(maps, flush);
-	free(flush);
 	return err ? err : pruned;
 }

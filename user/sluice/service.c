@@ -34,8 +34,9 @@ static int verb_options(struct cli *cli, int argc, char **argv, int allowed, str
 	opterr = 0;
 	while (!status && (opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt == '?' || !(opt & allowed))
-			return cli_error(cli, CLI_USAGE, 0, "see `sluice %s help`",
-					 "unknown option '%s' for %s", argv[optind - 1], argv[0]);
+			return cli_error(cli, CLI_USAGE, 0, "see `sluice help`",
+					 "unknown option or missing value '%s' for %s",
+					 argv[optind - 1], argv[0]);
 		if (opt == OPT_NAME)
 			vo->name = optarg;
 		else if (opt == OPT_AFFINITY)
