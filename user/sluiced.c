@@ -16,7 +16,6 @@
 #include "sluice/maglev.h"
 #include "xdp_lb.skel.h"
 
-#define DEFAULT_BPFFS "/sys/fs/bpf/sluice"
 #define MAX_IFACES 16
 
 struct agent_args {
@@ -42,7 +41,8 @@ static void usage(FILE *out)
 		"  --cleanup            detach and remove everything pinned under --bpffs\n"
 		"  --log-level LEVEL    error, warn, info (default) or debug\n"
 		"  -h, --help           this text\n",
-		DEFAULT_BPFFS, SL_MAGLEV_DEFAULT_SIZE, SL_CT_DEFAULT_SIZE, SL_DATAPATH_VERSION);
+		LB_DEFAULT_PIN_DIR, SL_MAGLEV_DEFAULT_SIZE, SL_CT_DEFAULT_SIZE,
+		SL_DATAPATH_VERSION);
 }
 
 static int parse_u32(const char *text, const char *what, __u32 *out)
@@ -169,7 +169,7 @@ static int run_load(struct agent_args *args)
 int main(int argc, char **argv)
 {
 	struct agent_args args = {
-		.bpffs = DEFAULT_BPFFS,
+		.bpffs = LB_DEFAULT_PIN_DIR,
 		.load = { .maglev_size = SL_MAGLEV_DEFAULT_SIZE,
 			  .ct_size = SL_CT_DEFAULT_SIZE,
 			  .version = SL_DATAPATH_VERSION },

@@ -44,11 +44,10 @@ static const struct {
 };
 #define N_MAPS (sizeof(map_table) / sizeof(map_table[0]))
 
-const char *const lb_map_names[N_MAPS + 1] = {
-	"sl_svc",     "sl_be",	     "sl_maglev",   "sl_cfg",	  "sl_ct4",
-	"sl_ct6",     "sl_affinity", "sl_proto_st", "sl_perr_st", "sl_lb_st",
-	"sl_drop_st", "sl_svc_st",   "sl_be_st",    NULL,
-};
+const char *lb_map_name(size_t i)
+{
+	return i < N_MAPS ? map_table[i].name : NULL;
+}
 
 static void maps_reset(struct lb_maps *maps)
 {

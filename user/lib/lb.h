@@ -36,8 +36,13 @@ void lb_maps_close(struct lb_maps *maps);
 /* Write the loader's settings into sl_cfg (and maps->maglev_size). */
 int lb_config_write(struct lb_maps *maps, const struct sl_config *cfg);
 
-/* Map names, for pinning and `sluice status`; NULL-terminated. */
-extern const char *const lb_map_names[];
+/* The pin directory sluiced and sluice use unless told otherwise, and the
+ * name prefix of the XDP link pins in it (LB_LINK_PREFIX + ifname). */
+#define LB_DEFAULT_PIN_DIR "/sys/fs/bpf/sluice"
+#define LB_LINK_PREFIX "link_xdp_"
+
+/* Name of the @i-th map the library uses (for pinning), NULL past the last. */
+const char *lb_map_name(size_t i);
 
 /* @svc gives flags, affinity timeout and name; its id and count are ours. */
 int lb_service_add(struct lb_maps *maps, const struct sl_svc_key *key, const struct sl_svc *svc);

@@ -21,8 +21,6 @@
 #include "maglev.h"
 #include "xdp_lb.skel.h"
 
-#define LINK_PREFIX "link_xdp_"
-
 /* The Maglev size of maps already pinned in @dir, or 0 when none are. */
 static __u32 pinned_maglev_size(const char *dir)
 {
@@ -50,11 +48,11 @@ static int pin_maps(struct xdp_lb *skel, const char *dir)
 
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -errno;
-	for (const char *const *name = lb_map_names; *name; name++) {
-		map = bpf_object__find_map_by_name(skel->obj, *name);
+	for (size_t i = 0; lb_map_name(i); i++) {
+		map = bpf_object__find_map_by_name(skel->obj, lb_map_name(i));
 		if (!map)
 			return -ENOENT;
-		snprintf(path, sizeof(path), "%s/%s", dir, *name);
+		snprintf(path, sizeof(path), "%s/%s", dir, lb_map_name(i));
 		err = bpf_map__set_pin_path(map, path);
 		if (err)
 			return err;
@@ -93,15 +91,43 @@ static int lb_size(struct xdp_lb *skel, const struct loader_opts *opts, int *tem
 	return err;
 }
 
+/* Conntrack entries per family of the maps pinned in @dir, 0 when none are. */
+static __u32 pinned_ct_size(const char *dir)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sl_ct4", dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.max_entries = 0;
+	close(fd);
+	return info.max_entries;
+}
+
+/* Pinned maps are adopted only with the sizes they were made with: say
+ * which option differs instead of libbpf's "couldn't reuse pinned map". */
 static int lb_check_pinned(const struct loader_opts *opts)
 {
-	__u32 pinned = opts->pin_dir ? pinned_maglev_size(opts->pin_dir) : 0;
+	__u32 maglev = opts->pin_dir ? pinned_maglev_size(opts->pin_dir) : 0;
+	__u32 ct = opts->pin_dir ? pinned_ct_size(opts->pin_dir) : 0;
 
-	if (pinned && pinned != opts->maglev_size) {
+	if (maglev && maglev != opts->maglev_size) {
 		log_error("loader",
 			  "maps pinned in %s use Maglev size %u, not %u; "
 			  "restart with --maglev-size %u or remove them (sluiced --cleanup)",
-			  opts->pin_dir, pinned, opts->maglev_size, pinned);
+			  opts->pin_dir, maglev, opts->maglev_size, maglev);
+		return -EEXIST;
+	}
+	if (ct && ct != opts->ct_size) {
+		log_error("loader",
+			  "conntrack pinned in %s has %u entries per family, not %u; "
+			  "restart with --ct-size %u or remove it (sluiced --cleanup)",
+			  opts->pin_dir, ct, opts->ct_size, ct);
 		return -EEXIST;
 	}
 	return 0;
@@ -202,7 +228,7 @@ int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifna
 
 	if (!ifindex)
 		return -ENODEV;
-	snprintf(path, sizeof(path), "%s/" LINK_PREFIX "%s", pin_dir, ifname);
+	snprintf(path, sizeof(path), "%s/" LB_LINK_PREFIX "%s", pin_dir, ifname);
 	err = link_update(path, prog_fd, ifindex);
 	if (err == -ESTALE) {
 		log_warn("loader", "%s: pinned link is for another interface; replacing it",

@@ -13,8 +13,6 @@
 #include "cli.h"
 #include "log.h"
 
-#define DEFAULT_BPFFS "/sys/fs/bpf/sluice"
-
 int cli_error(struct cli *cli, enum cli_status status, int err, const char *hint, const char *fmt,
 	      ...)
 {
@@ -195,7 +193,7 @@ int main(int argc, char **argv)
 	int status = CLI_OK;
 
 	if (!cli.bpffs || !*cli.bpffs)
-		cli.bpffs = DEFAULT_BPFFS;
+		cli.bpffs = LB_DEFAULT_PIN_DIR;
 	log_set_level(LOG_ERROR);
 	log_route_libbpf();
 	argc = global_options(&cli, argc - 1, argv + 1, &status);

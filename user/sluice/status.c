@@ -14,8 +14,6 @@
 #include "cli.h"
 #include "sluice/limits.h"
 
-#define LINK_PREFIX "link_xdp_"
-
 /* {"interface", "ifindex", "link_id", "prog_id", "prog_name"} of one pinned link. */
 static struct json_object *link_json(const char *path)
 {
@@ -59,7 +57,7 @@ static int links_json(const char *dir, struct json_object **out)
 	while ((entry = readdir(d))) {
 		struct json_object *link;
 
-		if (strncmp(entry->d_name, LINK_PREFIX, strlen(LINK_PREFIX)))
+		if (strncmp(entry->d_name, LB_LINK_PREFIX, strlen(LB_LINK_PREFIX)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
 		link = link_json(path);
