@@ -24,6 +24,7 @@
 #include "apply.h"
 #include "config.h"
 #include "harness.h"
+#include "lb_fixture.h"
 #include "lb.h"
 #include "loader.h"
 #include "sluice/conntrack.h"
@@ -57,38 +58,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* ---- keys and endpoints ---- */
-
-static bool is_v6(const char *ip)
-{
-	return strchr(ip, ':') != NULL;
-}
-
-static void addr_words(const char *ip, __be32 out[4])
-{
-	memset(out, 0, 16);
-	inet_pton(is_v6(ip) ? AF_INET6 : AF_INET, ip, out);
-}
-
-static struct sl_svc_key key_of(const char *vip, uint16_t port, uint8_t proto)
-{
-	struct sl_svc_key key = { .port = htons(port),
-				  .proto = proto,
-				  .family = is_v6(vip) ? SL_AF_INET6 : SL_AF_INET };
-
-	addr_words(vip, key.addr);
-	return key;
-}
-
-static struct addr_port ep(const char *ip, uint16_t port)
-{
-	struct addr_port ap = { .port = htons(port),
-				.family = is_v6(ip) ? SL_AF_INET6 : SL_AF_INET };
-
-	addr_words(ip, ap.addr);
-	return ap;
 }
 
 /* ---- configs ---- */
@@ -567,56 +536,7 @@ static bool apply_ok(const char *yaml, __u32 changed, __u32 unchanged, __u32 del
 	return true;
 }
 
-/* ---- conntrack entries and counters made by hand ---- */
-
-static int ct4_put(__u32 svc_id, __u32 n)
-{
-	struct sl_ct_entry e = { .dir = SL_CT_FORWARD, .svc_id = svc_id, .backend_id = 1 };
-	struct sl_ct4_key k = { .daddr = htonl(0xc6130000 | svc_id),
-				.dport = htons(80),
-				.proto = IPPROTO_TCP };
-
-	for (__u32 i = 0; i < n; i++) {
-		k.saddr = htonl(0xc6120000 | i >> 16);
-		k.sport = htons(i & 0xffff);
-		if (bpf_map_update_elem(maps.ct4, &k, &e, BPF_NOEXIST))
-			return -errno;
-	}
-	return 0;
-}
-
-static int ct6_put(__u32 svc_id, __u32 n)
-{
-	struct sl_ct_entry e = { .dir = SL_CT_REPLY, .svc_id = svc_id, .backend_id = 1 };
-	struct sl_ct6_key k = { .dport = htons(53), .proto = IPPROTO_UDP };
-
-	addr_words("fd00::2", k.saddr);
-	addr_words("fd00:ff::10", k.daddr);
-	k.daddr[3] ^= htonl(svc_id);
-	for (__u32 i = 0; i < n; i++) {
-		k.sport = htons(i);
-		if (bpf_map_update_elem(maps.ct6, &k, &e, BPF_NOEXIST))
-			return -errno;
-	}
-	return 0;
-}
-
-/* Entries of service @svc_id in conntrack map @fd. */
-static __u32 ct_count_svc(int fd, __u32 svc_id)
-{
-	char key[64], next[64];
-	struct sl_ct_entry e;
-	void *prev = NULL;
-	__u32 n = 0;
-
-	while (!bpf_map_get_next_key(fd, prev, next)) {
-		memcpy(key, next, sizeof(key));
-		prev = key;
-		if (!bpf_map_lookup_elem(fd, key, &e) && e.svc_id == svc_id)
-			n++;
-	}
-	return n;
-}
+/* ---- counters made by hand ---- */
 
 /* Give traffic slot @id of per-CPU map @fd some counts; 0 or -errno. */
 static int traffic_put(int fd, __u32 id)
@@ -910,10 +830,10 @@ static void test_service_removed(void)
 	dns6 = state_svc_id(&before, &k_dns6);
 	third = state_svc_id(&before, &k_third);
 	/* Over one CT_BATCH (4096) of web's entries: the flush walks batches. */
-	ASSERT_OK(ct4_put(web, 5000), "web's ct4 entries");
-	ASSERT_OK(ct6_put(web, 20), "web's ct6 entries");
-	ASSERT_OK(ct4_put(third, 300), "the third service's ct4 entries");
-	ASSERT_OK(ct6_put(dns6, 40), "dns6's ct6 entries");
+	ASSERT_OK(ct4_put(maps.ct4, web, 5000), "web's ct4 entries");
+	ASSERT_OK(ct6_put(maps.ct6, web, 20), "web's ct6 entries");
+	ASSERT_OK(ct4_put(maps.ct4, third, 300), "the third service's ct4 entries");
+	ASSERT_OK(ct6_put(maps.ct6, dns6, 40), "dns6's ct6 entries");
 
 	if (!apply_ok(without_web, 0, 2, 1, "web left out") || !state_read(&after))
 		goto free_before;

@@ -16,6 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "harness.h"
+#include "lb_fixture.h"
 #include "lb.h"
 #include "loader.h"
 #include "sluice/conntrack.h"
@@ -29,38 +30,6 @@
 
 static struct xdp_lb *skel;
 static struct lb_maps maps;
-
-/* ---- keys and endpoints ---- */
-
-static bool is_v6(const char *ip)
-{
-	return strchr(ip, ':') != NULL;
-}
-
-static void addr_words(const char *ip, __be32 out[4])
-{
-	memset(out, 0, 16);
-	inet_pton(is_v6(ip) ? AF_INET6 : AF_INET, ip, out);
-}
-
-static struct sl_svc_key key_of(const char *vip, uint16_t port, uint8_t proto)
-{
-	struct sl_svc_key key = { .port = htons(port),
-				  .proto = proto,
-				  .family = is_v6(vip) ? SL_AF_INET6 : SL_AF_INET };
-
-	addr_words(vip, key.addr);
-	return key;
-}
-
-static struct addr_port ep(const char *ip, uint16_t port)
-{
-	struct addr_port ap = { .port = htons(port),
-				.family = is_v6(ip) ? SL_AF_INET6 : SL_AF_INET };
-
-	addr_words(ip, ap.addr);
-	return ap;
-}
 
 static const struct sl_svc plain = { .name = "plain" };
 
@@ -198,57 +167,6 @@ static void expect_unchanged(const struct snapshot *before, const char *what)
 	snprintf(msg, sizeof(msg), "%s: sl_ct6 entries", what);
 	ASSERT_EQ(after.ct6, before->ct6, msg);
 	snapshot_free(&after);
-}
-
-/* ---- conntrack entries made by hand ---- */
-
-static int ct4_put(__u32 svc_id, __u32 n)
-{
-	struct sl_ct_entry e = { .dir = SL_CT_FORWARD, .svc_id = svc_id, .backend_id = 1 };
-	struct sl_ct4_key k = { .daddr = htonl(0xc6130000 | svc_id),
-				.dport = htons(80),
-				.proto = IPPROTO_TCP };
-
-	for (__u32 i = 0; i < n; i++) {
-		k.saddr = htonl(0xc6120000 | i >> 16);
-		k.sport = htons(i & 0xffff);
-		if (bpf_map_update_elem(maps.ct4, &k, &e, BPF_NOEXIST))
-			return -errno;
-	}
-	return 0;
-}
-
-static int ct6_put(__u32 svc_id, __u32 n)
-{
-	struct sl_ct_entry e = { .dir = SL_CT_REPLY, .svc_id = svc_id, .backend_id = 1 };
-	struct sl_ct6_key k = { .dport = htons(80), .proto = IPPROTO_UDP };
-
-	addr_words("fd00::2", k.saddr);
-	addr_words("fd00:ff::10", k.daddr);
-	k.daddr[3] ^= htonl(svc_id);
-	for (__u32 i = 0; i < n; i++) {
-		k.sport = htons(i);
-		if (bpf_map_update_elem(maps.ct6, &k, &e, BPF_NOEXIST))
-			return -errno;
-	}
-	return 0;
-}
-
-/* Entries of service @svc_id in conntrack map @fd. */
-static __u32 ct_count_svc(int fd, __u32 svc_id)
-{
-	char key[64], next[64];
-	struct sl_ct_entry e;
-	void *prev = NULL;
-	__u32 n = 0;
-
-	while (!bpf_map_get_next_key(fd, prev, next)) {
-		memcpy(key, next, sizeof(key));
-		prev = key;
-		if (!bpf_map_lookup_elem(fd, key, &e) && e.svc_id == svc_id)
-			n++;
-	}
-	return n;
 }
 
 /* ---- reset between cases ---- */
@@ -597,10 +515,10 @@ static void test_service_del_cleans_up(void)
 	be_b = backend_id(idb, "198.18.1.2", 8080);
 	inner_b = maglev_inner_id(idb);
 	/* More than one CT_BATCH (4096) of entries: the flush walks batches. */
-	ASSERT_OK(ct4_put(ida, 3000), "a's ct4 entries");
-	ASSERT_OK(ct4_put(idb, 3000), "b's ct4 entries");
-	ASSERT_OK(ct6_put(ida, 5), "a's ct6 entries");
-	ASSERT_OK(ct6_put(idb, 7), "b's ct6 entries");
+	ASSERT_OK(ct4_put(maps.ct4, ida, 3000), "a's ct4 entries");
+	ASSERT_OK(ct4_put(maps.ct4, idb, 3000), "b's ct4 entries");
+	ASSERT_OK(ct6_put(maps.ct6, ida, 5), "a's ct6 entries");
+	ASSERT_OK(ct6_put(maps.ct6, idb, 7), "b's ct6 entries");
 	ASSERT_OK(lb_ct_count(&maps, &v4, &v6), "lb_ct_count");
 	ASSERT_EQ(v4, 6000, "lb_ct_count v4");
 	ASSERT_EQ(v6, 12, "lb_ct_count v6");
@@ -748,8 +666,8 @@ static void test_ct_count(void)
 	ASSERT_OK(lb_ct_count(&maps, &v4, &v6), "empty");
 	ASSERT_EQ(v4, 0, "v4 empty");
 	ASSERT_EQ(v6, 0, "v6 empty");
-	ASSERT_OK(ct4_put(3, 5000), "5000 v4 entries");
-	ASSERT_OK(ct6_put(3, 3), "3 v6 entries");
+	ASSERT_OK(ct4_put(maps.ct4, 3, 5000), "5000 v4 entries");
+	ASSERT_OK(ct6_put(maps.ct6, 3, 3), "3 v6 entries");
 	ASSERT_OK(lb_ct_count(&maps, &v4, &v6), "count");
 	ASSERT_EQ(v4, 5000, "v4");
 	ASSERT_EQ(v6, 3, "v6");

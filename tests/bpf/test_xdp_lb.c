@@ -34,6 +34,7 @@
 #include <linux/bpf.h>
 
 #include "harness.h"
+#include "lb_fixture.h"
 #include "lb.h"
 #include "loader.h"
 #include "pkt.h"
@@ -127,19 +128,7 @@ static int prog_fd;
 static uint32_t ifindex_up, ifindex_be;
 static __u32 svc_id[S_N]; /* ids the fixture got, refreshed per case */
 
-/* ---- addresses ---- */
-
-static bool is_v6(const char *ip)
-{
-	return strchr(ip, ':') != NULL;
-}
-
-/* @ip in map layout: IPv4 in word 0, the rest zero. */
-static void addr_words(const char *ip, __be32 out[4])
-{
-	memset(out, 0, 16);
-	inet_pton(is_v6(ip) ? AF_INET6 : AF_INET, ip, out);
-}
+/* ---- keys ---- */
 
 static struct sl_svc_key svc_key(enum svc_ix s)
 {
@@ -148,15 +137,6 @@ static struct sl_svc_key svc_key(enum svc_ix s)
 	addr_words(fixture[s].vip, key.addr);
 	key.family = is_v6(fixture[s].vip) ? SL_AF_INET6 : SL_AF_INET;
 	return key;
-}
-
-static struct addr_port endpoint(const char *ip, uint16_t port)
-{
-	struct addr_port ap = { .port = htons(port),
-				.family = is_v6(ip) ? SL_AF_INET6 : SL_AF_INET };
-
-	addr_words(ip, ap.addr);
-	return ap;
 }
 
 /* Hosts on 198.18.1.0/24 and fd00:0:0:1::/64 are behind lb_be0. */
@@ -429,7 +409,7 @@ static bool ct_get(const struct spec *s, struct sl_ct_entry *e)
 /* Backend id of @ip:@port in service @s, or 0. */
 static __u32 backend_id(enum svc_ix s, const char *ip, uint16_t port)
 {
-	struct addr_port ap = endpoint(ip, port);
+	struct addr_port ap = ep(ip, port);
 	struct sl_backend be;
 
 	for (__u32 id = 1; id < 64; id++) {
@@ -490,7 +470,7 @@ static void fixture_reset(void)
 
 		ASSERT_OK(lb_service_add(&maps, &key, &svc), "fixture: lb_service_add");
 		for (int b = 0; b < 3 && f->be[b]; b++) {
-			struct addr_port ap = endpoint(f->be[b], f->be_port);
+			struct addr_port ap = ep(f->be[b], f->be_port);
 
 			ASSERT_OK(lb_backend_add(&maps, &key, &ap, 1), "fixture: lb_backend_add");
 		}
@@ -722,7 +702,7 @@ static void prep_zero_weight(void)
 static void del_backend(enum svc_ix s, const char *ip)
 {
 	struct sl_svc_key key = svc_key(s);
-	struct addr_port ap = endpoint(ip, fixture[s].be_port);
+	struct addr_port ap = ep(ip, fixture[s].be_port);
 
 	fixture_dirty = true;
 	ASSERT_OK(lb_backend_del(&maps, &key, &ap), "lb_backend_del");
