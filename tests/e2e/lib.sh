@@ -69,6 +69,8 @@
 #   bg_alive PID          true while that process runs
 #   lb_server NS NAME PORT [lbserver.py flags]
 #                         start tests/e2e/lbserver.py, wait for "ready", echo PID
+#   hold_start VIP PORT N start N long-lived connections from the client, echo PID
+#   hold_stop PID         end them (SIGUSR1), echo the JSON result
 #   cgroup_create         new cgroup v2 dir for this run, echo its path
 #   cgroup2_mount         echo where cgroup2 is mounted (from /proc/mounts)
 #   in_cg CG cmd...       run cmd inside cgroup CG (current netns)
@@ -449,6 +451,29 @@ lb_server() {
 		return 1
 	fi
 	echo "$pid"
+}
+
+# ---------------------------------------------------------------------------
+# long-lived connections (lbclient.py hold)
+
+hold_start() {
+	# hold_start VIP PORT COUNT : start `lbclient hold` (until SIGUSR1) in
+	# the client ns, wait until every connection is up, echo its PID
+	local rf pid
+	rf=$(mktemp -u "$E2E_TMP/hold.XXXXXX")
+	pid=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" hold --vip "$1" --port "$2" \
+		--count "$3" --duration 0 --interval-ms 50 --ready-file "$rf")
+	wait_for 20000 test -e "$rf" || log "hold to $1 port $2 not ready after 20 s"
+	echo "$pid"
+}
+
+hold_stop() {
+	# hold_stop PID : end a hold run (SIGUSR1), echo its JSON result
+	local f
+	f=$(bg_log "$1") || return 1
+	kill -USR1 "$1" 2>/dev/null
+	wait_for 15000 grep -q '"conns"' "$f" || { log "hold $1 printed no result"; bg_stop "$1"; }
+	grep '"conns"' "$f" | tail -n1
 }
 
 # ---------------------------------------------------------------------------

@@ -150,26 +150,6 @@ check_spread() {
 	jcheck "$out" "${a[@]}"
 }
 
-hold_start() {
-	# hold_start COUNT : start `lbclient hold` to the VIP (until SIGUSR1),
-	# wait until every connection is up, echo its PID
-	local rf pid
-	rf=$(mktemp -u "$E2E_TMP/hold.XXXXXX")
-	pid=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" hold --vip "$VIP4" --port 80 \
-		--count "$1" --duration 0 --interval-ms 50 --ready-file "$rf")
-	wait_for 20000 test -e "$rf" || log "hold not ready after 20 s"
-	echo "$pid"
-}
-
-hold_stop() {
-	# hold_stop PID : end a hold run (SIGUSR1), echo its JSON result
-	local f
-	f=$(bg_log "$1") || return 1
-	kill -USR1 "$1" 2>/dev/null
-	wait_for 15000 grep -q '"conns"' "$f" || { log "hold $1 printed no result"; bg_stop "$1"; }
-	grep '"conns"' "$f" | tail -n1
-}
-
 rejects() {
 	# rejects FILE LINE WHAT : `sluice apply -f FILE` exits 1 and says
 	# "FILE:LINE:" and WHAT on stderr, and that nothing was changed
@@ -244,7 +224,7 @@ check_spread "spread over 3" "$(spread "$N")" "$N" 15 55
 # well) keep their backend, new flows avoid be2
 section "2. drop be2 under a hold"
 
-h=$(hold_start "$NHOLD")
+h=$(hold_start "$VIP4" 80 "$NHOLD")
 sleep 0.3
 cfg2=$(write_cfg two "$BE1" "$BE3")
 check_applied "be2 dropped" "$cfg2" 1 0 0

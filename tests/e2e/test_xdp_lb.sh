@@ -206,26 +206,6 @@ check_spread() {
 	jcheck "$out" "" "${a[@]}"
 }
 
-hold_start() {
-	# hold_start VIP PORT COUNT : start `lbclient hold` (until SIGUSR1) in
-	# the client ns, wait until every connection is up, echo its PID
-	local rf pid
-	rf=$(mktemp -u "$E2E_TMP/hold.XXXXXX")
-	pid=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" hold --vip "$1" --port "$2" \
-		--count "$3" --duration 0 --interval-ms 50 --ready-file "$rf")
-	wait_for 20000 test -e "$rf" || log "hold to $1 port $2 not ready after 20 s"
-	echo "$pid"
-}
-
-hold_stop() {
-	# hold_stop PID : end a hold run (SIGUSR1), echo its JSON result
-	local f
-	f=$(bg_log "$1") || return 1
-	kill -USR1 "$1" 2>/dev/null
-	wait_for 15000 grep -q '"conns"' "$f" || { log "hold $1 printed no result"; bg_stop "$1"; }
-	grep '"conns"' "$f" | tail -n1
-}
-
 check_hold() {
 	# check_hold TAG JSON [BE] : all NHOLD connections established and still
 	# working at the end, none switched backend, no SNAT; backend BE (a
