@@ -69,6 +69,7 @@
 #   bg_alive PID          true while that process runs
 #   lb_server NS NAME PORT [lbserver.py flags]
 #                         start tests/e2e/lbserver.py, wait for "ready", echo PID
+#   datapath_prepare BIN  guard, pin dir PIN, cleanup hook, XDP_ARGS for sluiced
 #   hold_start VIP PORT N start N long-lived connections from the client, echo PID
 #   hold_stop PID         end them (SIGUSR1), echo the JSON result
 #   cgroup_create         new cgroup v2 dir for this run, echo its path
@@ -451,6 +452,27 @@ lb_server() {
 		return 1
 	fi
 	echo "$pid"
+}
+
+# ---------------------------------------------------------------------------
+# the data path on the node
+
+datapath_prepare() {
+	# datapath_prepare SLUICED : before loading the data path on the node:
+	# refuse if the node netns is this shell's own (XDP must never go on the
+	# machine's interfaces), make the pin dir PIN, register
+	# `SLUICED --cleanup` to run while the node ns still exists (also on
+	# failure), and set XDP_ARGS to --xdp for every node interface.  Call in
+	# the main shell (sets globals).
+	local i
+	if [[ "$(readlink /proc/self/ns/net)" == "$(in_ns "$NS_NODE" readlink /proc/self/ns/net)" ]]; then
+		log "node netns is the test's own netns"
+		return 1
+	fi
+	PIN=$(bpffs_dir) || return 1
+	cleanup_hook in_ns "$NS_NODE" "$1" --bpffs "$PIN" --cleanup
+	XDP_ARGS=(--xdp "$IF_NODE_CLIENT")
+	for ((i = 1; i <= NBE; i++)); do XDP_ARGS+=(--xdp "${IF_NODE_BE[i]}"); done
 }
 
 # ---------------------------------------------------------------------------

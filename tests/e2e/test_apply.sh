@@ -186,16 +186,7 @@ for ((i = 1; i <= NBE; i++)); do
 	lb_server "${NS_BE[i]}" "be$i" 8080 >/dev/null || die "lbserver be$i"
 done
 
-# never attach to the machine's own interfaces: the node must be another netns
-[[ "$(readlink /proc/self/ns/net)" != "$(in_ns "$NS_NODE" readlink /proc/self/ns/net)" ]] ||
-	die "node netns is the test's own netns"
-
-PIN=$(bpffs_dir) || die "bpffs_dir"
-# runs in cleanup (also on failure/signal) while the node ns still exists
-cleanup_hook in_ns "$NS_NODE" "$SLUICED" --bpffs "$PIN" --cleanup
-
-XDP_ARGS=(--xdp "$IF_NODE_CLIENT")
-for ((i = 1; i <= NBE; i++)); do XDP_ARGS+=(--xdp "${IF_NODE_BE[i]}"); done
+datapath_prepare "$SLUICED" || die "datapath_prepare"
 check "sluiced loads and attaches" sluiced || die "no data path"
 check "maps pinned, no service yet" test -e "$PIN/sl_svc"
 jcheck "$(list)" "service list: empty before any apply" "j == []"
