@@ -19,10 +19,10 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -I$(BUILD)
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -Iuser/sluiced -I$(BUILD)
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	-I. -Iinclude -Ibpf
-LDLIBS := -lbpf -lelf -lz -lyaml
+LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lpthread
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
@@ -34,6 +34,9 @@ LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libsluice.a
 BINS := $(BUILD)/sluiced $(BUILD)/sluice
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/sluice/*.c))
+# The agent's modules (all but main.c) form a library the tests link too.
+AGENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out user/sluiced/main.c,$(wildcard user/sluiced/*.c)))
+AGENT_LIB := $(BUILD)/libsluiced.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
@@ -42,7 +45,7 @@ BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 BPFT_LIB := $(patsubst %.c,$(BUILD)/%.o,tests/bpf/pkt.c tests/bpf/harness.c tests/bpf/lb_fixture.c)
 BENCH_BIN := $(BUILD)/tools/bench/xdp_bench
 MAGLEV_BENCH := $(BUILD)/tools/bench/maglev_bench
-C_OBJS := $(LIB_OBJS) $(BUILD)/user/sluiced.o $(CLI_OBJS) $(BPFT_LIB) \
+C_OBJS := $(LIB_OBJS) $(AGENT_OBJS) $(BUILD)/user/sluiced/main.o $(CLI_OBJS) $(BPFT_LIB) \
 	$(patsubst %,%.o,$(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN))
 
 .DELETE_ON_ERROR:
@@ -70,7 +73,7 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
 
-$(C_OBJS): $(BUILD)/%.o: %.c $(SKELS) $(wildcard include/sluice/*.h user/lib/*.h user/sluice/*.h tests/bpf/*.h) | deps
+$(C_OBJS): $(BUILD)/%.o: %.c $(SKELS) $(wildcard include/sluice/*.h user/*/*.h tests/bpf/*.h) | deps
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -79,19 +82,24 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)$(AR) rcs $@ $^
 
-$(BUILD)/sluiced: $(BUILD)/user/sluiced.o $(LIB)
+$(AGENT_LIB): $(AGENT_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/sluiced: $(BUILD)/user/sluiced/main.o $(AGENT_LIB) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/sluice: $(CLI_OBJS) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -ljson-c -o $@
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(AGENT_LIB) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/tests/bpf/%: $(BUILD)/tests/bpf/%.o $(BPFT_LIB) $(LIB)
+$(BUILD)/tests/bpf/%: $(BUILD)/tests/bpf/%.o $(BPFT_LIB) $(AGENT_LIB) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 

@@ -90,7 +90,7 @@ static int apply_yaml(const char *yaml, struct apply_summary *sum, char *what, s
 		return -EBADMSG;
 	snprintf(what, what_len, "(not set)");
 	t0 = now_s();
-	err = apply_config(&maps, &st, sum, what, what_len);
+	err = apply_config(&maps, &st, NULL, sum, what, what_len);
 	last_apply_s = now_s() - t0;
 	cfg_free(&st);
 	return err;
@@ -1255,21 +1255,21 @@ static void time_apply(__u32 maglev_size)
 	t_parse = now_s() - t0;
 	ASSERT_OK(cfg_load_buffer("big2.yaml", t2.buf, t2.len, &st2, &cerr), "parse the other");
 	t0 = now_s();
-	ASSERT_OK(apply_config(&maps, &st, &sum, step, sizeof(step)), "apply 10000 x 6");
+	ASSERT_OK(apply_config(&maps, &st, NULL, &sum, step, sizeof(step)), "apply 10000 x 6");
 	t_apply = now_s() - t0;
 	expect_maps_hold(&st, "10000 services x 6 backends");
 	t0 = now_s();
-	ASSERT_OK(apply_config(&maps, &st, &sum, step, sizeof(step)), "apply again");
+	ASSERT_OK(apply_config(&maps, &st, NULL, &sum, step, sizeof(step)), "apply again");
 	t_again = now_s() - t0;
 	ASSERT_EQ(sum.unchanged, 10000, "again: unchanged");
 	t0 = now_s();
-	ASSERT_OK(apply_config(&maps, &st2, &sum, step, sizeof(step)), "apply new weights");
+	ASSERT_OK(apply_config(&maps, &st2, NULL, &sum, step, sizeof(step)), "apply new weights");
 	t_weights = now_s() - t0;
 	ASSERT_EQ(sum.changed, 10000, "new weights: all changed");
 	expect_maps_hold(&st2, "10000 services, every weight changed");
 	cfg_free(&st2);
 	t0 = now_s();
-	ASSERT_OK(apply_config(&maps, &st2, &sum, step, sizeof(step)), "apply empty");
+	ASSERT_OK(apply_config(&maps, &st2, NULL, &sum, step, sizeof(step)), "apply empty");
 	t_prune = now_s() - t0;
 	ASSERT_EQ(sum.deleted, 10000, "empty: all deleted");
 	printf("# maglev %u: 10000 services x 6 backends (%zu KiB of YAML): parse %.3f s, "

@@ -69,7 +69,13 @@
 #   bg_alive PID          true while that process runs
 #   lb_server NS NAME PORT [lbserver.py flags]
 #                         start tests/e2e/lbserver.py, wait for "ready", echo PID
-#   datapath_prepare BIN  guard, pin dir PIN, cleanup hook, XDP_ARGS for sluiced
+#   datapath_prepare SLUICED SLUICE  guard, pin dir PIN, socket
+#                         SLUICE_SOCKET, state file STATE, cleanup hook, XDP_ARGS
+#   agent_start [ARGS]    start sluiced on them in the node ns, wait until it
+#                         answers; AGENT_PID
+#   check_agent_start NAME [ARGS]  the same as a check
+#   agent_stop [SIG]      stop it (TERM by default; KILL for a crash)
+#   agent_log             its stderr
 #   hold_start VIP PORT N start N long-lived connections from the client, echo PID
 #   hold_stop PID         end them (SIGUSR1), echo the JSON result
 #   cgroup_create         new cgroup v2 dir for this run, echo its path
@@ -458,25 +464,76 @@ lb_server() {
 # the data path on the node
 
 datapath_prepare() {
-	# datapath_prepare SLUICED : before loading the data path on the node:
-	# refuse if the node netns is this shell's own (XDP must never go on the
-	# machine's interfaces), make the pin dir PIN, register
-	# `SLUICED --cleanup` to run while the node ns still exists (also on
-	# failure), and set XDP_ARGS to --xdp for every node interface.  Call in
-	# the main shell (sets globals).
+	# datapath_prepare SLUICED SLUICE : before starting the agent on the
+	# node: refuse if the node netns is this shell's own (XDP must never go
+	# on the machine's interfaces), make the pin dir PIN, choose this run's
+	# API socket (exported as SLUICE_SOCKET, so every `sluice` uses it) and
+	# state file (STATE), register `SLUICED --cleanup` to run while the node
+	# ns still exists (also on failure), and set XDP_ARGS to --xdp for every
+	# node interface.  Call in the main shell (sets globals).
 	local i
 	if [[ "$(readlink /proc/self/ns/net)" == "$(in_ns "$NS_NODE" readlink /proc/self/ns/net)" ]]; then
 		log "node netns is the test's own netns"
 		return 1
 	fi
+	AGENT_BIN=$1
+	AGENT_CLI=$2
 	PIN=$(bpffs_dir) || return 1
+	export SLUICE_SOCKET="$E2E_TMP/sluiced.sock"
+	STATE="$E2E_TMP/sluiced.state.yaml"
 	cleanup_hook in_ns "$NS_NODE" "$1" --bpffs "$PIN" --cleanup
 	XDP_ARGS=(--xdp "$IF_NODE_CLIENT")
 	for ((i = 1; i <= NBE; i++)); do XDP_ARGS+=(--xdp "${IF_NODE_BE[i]}"); done
 }
 
-# ---------------------------------------------------------------------------
-# long-lived connections (lbclient.py hold)
+agent_start() {
+	# agent_start [ARGS...] : start sluiced in the node ns on this run's pin
+	# dir and socket, attached to XDP_ARGS, with ARGS; wait until it answers
+	# on its socket (fails at once if it exits).  Sets AGENT_PID; the
+	# agent's log is "$(bg_log "$AGENT_PID").err".  Call in the main shell.
+	AGENT_PID=$(bg_ns "$NS_NODE" "$AGENT_BIN" --bpffs "$PIN" "${XDP_ARGS[@]}" "$@") || return 1
+	if ! wait_for 20000 _agent_answers_or_dead || ! bg_alive "$AGENT_PID"; then
+		log "sluiced did not start; its log:"
+		sed 's/^/#   /' "$(bg_log "$AGENT_PID").err" >&2
+		return 1
+	fi
+}
+
+_agent_answers_or_dead() {
+	bg_alive "$AGENT_PID" || return 0
+	"$AGENT_CLI" --bpffs "$PIN" -j status 2>/dev/null | grep -q '"pid"'
+}
+
+check_agent_start() {
+	# check_agent_start NAME [ARGS...] : agent_start ARGS as a check (runs
+	# in the main shell, unlike `check`, so AGENT_PID is set)
+	local name=$1
+	shift
+	if agent_start "$@"; then
+		_e2e_pass "$name"
+		return 0
+	fi
+	_e2e_fail "$name" "sluiced $*" "$(agent_log 2>/dev/null | tail -n 20)"
+	return 1
+}
+
+agent_stop() {
+	# agent_stop [SIGNAL=TERM] : stop the agent with SIGNAL and wait until it
+	# is gone (the data path stays: that is the point)
+	local sig=${1:-TERM} i
+	kill "-$sig" "$AGENT_PID" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		bg_alive "$AGENT_PID" || break
+		sleep 0.05
+	done
+	wait "$AGENT_PID" 2>/dev/null
+	! bg_alive "$AGENT_PID"
+}
+
+agent_log() {
+	# agent_log : the running (or last) agent's stderr
+	cat "$(bg_log "$AGENT_PID").err"
+}
 
 hold_start() {
 	# hold_start VIP PORT COUNT : start `lbclient hold` (until SIGUSR1) in

@@ -64,7 +64,6 @@ mkdir -p "$CFG"
 # helpers
 
 sluice() { in_ns "$NS_NODE" "$SLUICE" --bpffs "$PIN" "$@"; }
-sluiced() { in_ns "$NS_NODE" "$SLUICED" --bpffs "$PIN" "${XDP_ARGS[@]}" "$@"; }
 lbclient() { in_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" "$@"; }
 list() { sluice service list --json; }
 section() { log "--- $* (t=${SECONDS}s)"; }
@@ -186,8 +185,8 @@ for ((i = 1; i <= NBE; i++)); do
 	lb_server "${NS_BE[i]}" "be$i" 8080 >/dev/null || die "lbserver be$i"
 done
 
-datapath_prepare "$SLUICED" || die "datapath_prepare"
-check "sluiced loads and attaches" sluiced || die "no data path"
+datapath_prepare "$SLUICED" "$SLUICE" || die "datapath_prepare"
+check_agent_start "sluiced loads, attaches and answers" || die "no agent"
 check "maps pinned, no service yet" test -e "$PIN/sl_svc"
 jcheck "$(list)" "service list: empty before any apply" "j == []"
 

@@ -29,11 +29,11 @@
 # Checks: spread over all backends (v4/v6, TCP/UDP), counters of `service
 # list` / `stats`, backend removal and weight 0 under long-lived
 # connections, a service without backends, CLI input errors, a sluiced
-# restart and a datapath upgrade (bpf_link_update) under traffic, and that
-# `sluiced --cleanup` removes the data path.  Needs root; 40-70 s.
+# crash (SIGKILL) and restart, a datapath upgrade (bpf_link_update) under
+# traffic, and that `sluiced --cleanup` removes the data path.  Needs root; 40-70 s.
 #
 # Safety: XDP is attached only to interfaces inside the namespaces created
-# here (sluiced always runs through `in_ns $NS_NODE`), and the pin dir is
+# here (sluiced always runs in $NS_NODE), and the pin dir is
 # this run's own bpffs_dir.  `sluiced --cleanup` is registered as a cleanup
 # hook, so it also runs after a failure or a signal, before lib.sh deletes
 # the namespaces and the pin dir.
@@ -79,7 +79,6 @@ SVC6U="[$VIP6]:53/udp"
 # helpers
 
 sluice() { in_ns "$NS_NODE" "$SLUICE" --bpffs "$PIN" "$@"; }
-sluiced() { in_ns "$NS_NODE" "$SLUICED" --bpffs "$PIN" "${XDP_ARGS[@]}" "$@"; }
 lbclient() { in_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" "$@"; }
 list() { sluice service list --json; }
 stats() { sluice stats --json; }
@@ -271,9 +270,9 @@ for ((i = 1; i <= NBE; i++)); do
 	lb_server "${NS_BE[i]}" "be$i" 8081 --udp --dual >/dev/null || die "lbserver be$i udp"
 done
 
-datapath_prepare "$SLUICED" || die "datapath_prepare"
+datapath_prepare "$SLUICED" "$SLUICE" || die "datapath_prepare"
 
-check "sluiced loads and attaches" sluiced
+check_agent_start "sluiced loads, attaches and answers" || die "no agent"
 for ifc in "$IF_NODE_CLIENT" "${IF_NODE_BE[@]}"; do
 	check "XDP on $ifc" xdp_on "$NS_NODE" "$ifc"
 done
@@ -474,7 +473,8 @@ jcheck "$(list)" "$before" "service list unchanged by rejected commands" \
 	"conf(j) == conf(o) and flows(j) == flows(o)"
 
 # ---------------------------------------------------------------------------
-# 6. restart: sluiced again on the same pins, connections held meanwhile
+# 6. restart after a crash: sluiced killed (SIGKILL) and started again on
+# the same pins, connections held meanwhile
 section "6. restart"
 
 h4=$(hold_start "$VIP4" 80 "$NHOLD")
@@ -482,7 +482,8 @@ h6=$(hold_start "$VIP6" 80 "$NHOLD")
 before=$(list)
 links_before=$(link_info)
 sleep 0.3
-check "sluiced restart (same pin dir)" sluiced
+check "sluiced killed (SIGKILL)" agent_stop KILL
+check_agent_start "sluiced restarted (same pin dir)"
 sleep 0.5
 jcheck "$(list)" "$before" \
 	"restart: service list unchanged (maps adopted)" "conf(j) == conf(o) and flows(j) == flows(o)" \
@@ -507,7 +508,8 @@ nf=$(new_flow_total)
 c4=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" churn --vip "$VIP4" --port 80 --interval-ms 5 --duration 60)
 c6=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" churn --udp --vip "$VIP6" --port 53 --interval-ms 5 --duration 60)
 check "churn flowing before the upgrade" wait_for 20000 flows_grew "$nf" 100
-check "sluiced --datapath-version 2 under traffic" sluiced --datapath-version 2
+check "sluiced stopped (SIGTERM) for the upgrade" agent_stop
+check_agent_start "sluiced --datapath-version 2 under traffic" --datapath-version 2
 nf=$(new_flow_total)
 check "churn flowing after the upgrade" wait_for 20000 flows_grew "$nf" 100
 sleep 0.3
@@ -542,7 +544,9 @@ jcheck "$(spread 4 tcp 60)" "" "upgraded datapath balances new flows" \
 # again later: a no-op then)
 section "8. sluiced --cleanup"
 
+check "sluiced stopped" agent_stop
 check "sluiced --cleanup" in_ns "$NS_NODE" "$SLUICED" --bpffs "$PIN" --cleanup
+check "cleanup: state file removed" test ! -e "$STATE"
 check "cleanup: pin dir removed" test ! -e "$PIN"
 for ifc in "$IF_NODE_CLIENT" "${IF_NODE_BE[@]}"; do
 	check "cleanup: no XDP on $ifc" xdp_off "$NS_NODE" "$ifc"

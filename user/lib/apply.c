@@ -38,17 +38,21 @@ static int key_set_build(const struct cfg_state *cfg, struct key_set *set)
 	return 0;
 }
 
-static struct lb_backend_spec *specs_of(const struct cfg_service *svc)
+struct lb_backend_spec *apply_specs_of(const struct cfg_service *svc, const struct apply_opts *opts)
 {
 	struct lb_backend_spec *specs = calloc(svc->n_backends + 1, sizeof(*specs));
 
-	for (size_t i = 0; specs && i < svc->n_backends; i++)
-		specs[i] = (struct lb_backend_spec){ .addr = svc->backends[i].addr,
-						     .weight = svc->backends[i].weight };
+	for (size_t i = 0; specs && i < svc->n_backends; i++) {
+		const struct cfg_backend *be = &svc->backends[i];
+
+		specs[i].addr = be->addr;
+		specs[i].weight = opts && opts->weight ? opts->weight(svc, be, opts->ctx)
+						       : be->weight;
+	}
 	return specs;
 }
 
-static struct sl_svc settings_of(const struct cfg_service *svc)
+struct sl_svc apply_settings_of(const struct cfg_service *svc)
 {
 	struct sl_svc want = { .affinity_timeout_s = svc->affinity_s };
 
@@ -61,7 +65,7 @@ static struct sl_svc settings_of(const struct cfg_service *svc)
  * the services and backend slots the config needs beyond what exists.
  * On a service the library would refuse, @what names it. */
 static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
-		       __u32 *services, __u32 *backends, char *what, size_t len)
+		       const struct apply_opts *opts, __u32 *services, __u32 *backends, char *what, size_t len)
 {
 	struct sl_svc existing;
 	int err = 0;
@@ -69,8 +73,8 @@ static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const str
 	*services = *backends = 0;
 	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct cfg_service *svc = &cfg->services[i];
-		struct lb_backend_spec *specs = specs_of(svc);
-		struct sl_svc want = settings_of(svc);
+		struct lb_backend_spec *specs = apply_specs_of(svc, opts);
+		struct sl_svc want = apply_settings_of(svc);
 
 		err = specs ? lb_specs_check(maps, &svc->key, &want, specs, svc->n_backends)
 			    : -ENOMEM;
@@ -90,10 +94,10 @@ static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const str
 }
 
 static int room_check(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
-		      struct key_set *keep, char *what, size_t len)
+		      const struct apply_opts *opts, struct key_set *keep, char *what, size_t len)
 {
 	__u32 free_svcs, free_bes, need_svcs, need_bes;
-	int err = room_needed(maps, snap, cfg, &need_svcs, &need_bes, what, len);
+	int err = room_needed(maps, snap, cfg, opts, &need_svcs, &need_bes, what, len);
 
 	if (err)
 		return err;
@@ -107,12 +111,12 @@ static int room_check(struct lb_maps *maps, struct lb_snapshot *snap, const stru
 }
 
 static int sync_all(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
-		    struct apply_summary *sum, char *what, size_t len)
+		    const struct apply_opts *opts, struct apply_summary *sum, char *what, size_t len)
 {
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *svc = &cfg->services[i];
-		struct lb_backend_spec *specs = specs_of(svc);
-		struct sl_svc want = settings_of(svc);
+		struct lb_backend_spec *specs = apply_specs_of(svc, opts);
+		struct sl_svc want = apply_settings_of(svc);
 		int ret = specs ? lb_service_sync(maps, snap, &svc->key, &want, specs,
 						  svc->n_backends)
 				: -ENOMEM;
@@ -130,10 +134,10 @@ static int sync_all(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 	return 0;
 }
 
-int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply_summary *sum,
-		 char *what, size_t what_len)
+int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, const struct apply_opts *opts,
+		 struct apply_summary *sum, char *what, size_t what_len)
 {
-	struct lb_snapshot *snap = NULL;
+	struct lb_snapshot *snap = opts ? opts->snap : NULL;
 	struct key_set keep = {};
 	int err, flush_err;
 
@@ -141,10 +145,10 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply
 	sum->services = cfg->n_services;
 	snprintf(what, what_len, "reading the maps");
 	err = key_set_build(cfg, &keep);
-	if (!err)
+	if (!err && !snap)
 		err = lb_snapshot_read(maps, &snap);
 	if (!err)
-		err = room_check(maps, snap, cfg, &keep, what, what_len);
+		err = room_check(maps, snap, cfg, opts, &keep, what, what_len);
 	if (err)
 		goto free_all;
 	snprintf(what, what_len, "removing services the config no longer has");
@@ -154,7 +158,7 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply
 		goto free_all;
 	}
 	sum->deleted = err;
-	err = sync_all(maps, snap, cfg, sum, what, what_len);
+	err = sync_all(maps, snap, cfg, opts, sum, what, what_len);
 	/* Even after a failure: what was removed must not keep its flows. */
 	flush_err = lb_snapshot_flush(maps, snap);
 	if (flush_err && !err) {
@@ -162,7 +166,8 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, struct apply
 		err = flush_err;
 	}
 free_all:
-	lb_snapshot_free(snap);
+	if (!opts || snap != opts->snap)
+		lb_snapshot_free(snap);
 	free(keep.keys);
 	return err;
 }

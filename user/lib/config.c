@@ -835,10 +835,22 @@ static int parse_backends(struct cfg_parser *p, const struct cfg_field *f, void 
 /* services[i] */
 enum { SF_NAME, SF_VIP, SF_AFFINITY, SF_HEALTH, SF_BACKENDS };
 
+bool cfg_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	for (const char *c = name; *c; c++) {
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+			return false;
+	}
+	return len < SL_SVC_NAME_MAX;
+}
+
 static int parse_name(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 {
 	struct cfg_service *svc = obj;
-	const char *text, *c;
+	const char *text;
 	size_t len;
 	int err;
 
@@ -850,12 +862,8 @@ static int parse_name(struct cfg_parser *p, const struct cfg_field *f, void *obj
 	if (len >= sizeof(svc->name))
 		return fail(p, "name is %zu characters, the limit is %zu", len,
 			    sizeof(svc->name) - 1);
-	for (c = text; *c; c++) {
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
-			return fail(p, "name '%.40s' has characters other than A-Z a-z 0-9 . _ -",
-				    text);
-	}
+	if (!cfg_name_valid(text))
+		return fail(p, "name '%.40s' has characters other than A-Z a-z 0-9 . _ -", text);
 	memcpy(svc->name, text, len + 1);
 	return 0;
 }
@@ -1024,7 +1032,7 @@ free_slots:
 }
 
 /* Read all of @path (a pipe too) into a malloc'ed buffer. */
-static int read_all(const char *path, char **text, size_t *len)
+int cfg_read_file(const char *path, char **text, size_t *len)
 {
 	size_t cap = 65536, used = 0;
 	char *buf, *bigger;
@@ -1081,7 +1089,7 @@ int cfg_load_file(const char *path, struct cfg_state *out, struct cfg_error *err
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = read_all(path, &text, &len);
+	ret = cfg_read_file(path, &text, &len);
 	if (ret) {
 		if (err) {
 			memset(err, 0, sizeof(*err));

@@ -6,8 +6,10 @@
 #ifndef SLUICE_CFG_H
 #define SLUICE_CFG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "addr.h"
 #include "sluice/limits.h"
@@ -81,9 +83,34 @@ struct cfg_error {
 int cfg_load_file(const char *path, struct cfg_state *out, struct cfg_error *err);
 int cfg_load_buffer(const char *name, const char *text, size_t len, struct cfg_state *out,
 		    struct cfg_error *err);
+/* Read all of @path (a regular file or a pipe) into a malloc'ed buffer
+ * (not NUL-ended). Returns 0 or -errno (-EFBIG past the size a config may have). */
+int cfg_read_file(const char *path, char **text, size_t *len);
 /* Release what a load returned and zero @state; a zeroed state is fine. */
 void cfg_free(struct cfg_state *state);
 /* "FILE:LINE:COL: FIELD: MESSAGE", leaving out the parts @err lacks. */
 void cfg_error_format(const struct cfg_error *err, char *buf, size_t len);
+
+/* A service name: A-Z a-z 0-9 . _ - and shorter than SL_SVC_NAME_MAX. */
+bool cfg_name_valid(const char *name);
+
+/* ---- building and saving states (config_write.c): the agent's state file ---- */
+
+/* Write @state in the format cfg_load_*() reads back to the same state.
+ * Returns 0 or -EIO. */
+int cfg_write(FILE *out, const struct cfg_state *state);
+/* Deep copy @src into @dst (zeroed on error). Returns 0 or -ENOMEM. */
+int cfg_copy(struct cfg_state *dst, const struct cfg_state *src);
+struct cfg_service *cfg_find_service(const struct cfg_state *state, const struct sl_svc_key *key);
+struct cfg_backend *cfg_find_backend(const struct cfg_service *svc, const struct addr_port *addr);
+/* Append a service (no backends) or a backend; the pointer may move. Return
+ * the new element, or NULL when out of memory (nothing changed). */
+struct cfg_service *cfg_add_service(struct cfg_state *state, const struct cfg_service *svc);
+struct cfg_backend *cfg_add_backend(struct cfg_service *svc, const struct cfg_backend *be);
+/* Remove one element (order of the rest kept). */
+void cfg_remove_service(struct cfg_state *state, struct cfg_service *svc);
+void cfg_remove_backend(struct cfg_service *svc, struct cfg_backend *be);
+/* A 64-bit FNV-1a digest of @len bytes: which config a state came from. */
+uint64_t cfg_digest(const void *data, size_t len);
 
 #endif

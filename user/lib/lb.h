@@ -92,6 +92,11 @@ __u32 lb_snapshot_new_backends(struct lb_maps *maps, const struct lb_snapshot *s
 			       const struct sl_svc_key *key, const struct lb_backend_spec *specs,
 			       size_t n);
 
+/* The slot service @key holds for backend @addr: 0, or -ENOENT. */
+int lb_snapshot_backend(struct lb_maps *maps, const struct lb_snapshot *snap,
+			const struct sl_svc_key *key, const struct addr_port *addr,
+			struct sl_backend *out);
+
 /* Whether lb_service_sync() would take @key, @want and @specs: 0,
  * -EINVAL (invalid or duplicate backend, bad settings) or -E2BIG (more
  * active backends than the Maglev table has slots). Changes nothing. */

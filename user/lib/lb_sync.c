@@ -526,3 +526,20 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
 	}
 	return err ? err : pruned;
 }
+
+int lb_snapshot_backend(struct lb_maps *maps, const struct lb_snapshot *snap,
+			const struct sl_svc_key *key, const struct addr_port *addr,
+			struct sl_backend *out)
+{
+	struct lb_backend_spec spec = { .addr = *addr };
+	struct sl_svc svc;
+	__u32 id = service_id(maps, key, &svc);
+	const __u32 *cur = NULL;
+	size_t n_cur = id ? snapshot_current(snap, id, &cur) : 0;
+	long j = find_current(snap, cur, n_cur, &spec);
+
+	if (j < 0)
+		return -ENOENT;
+	*out = snap->all[cur[j]];
+	return 0;
+}

@@ -1,50 +1,46 @@
 /* `sluice apply -f FILE`: make the data path hold exactly the services of
- * a YAML config (docs/config.md). The file is parsed and validated whole
- * first; an invalid file changes nothing and the error names its line. */
+ * a YAML config (docs/config.md), through the agent. The agent validates
+ * the whole file first; an invalid file changes nothing and the error
+ * names its line. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "apply.h"
 #include "cli.h"
 #include "config.h"
+
+static int64_t json_int(struct json_object *obj, const char *key)
+{
+	return json_object_get_int64(json_object_object_get(obj, key));
+}
 
 static int apply_usage(struct cli *cli)
 {
 	return cli_error(cli, CLI_USAGE, 0, NULL, "usage: sluice apply -f FILE");
 }
 
-static void print_summary(struct cli *cli, const char *file, const struct apply_summary *sum)
+static void print_summary(struct cli *cli, const char *file, struct json_object *reply)
 {
-	struct json_object *obj;
-
 	if (!cli->json) {
-		printf("applied %s: %u services (%u added or changed, %u unchanged), %u deleted\n",
-		       file, sum->services, sum->changed, sum->unchanged, sum->deleted);
-		if (sum->health_checks)
-			fprintf(stderr,
-				"Warning: %u health checks are valid but not run: they "
-				"need sluiced's agent mode\n",
-				sum->health_checks);
+		printf("applied %s: %" PRId64 " services (%" PRId64 " added or changed, %" PRId64
+		       " unchanged), %" PRId64 " deleted\n",
+		       file, json_int(reply, "services"), json_int(reply, "changed"),
+		       json_int(reply, "unchanged"), json_int(reply, "deleted"));
+		json_object_put(reply);
 		return;
 	}
-	obj = json_object_new_object();
-	json_object_object_add(obj, "file", json_object_new_string(file));
-	json_object_object_add(obj, "services", json_object_new_uint64(sum->services));
-	json_object_object_add(obj, "changed", json_object_new_uint64(sum->changed));
-	json_object_object_add(obj, "unchanged", json_object_new_uint64(sum->unchanged));
-	json_object_object_add(obj, "deleted", json_object_new_uint64(sum->deleted));
-	json_object_object_add(obj, "health_checks_not_run",
-			       json_object_new_uint64(sum->health_checks));
-	cli_print_json(cli, obj);
+	json_object_object_del(reply, "ok");
+	json_object_object_add(reply, "file", json_object_new_string(file));
+	cli_print_json(cli, reply);
 }
 
 int cmd_apply(struct cli *cli, int argc, char **argv)
 {
-	struct apply_summary sum;
-	struct cfg_state cfg = {};
-	struct cfg_error cerr = {};
-	char what[256], msg[640];
+	struct json_object *req, *reply;
+	char *text = NULL;
+	size_t len = 0;
 	int status, err;
 
 	if (argc == 2 && !strcmp(argv[1], "help")) {
@@ -54,24 +50,19 @@ int cmd_apply(struct cli *cli, int argc, char **argv)
 	}
 	if (argc != 3 || (strcmp(argv[1], "-f") && strcmp(argv[1], "--file")))
 		return apply_usage(cli);
-	err = cfg_load_file(argv[2], &cfg, &cerr);
-	if (err) {
-		cfg_error_format(&cerr, msg, sizeof(msg));
-		return cli_error(cli, CLI_ERROR, err == -EINVAL ? 0 : err, "nothing was changed",
-				 "invalid config: %s", msg);
-	}
-	status = cli_open_maps(cli, true);
-	if (status)
-		goto free_cfg;
-	err = apply_config(&cli->maps, &cfg, &sum, what, sizeof(what));
-	cli_close_maps(cli);
+	/* The agent parses it (its errors name FILE's lines); it may not see
+	 * our files (another mount namespace), so it gets the text. */
+	err = cfg_read_file(argv[2], &text, &len);
 	if (err)
-		status = cli_error(cli, CLI_ERROR, err,
-				   err == -ENOSPC || err == -E2BIG ? "nothing was changed" : NULL,
-				   "cannot apply %s: %s", argv[2], what);
-	else
-		print_summary(cli, argv[2], &sum);
-free_cfg:
-	cfg_free(&cfg);
+		return cli_error(cli, CLI_ERROR, err, "nothing was changed", "cannot read %s",
+				 argv[2]);
+	req = json_object_new_object();
+	json_object_object_add(req, "op", json_object_new_string("apply"));
+	json_object_object_add(req, "file", json_object_new_string(argv[2]));
+	json_object_object_add(req, "content", json_object_new_string_len(text, (int)len));
+	free(text);
+	status = cli_request(cli, req, &reply);
+	if (!status)
+		print_summary(cli, argv[2], reply);
 	return status;
 }

@@ -1,5 +1,6 @@
 /* Shared pieces of the `sluice` CLI: the command-table type, the one error
- * printer (text or JSON), JSON output, and access to the pinned maps. */
+ * printer (text or JSON), JSON output, the agent's API for changes, and
+ * read access to the pinned maps. */
 #ifndef SLUICE_CLI_H
 #define SLUICE_CLI_H
 
@@ -18,9 +19,9 @@ enum cli_status {
 struct cli {
 	bool json;
 	bool pretty;
-	const char *bpffs; /* where sluiced pinned the maps */
+	const char *bpffs; /* where sluiced pinned the maps (read directly) */
+	const char *socket; /* the agent's API socket (every change goes there) */
 	struct lb_maps maps;
-	int lock_fd; /* flock on bpffs while changing maps; -1 if none */
 };
 
 struct cli_cmd {
@@ -40,9 +41,16 @@ int cli_dispatch(struct cli *cli, const struct cli_cmd *cmds, const char *what, 
 int cli_error(struct cli *cli, enum cli_status status, int err, const char *hint, const char *fmt,
 	      ...) __attribute__((format(printf, 5, 6)));
 
-/* Open the pinned maps (and take the change lock when @write). */
-int cli_open_maps(struct cli *cli, bool write);
+/* Open the pinned maps, read-only use: reads work while the agent is down. */
+int cli_open_maps(struct cli *cli);
 void cli_close_maps(struct cli *cli);
+
+/* Send @req (consumed) to the agent. On success returns CLI_OK with the
+ * reply in @reply (NULL: dropped); else prints the agent's error (or why it
+ * could not be reached) and returns its status. */
+int cli_request(struct cli *cli, struct json_object *req, struct json_object **reply);
+/* Ask the agent quietly: the reply, or NULL when it cannot answer. */
+struct json_object *cli_ask(struct cli *cli, const char *op);
 
 /* Print @obj (consumed) as JSON on stdout. */
 void cli_print_json(struct cli *cli, struct json_object *obj);

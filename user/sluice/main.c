@@ -2,14 +2,13 @@
  * VERB ARGS`, dispatched from command tables; exit 0 ok, 1 error, 2 usage.
  * This file holds the top level, the error printer and the map access. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "cli.h"
 #include "log.h"
 
@@ -67,7 +66,8 @@ int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min,
 
 static void print_help(const struct cli_cmd *cmds, const char *what)
 {
-	printf("Usage: sluice [-j|--json] [-p|--pretty] [--bpffs DIR] %s%sVERB ...\n\n",
+	printf("Usage: sluice [-j|--json] [-p|--pretty] [--socket PATH] [--bpffs DIR] %s%sVERB "
+	       "...\n\n",
 	       what ? what : "", what ? " " : "");
 	for (const struct cli_cmd *cmd = cmds; cmd->name; cmd++)
 		printf("  %-8s %-40s %s\n", cmd->name, cmd->usage, cmd->help);
@@ -110,38 +110,80 @@ int cli_dispatch(struct cli *cli, const struct cli_cmd *cmds, const char *what, 
 	return cmd->run(cli, argc, argv);
 }
 
-int cli_open_maps(struct cli *cli, bool write)
+int cli_open_maps(struct cli *cli)
 {
 	char hint[512];
 	int err;
 
 	err = lb_maps_open_pinned(&cli->maps, cli->bpffs);
-	if (err) {
-		snprintf(hint, sizeof(hint),
-			 "is the data path loaded? start `sluiced --bpffs %s --xdp IFACE` "
-			 "(or pass --bpffs / SLUICE_BPFFS)",
-			 cli->bpffs);
-		return cli_error(cli, CLI_ERROR, err, hint, "cannot open the maps pinned in %s",
-				 cli->bpffs);
-	}
-	if (!write)
+	if (!err)
 		return CLI_OK;
-	/* One writer at a time: ids are allocated from what the maps hold. */
-	cli->lock_fd = open(cli->bpffs, O_RDONLY | O_DIRECTORY);
-	if (cli->lock_fd < 0 || flock(cli->lock_fd, LOCK_EX)) {
-		err = -errno;
-		cli_close_maps(cli);
-		return cli_error(cli, CLI_ERROR, err, NULL, "cannot lock %s", cli->bpffs);
-	}
-	return CLI_OK;
+	snprintf(hint, sizeof(hint),
+		 "is the data path loaded? start `sluiced --bpffs %s --xdp IFACE` "
+		 "(or pass --bpffs / SLUICE_BPFFS)",
+		 cli->bpffs);
+	return cli_error(cli, CLI_ERROR, err, hint, "cannot open the maps pinned in %s",
+			 cli->bpffs);
 }
 
 void cli_close_maps(struct cli *cli)
 {
 	lb_maps_close(&cli->maps);
-	if (cli->lock_fd >= 0)
-		close(cli->lock_fd);
-	cli->lock_fd = -1;
+}
+
+static int unreachable(struct cli *cli, int err)
+{
+	char hint[512];
+
+	snprintf(hint, sizeof(hint),
+		 "is sluiced running? start it (see `sluiced --help`), or point to its socket "
+		 "with --socket PATH or %s",
+		 API_SOCKET_ENV);
+	return cli_error(cli, CLI_ERROR, err, hint, "cannot reach sluiced at %s", cli->socket);
+}
+
+/* Print the error of a failed reply; returns its status. */
+static int agent_refused(struct cli *cli, struct json_object *reply)
+{
+	struct json_object *hint = json_object_object_get(reply, "hint");
+	const char *errno_text = json_object_get_string(json_object_object_get(reply, "errno"));
+	int status = json_object_get_int(json_object_object_get(reply, "status"));
+
+	status = status == CLI_USAGE ? CLI_USAGE : CLI_ERROR;
+	return cli_error(cli, status, 0, hint ? json_object_get_string(hint) : NULL, "%s%s%s",
+			 json_object_get_string(json_object_object_get(reply, "error")),
+			 errno_text ? ": " : "", errno_text ? errno_text : "");
+}
+
+int cli_request(struct cli *cli, struct json_object *req, struct json_object **reply)
+{
+	struct json_object *got = NULL;
+	int err = api_call(cli->socket, req, &got), status = CLI_OK;
+
+	json_object_put(req);
+	if (err)
+		return unreachable(cli, err);
+	if (!json_object_get_boolean(json_object_object_get(got, "ok")))
+		status = agent_refused(cli, got);
+	if (status || !reply)
+		json_object_put(got);
+	else
+		*reply = got;
+	return status;
+}
+
+struct json_object *cli_ask(struct cli *cli, const char *op)
+{
+	struct json_object *req = json_object_new_object(), *reply = NULL;
+
+	json_object_object_add(req, "op", json_object_new_string(op));
+	if (api_call(cli->socket, req, &reply) ||
+	    !json_object_get_boolean(json_object_object_get(reply, "ok"))) {
+		json_object_put(reply);
+		reply = NULL;
+	}
+	json_object_put(req);
+	return reply;
 }
 
 static int cmd_help(struct cli *cli, int argc, char **argv);
@@ -175,11 +217,14 @@ static int global_options(struct cli *cli, int argc, char **argv, int *status)
 			cli->json = true;
 		} else if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--pretty")) {
 			cli->json = cli->pretty = true;
-		} else if (!strcmp(argv[i], "--bpffs")) {
+		} else if (!strcmp(argv[i], "--bpffs") || !strcmp(argv[i], "--socket")) {
 			if (i + 1 == argc)
-				*status = cli_error(cli, CLI_USAGE, 0, NULL, "--bpffs needs a DIR");
+				*status = cli_error(cli, CLI_USAGE, 0, NULL, "%s needs a value",
+						    argv[i]);
+			else if (!strcmp(argv[i++], "--bpffs"))
+				cli->bpffs = argv[i];
 			else
-				cli->bpffs = argv[++i];
+				cli->socket = argv[i];
 		} else {
 			argv[out++] = argv[i];
 		}
@@ -189,7 +234,7 @@ static int global_options(struct cli *cli, int argc, char **argv, int *status)
 
 int main(int argc, char **argv)
 {
-	struct cli cli = { .lock_fd = -1, .bpffs = getenv("SLUICE_BPFFS") };
+	struct cli cli = { .bpffs = getenv("SLUICE_BPFFS") };
 	int status = CLI_OK;
 
 	if (!cli.bpffs || !*cli.bpffs)
@@ -199,5 +244,6 @@ int main(int argc, char **argv)
 	argc = global_options(&cli, argc - 1, argv + 1, &status);
 	if (status)
 		return status;
+	cli.socket = api_socket_path(cli.socket);
 	return cli_dispatch(&cli, top_cmds, NULL, argc, argv + 1);
 }

@@ -77,28 +77,22 @@ static int parse_backend(struct cli *cli, const char *text, struct addr_port *ap
 	return CLI_OK;
 }
 
-/* Report a failed change; @err from the LB library. */
-static int change_error(struct cli *cli, int err, const char *what, const char *svc, const char *be)
+/* A request for the agent: {"op": @op, "service": @svc}. */
+static struct json_object *request(const char *op, const char *svc)
 {
-	const char *hint = NULL;
+	struct json_object *req = json_object_new_object();
 
-	if (err == -ENOENT)
-		hint = be ? "see `sluice service list` for the backends"
-			  : "see `sluice service list` for the services";
-	else if (err == -EAFNOSUPPORT)
-		hint = "a service's backends have its address family (IPv4 or IPv6)";
-	else if (err == -ENOSPC)
-		hint = "the maps are full; remove unused services or backends";
-	return cli_error(cli, CLI_ERROR, err, hint, "%s %s%s%s", what, svc, be ? " " : "",
-			 be ? be : "");
+	json_object_object_add(req, "op", json_object_new_string(op));
+	json_object_object_add(req, "service", json_object_new_string(svc));
+	return req;
 }
 
 static int service_add(struct cli *cli, int argc, char **argv)
 {
 	struct verb_opts vo = {};
-	struct sl_svc svc = {};
 	struct sl_svc_key key;
-	int status, err;
+	struct json_object *req;
+	int status;
 
 	status = verb_options(cli, argc, argv, OPT_NAME | OPT_AFFINITY, &vo);
 	if (!status)
@@ -107,43 +101,35 @@ static int service_add(struct cli *cli, int argc, char **argv)
 			"service add VIP:PORT/PROTO [--name NAME] [--affinity SECONDS]");
 	if (!status)
 		status = parse_service(cli, argv[optind], &key);
-	if (!status && vo.name && strlen(vo.name) >= sizeof(svc.name))
-		status = cli_error(cli, CLI_USAGE, 0, NULL, "--name: longer than %zu characters",
-				   sizeof(svc.name) - 1);
+	if (!status && vo.name && strlen(vo.name) >= SL_SVC_NAME_MAX)
+		status = cli_error(cli, CLI_USAGE, 0, NULL, "--name: longer than %d characters",
+				   SL_SVC_NAME_MAX - 1);
 	if (status)
 		return status;
+	req = request("service.add", argv[optind]);
 	if (vo.name)
-		strcpy(svc.name, vo.name);
-	svc.affinity_timeout_s = vo.affinity_s;
-	svc.flags = vo.affinity_s ? SL_SVC_AFFINITY : 0;
-	status = cli_open_maps(cli, true);
-	if (status)
-		return status;
-	err = lb_service_add(&cli->maps, &key, &svc);
-	cli_close_maps(cli);
-	return err ? change_error(cli, err, "cannot add service", argv[optind], NULL) : CLI_OK;
+		json_object_object_add(req, "name", json_object_new_string(vo.name));
+	if (vo.affinity_s)
+		json_object_object_add(req, "affinity", json_object_new_int64(vo.affinity_s));
+	return cli_request(cli, req, NULL);
 }
 
 static int service_del(struct cli *cli, int argc, char **argv)
 {
 	struct sl_svc_key key;
-	int status, err;
+	int status;
 
 	status = verb_options(cli, argc, argv, 0, &(struct verb_opts){});
 	if (!status)
 		status = positionals(cli, argc, 1, "service del VIP:PORT/PROTO");
 	if (!status)
 		status = parse_service(cli, argv[optind], &key);
-	if (!status)
-		status = cli_open_maps(cli, true);
 	if (status)
 		return status;
-	err = lb_service_del(&cli->maps, &key);
-	cli_close_maps(cli);
-	return err ? change_error(cli, err, "cannot delete service", argv[optind], NULL) : CLI_OK;
+	return cli_request(cli, request("service.del", argv[optind]), NULL);
 }
 
-/* backend add|del|set share everything but the library call. */
+/* backend add|del|set share everything but the op. */
 enum backend_verb { BACKEND_ADD, BACKEND_DEL, BACKEND_SET };
 
 static int backend_change(struct cli *cli, int argc, char **argv, enum backend_verb verb)
@@ -153,10 +139,12 @@ static int backend_change(struct cli *cli, int argc, char **argv, enum backend_v
 		"backend del VIP:PORT/PROTO ADDR:PORT",
 		"backend set VIP:PORT/PROTO ADDR:PORT --weight N",
 	};
+	static const char *const ops[] = { "backend.add", "backend.del", "backend.set" };
 	struct verb_opts vo = { .weight = 1 };
+	struct json_object *req;
 	struct sl_svc_key key;
 	struct addr_port ap;
-	int status, err;
+	int status;
 
 	status = verb_options(cli, argc, argv, verb == BACKEND_DEL ? 0 : OPT_WEIGHT, &vo);
 	if (!status)
@@ -167,21 +155,13 @@ static int backend_change(struct cli *cli, int argc, char **argv, enum backend_v
 		status = parse_service(cli, argv[optind], &key);
 	if (!status)
 		status = parse_backend(cli, argv[optind + 1], &ap);
-	if (!status)
-		status = cli_open_maps(cli, true);
 	if (status)
 		return status;
-	if (verb == BACKEND_ADD)
-		err = lb_backend_add(&cli->maps, &key, &ap, vo.weight);
-	else if (verb == BACKEND_DEL)
-		err = lb_backend_del(&cli->maps, &key, &ap);
-	else
-		err = lb_backend_set_weight(&cli->maps, &key, &ap, vo.weight);
-	cli_close_maps(cli);
-	if (err)
-		return change_error(cli, err, "cannot change backend", argv[optind],
-				    argv[optind + 1]);
-	return CLI_OK;
+	req = request(ops[verb], argv[optind]);
+	json_object_object_add(req, "backend", json_object_new_string(argv[optind + 1]));
+	if (verb != BACKEND_DEL)
+		json_object_object_add(req, "weight", json_object_new_int64(vo.weight));
+	return cli_request(cli, req, NULL);
 }
 
 static int backend_add(struct cli *cli, int argc, char **argv)
@@ -284,9 +264,11 @@ static unsigned long long json_packets(struct json_object *stats)
 static void print_backend_row(struct json_object *be)
 {
 	struct json_object *st = json_object_object_get(be, "stats");
+	const char *health = json_str(be, "health");
 
-	printf("  -> %-40s id %-5llu weight %-4llu %10llu %12llu\n", json_str(be, "address"),
-	       (unsigned long long)json_u64(be, "id"), (unsigned long long)json_u64(be, "weight"),
+	printf("  -> %-40s id %-5llu weight %-4llu %-9s %10llu %12llu\n",
+	       json_str(be, "address"), (unsigned long long)json_u64(be, "id"),
+	       (unsigned long long)json_u64(be, "weight"), health ? health : "?",
 	       (unsigned long long)json_u64(st, "new_flows"), json_packets(st));
 }
 
@@ -339,6 +321,48 @@ static int services_json(struct lb_maps *maps, struct json_object **out)
 	return 0;
 }
 
+/* Add what only the agent knows to each backend of @services: its health
+ * ("up", "down", "unknown", "unchecked"; null when the agent does not
+ * answer) and configured weight (the map's weight is 0 while it is down). */
+static void merge_health(struct cli *cli, struct json_object *services)
+{
+	struct json_object *reply = cli_ask(cli, "health"), *list, *by_key, *found;
+	char key[2 * ADDR_STR_MAX + 2];
+
+	if (!reply) {
+		fprintf(stderr, "Warning: sluiced does not answer at %s: health not shown\n",
+			cli->socket);
+		return;
+	}
+	list = json_object_object_get(reply, "backends");
+	by_key = json_object_new_object();
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		struct json_object *be = json_object_array_get_idx(list, i);
+
+		snprintf(key, sizeof(key), "%s %s", json_str(be, "service"), json_str(be, "backend"));
+		json_object_object_add(by_key, key, json_object_get(be));
+	}
+	for (size_t i = 0; i < json_object_array_length(services); i++) {
+		struct json_object *svc = json_object_array_get_idx(services, i);
+		struct json_object *bes = json_object_object_get(svc, "backends");
+
+		for (size_t j = 0; j < json_object_array_length(bes); j++) {
+			struct json_object *be = json_object_array_get_idx(bes, j);
+
+			snprintf(key, sizeof(key), "%s %s", json_str(svc, "service"),
+				 json_str(be, "address"));
+			if (!json_object_object_get_ex(by_key, key, &found))
+				continue;
+			json_object_object_add(be, "configured_weight",
+					       json_object_get(json_object_object_get(found, "weight")));
+			json_object_object_add(be, "health",
+					       json_object_get(json_object_object_get(found, "health")));
+		}
+	}
+	json_object_put(by_key);
+	json_object_put(reply);
+}
+
 static int service_list(struct cli *cli, int argc, char **argv)
 {
 	struct json_object *services;
@@ -348,13 +372,14 @@ static int service_list(struct cli *cli, int argc, char **argv)
 	if (!status)
 		status = positionals(cli, argc, 0, "service list [--json]");
 	if (!status)
-		status = cli_open_maps(cli, false);
+		status = cli_open_maps(cli);
 	if (status)
 		return status;
 	err = services_json(&cli->maps, &services);
 	cli_close_maps(cli);
 	if (err)
 		return cli_error(cli, CLI_ERROR, err, NULL, "cannot list services");
+	merge_health(cli, services);
 	if (cli->json) {
 		cli_print_json(cli, services);
 		return CLI_OK;

@@ -110,7 +110,7 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		printf("Usage: sluice stats [--json]\n  counters of the data path\n");
 		return CLI_OK;
 	}
-	status = cli_open_maps(cli, false);
+	status = cli_open_maps(cli);
 	if (status)
 		return status;
 	root = json_object_new_object();

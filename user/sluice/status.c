@@ -1,4 +1,5 @@
-/* `sluice status`: what is loaded under the pin directory: the datapath
+/* `sluice status`: the agent (version, pid, transactions; when it
+ * answers), and what is loaded under the pin directory: the datapath
  * version and settings, every XDP attachment (interface, program, link),
  * and each map's occupancy against its capacity. */
 #include <dirent.h>
@@ -108,10 +109,31 @@ static int maps_json(struct lb_maps *maps, struct json_object **out)
 	return 0;
 }
 
+static const char *field(struct json_object *obj, const char *key)
+{
+	return json_object_get_string(json_object_object_get(obj, key));
+}
+
+static void print_agent(struct json_object *root)
+{
+	struct json_object *agent = json_object_object_get(root, "agent");
+
+	if (!agent) {
+		printf("agent     not answering at %s\n", field(root, "socket"));
+		return;
+	}
+	printf("agent     sluiced %s, pid %s, socket %s, %s services, %s transactions "
+	       "(%s refused), %s reloads\n",
+	       field(agent, "version"), field(agent, "pid"), field(root, "socket"),
+	       field(agent, "services"), field(agent, "transactions"),
+	       field(agent, "transaction_errors"), field(agent, "reloads"));
+}
+
 static void print_status(struct json_object *root)
 {
 	struct json_object *links = json_object_object_get(root, "attachments");
 
+	print_agent(root);
 	printf("datapath  version %s, Maglev table %s slots, pinned in %s\n",
 	       json_object_get_string(json_object_object_get(root, "version")),
 	       json_object_get_string(json_object_object_get(root, "maglev_size")),
@@ -140,6 +162,12 @@ static int status_json(struct cli *cli, struct json_object *root)
 
 	if (bpf_map_lookup_elem(cli->maps.cfg, &zero, &cfg))
 		return -errno;
+	struct json_object *agent = cli_ask(cli, "status");
+
+	json_object_object_add(root, "socket", json_object_new_string(cli->socket));
+	json_object_object_add(root, "agent",
+			       agent ? json_object_get(json_object_object_get(agent, "agent")) : NULL);
+	json_object_put(agent);
 	json_object_object_add(root, "bpffs", json_object_new_string(cli->bpffs));
 	json_object_object_add(root, "version", json_object_new_uint64(cfg.version));
 	json_object_object_add(root, "maglev_size", json_object_new_uint64(cfg.maglev_size));
@@ -165,7 +193,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 		printf("Usage: sluice status [--json]\n  datapath version, attachments, map use\n");
 		return CLI_OK;
 	}
-	status = cli_open_maps(cli, false);
+	status = cli_open_maps(cli);
 	if (status)
 		return status;
 	root = json_object_new_object();

@@ -1,0 +1,510 @@
+/* sluiced: the node agent. It loads Sluice's XDP load balancer (adopting
+ * the maps and links already pinned under --bpffs, so a restart or upgrade
+ * keeps every service and flow), attaches it to each --xdp interface,
+ * publishes its desired state (state file, --config, or the maps as they
+ * are), then serves the control API on a Unix socket, health checks and
+ * Prometheus metrics until SIGTERM. Stopping leaves the data path in the
+ * kernel, held by its pins; `--cleanup` removes it all. */
+#define _GNU_SOURCE /* accept4 */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "agent_api.h"
+#include "api.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+#include "sluice/limits.h"
+#include "sluice/maglev.h"
+#include "xdp_lb.skel.h"
+
+#define MAX_IFACES 16
+
+struct agent_args {
+	const char *bpffs;
+	const char *ifaces[MAX_IFACES];
+	int n_ifaces;
+	bool generic;
+	bool cleanup;
+	const char *config;
+	const char *socket;
+	const char *state; /* NULL: next to the socket */
+	const char *metrics; /* NULL: off */
+	struct loader_opts load;
+	char state_buf[4096];
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: sluiced [OPTIONS]\n"
+		"Load the Sluice data path, attach it, pin it under --bpffs, and serve the\n"
+		"control API until SIGTERM (which leaves the data path in place).\n\n"
+		"  --xdp IFACE          attach the XDP load balancer to IFACE (repeatable)\n"
+		"  --xdp-generic        allow generic (skb) XDP where native is missing\n"
+		"  --bpffs DIR          pin directory (default %s)\n"
+		"  --config FILE        desired services (YAML, docs/config.md); SIGHUP re-reads it\n"
+		"  --socket PATH        control API socket (default %s, or $%s)\n"
+		"  --state FILE         where the desired state is saved (default: the socket\n"
+		"                       path with .state.yaml for .sock)\n"
+		"  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		"  --maglev-size N      Maglev table size, a prime (default %u)\n"
+		"  --ct-size N          conntrack entries per family (default %u)\n"
+		"  --datapath-version N build identity of the program (default %u)\n"
+		"  --cleanup            detach and remove everything under --bpffs, the state\n"
+		"                       file and the socket, then exit\n"
+		"  --log-level LEVEL    error, warn, info (default) or debug\n"
+		"  -h, --help           this text\n",
+		LB_DEFAULT_PIN_DIR, API_DEFAULT_SOCKET, API_SOCKET_ENV, SL_MAGLEV_DEFAULT_SIZE,
+		SL_CT_DEFAULT_SIZE, SL_DATAPATH_VERSION);
+}
+
+static int parse_u32(const char *text, const char *what, __u32 *out)
+{
+	char *end;
+	unsigned long value;
+
+	errno = 0;
+	value = strtoul(text, &end, 10);
+	if (errno || *end || !*text || value > UINT32_MAX || text[0] == '-') {
+		fprintf(stderr, "Error: %s: not a number: '%s'\n", what, text);
+		return -EINVAL;
+	}
+	*out = (__u32)value;
+	return 0;
+}
+
+static int parse_level(const char *text)
+{
+	enum log_level level;
+
+	if (log_parse_level(text, &level)) {
+		fprintf(stderr, "Error: --log-level: unknown level '%s'\n", text);
+		return -EINVAL;
+	}
+	log_set_level(level);
+	return 0;
+}
+
+static int add_iface(struct agent_args *args, const char *name)
+{
+	if (args->n_ifaces == MAX_IFACES) {
+		fprintf(stderr, "Error: at most %d --xdp interfaces\n", MAX_IFACES);
+		return -EINVAL;
+	}
+	args->ifaces[args->n_ifaces++] = name;
+	return 0;
+}
+
+/* The state file next to the socket: /run/sluice/sluiced.sock gives
+ * /run/sluice/sluiced.state.yaml, so instances with their own socket
+ * have their own state. */
+static void default_state_path(struct agent_args *args)
+{
+	size_t len = strlen(args->socket);
+
+	if (len > 5 && !strcmp(args->socket + len - 5, ".sock"))
+		len -= 5;
+	snprintf(args->state_buf, sizeof(args->state_buf), "%.*s.state.yaml", (int)len,
+		 args->socket);
+	args->state = args->state_buf;
+}
+
+/* Returns 0, or 2 for a usage error (the exit status). */
+static int parse_args(int argc, char **argv, struct agent_args *args)
+{
+	enum { O_XDP = 256, O_GENERIC, O_BPFFS, O_MAGLEV, O_CT, O_VERSION, O_CLEANUP, O_LOG,
+	       O_CONFIG, O_SOCKET, O_STATE, O_METRICS };
+	static const struct option opts[] = {
+		{ "xdp", required_argument, NULL, O_XDP },
+		{ "xdp-generic", no_argument, NULL, O_GENERIC },
+		{ "bpffs", required_argument, NULL, O_BPFFS },
+		{ "config", required_argument, NULL, O_CONFIG },
+		{ "socket", required_argument, NULL, O_SOCKET },
+		{ "state", required_argument, NULL, O_STATE },
+		{ "metrics", required_argument, NULL, O_METRICS },
+		{ "maglev-size", required_argument, NULL, O_MAGLEV },
+		{ "ct-size", required_argument, NULL, O_CT },
+		{ "datapath-version", required_argument, NULL, O_VERSION },
+		{ "cleanup", no_argument, NULL, O_CLEANUP },
+		{ "log-level", required_argument, NULL, O_LOG },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int opt, err = 0;
+
+	while (!err && (opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case O_XDP:
+			err = add_iface(args, optarg);
+			break;
+		case O_GENERIC:
+			args->generic = true;
+			break;
+		case O_BPFFS:
+			args->bpffs = optarg;
+			break;
+		case O_CONFIG:
+			args->config = optarg;
+			break;
+		case O_SOCKET:
+			args->socket = optarg;
+			break;
+		case O_STATE:
+			args->state = optarg;
+			break;
+		case O_METRICS:
+			args->metrics = optarg;
+			break;
+		case O_MAGLEV:
+			err = parse_u32(optarg, "--maglev-size", &args->load.maglev_size);
+			break;
+		case O_CT:
+			err = parse_u32(optarg, "--ct-size", &args->load.ct_size);
+			break;
+		case O_VERSION:
+			err = parse_u32(optarg, "--datapath-version", &args->load.version);
+			break;
+		case O_CLEANUP:
+			args->cleanup = true;
+			break;
+		case O_LOG:
+			err = parse_level(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!err && optind < argc) {
+		fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind]);
+		err = -EINVAL;
+	}
+	args->socket = api_socket_path(args->socket);
+	if (!args->state)
+		default_state_path(args);
+	return err ? 2 : 0;
+}
+
+static int run_cleanup(const struct agent_args *args)
+{
+	int err = loader_cleanup(args->bpffs);
+
+	if (err) {
+		log_error("agent", "cleanup of %s failed: %s", args->bpffs, strerror(-err));
+		return 1;
+	}
+	if (unlink(args->state) && errno != ENOENT)
+		log_warn("agent", "cannot remove the state file %s: %s", args->state,
+			 strerror(errno));
+	log_info("agent", "removed every pin under %s and the state file %s; the data path is "
+			  "detached", args->bpffs, args->state);
+	return 0;
+}
+
+/* ---- the control socket ---- */
+
+/* mkdir -p for the socket's directory, 0700: only root reaches the socket. */
+static int make_parent_dir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (!mkdir(dir, 0700) || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT || make_parent_dir(dir))
+		return -errno;
+	return mkdir(dir, 0700) ? -errno : 0;
+}
+
+/* Bind the API socket, refusing to steal one another agent is serving. */
+static int api_listen(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd, live, err;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	live = api_connect(path);
+	if (live >= 0) {
+		close(live);
+		return -EADDRINUSE;
+	}
+	err = make_parent_dir(path);
+	if (err)
+		return err;
+	unlink(path); /* a stale socket of an agent that died */
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* Bind under a 0177 umask so the socket is never reachable by others. */
+	mode_t old = umask(0177);
+	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0600) ||
+			      listen(fd, 64)
+		      ? -errno
+		      : 0;
+	umask(old);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void reply_and_close(int fd, struct json_object *reply)
+{
+	int err = api_send(fd, reply);
+
+	if (err)
+		log_debug("api", "the client left before the reply: %s", strerror(-err));
+	json_object_put(reply);
+	close(fd);
+}
+
+/* Read one request from a new client, answer it, close. */
+static void serve_api_client(struct agent *a, int listen_fd)
+{
+	struct json_object *req, *reply;
+	char why[256];
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC), err;
+
+	if (fd < 0)
+		return;
+	err = api_recv(fd, API_REQUEST_TIMEOUT_MS, &req, why, sizeof(why));
+	if (err == -EMSGSIZE)
+		reply = agent_api_error(2, "request larger than %u bytes", API_MAX_MESSAGE);
+	else if (err == -EPROTO)
+		reply = agent_api_error(2, "malformed request: %s", why);
+	else if (err)
+		reply = agent_api_error(2, "no request read: %s", strerror(-err));
+	else
+		reply = agent_api_handle(a, req);
+	if (err) {
+		a->stats.api_requests++;
+		a->stats.api_errors++;
+		log_warn("api", "%s", json_object_get_string(json_object_object_get(reply, "error")));
+	} else {
+		json_object_put(req);
+	}
+	reply_and_close(fd, reply);
+}
+
+/* ---- signals and the loop ---- */
+
+static int signals_open(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void reload_on_hup(struct agent *a)
+{
+	struct apply_summary sum;
+	struct agent_error e;
+
+	log_info("agent", "SIGHUP: reloading %s", a->config_path ? a->config_path : "(no config)");
+	if (agent_reload(a, &sum, &e))
+		log_error("agent", "reload refused, the previous state stays: %s", e.message);
+}
+
+/* Returns true when the agent must stop. */
+static bool handle_signal(struct agent *a, int sig_fd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
+		return false;
+	if (si.ssi_signo == SIGHUP) {
+		reload_on_hup(a);
+		return false;
+	}
+	log_info("agent", "signal %u: stopping; the data path stays in place", si.ssi_signo);
+	return true;
+}
+
+static void drain_health_events(struct agent *a)
+{
+	struct health_event ev;
+
+	while (health_next_event(a->health, &ev) == 1)
+		agent_health_changed(a, &ev);
+}
+
+enum { FD_API, FD_SIGNAL, FD_HEALTH, FD_METRICS, FD_COUNT };
+
+static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_server *metrics)
+{
+	struct metrics_source src = { .maps = a->maps,
+				      .health = a->health,
+				      .stats = &a->stats,
+				      .version = AGENT_VERSION };
+	struct pollfd fds[FD_COUNT] = {
+		[FD_API] = { .fd = api_fd, .events = POLLIN },
+		[FD_SIGNAL] = { .fd = sig_fd, .events = POLLIN },
+		[FD_HEALTH] = { .fd = health_event_fd(a->health), .events = POLLIN },
+		[FD_METRICS] = { .fd = metrics ? metrics_fd(metrics) : -1, .events = POLLIN },
+	};
+
+	for (;;) {
+		if (poll(fds, FD_COUNT, -1) < 0 && errno != EINTR) {
+			log_error("agent", "poll: %s", strerror(errno));
+			return;
+		}
+		if ((fds[FD_SIGNAL].revents & POLLIN) && handle_signal(a, sig_fd))
+			return;
+		if (fds[FD_HEALTH].revents & POLLIN)
+			drain_health_events(a);
+		if (fds[FD_API].revents & POLLIN)
+			serve_api_client(a, api_fd);
+		if (fds[FD_METRICS].revents & POLLIN)
+			metrics_serve_one(metrics, &src);
+	}
+}
+
+/* ---- start-up ---- */
+
+static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *maps)
+{
+	struct xdp_lb *skel;
+	int err = 0;
+
+	args->load.pin_dir = args->bpffs;
+	skel = loader_lb_load(&args->load, maps);
+	if (!skel) {
+		log_error("agent", "loading the XDP load balancer failed: %s", strerror(errno));
+		return NULL;
+	}
+	for (int i = 0; i < args->n_ifaces && !err; i++) {
+		err = loader_attach_xdp(skel, args->bpffs, args->ifaces[i], args->generic);
+		if (err)
+			log_error("agent", "attaching to %s failed: %s", args->ifaces[i],
+				  strerror(-err));
+	}
+	if (err) {
+		xdp_lb__destroy(skel);
+		return NULL;
+	}
+	log_info("agent", "data path v%u ready: maps and links pinned under %s", args->load.version,
+		 args->bpffs);
+	return skel;
+}
+
+/* The listeners: the API socket (its fd returned) and metrics (@metrics). */
+static int open_listeners(const struct agent_args *args, struct metrics_server **metrics)
+{
+	char why[256];
+	int api_fd = api_listen(args->socket);
+
+	*metrics = NULL;
+	if (api_fd == -EADDRINUSE) {
+		log_error("agent", "another sluiced serves %s; stop it or pass --socket",
+			  args->socket);
+		return api_fd;
+	}
+	if (api_fd < 0) {
+		log_error("agent", "cannot listen on %s: %s", args->socket, strerror(-api_fd));
+		return api_fd;
+	}
+	if (!args->metrics)
+		return api_fd;
+	*metrics = metrics_listen(args->metrics, why, sizeof(why));
+	if (!*metrics) {
+		log_error("agent", "--metrics %s: %s", args->metrics, why);
+		close(api_fd);
+		unlink(args->socket);
+		return -EINVAL;
+	}
+	log_info("agent", "metrics at http://%s/metrics", args->metrics);
+	return api_fd;
+}
+
+static int run_agent(struct agent_args *args)
+{
+	struct metrics_server *metrics = NULL;
+	int api_fd = -1, sig_fd, status = 1;
+	struct health *health = NULL;
+	struct agent_error e;
+	struct lb_maps maps;
+	struct xdp_lb *skel;
+	struct agent a;
+
+	sig_fd = signals_open();
+	skel = sig_fd < 0 ? NULL : load_and_attach(args, &maps);
+	if (!skel)
+		return 1;
+	health = health_start();
+	if (!health || agent_init(&a, &maps, health, args->config, args->state)) {
+		log_error("agent", "cannot start: %s", strerror(errno));
+		goto out_skel;
+	}
+	if (agent_restore(&a, &e)) {
+		log_error("agent", "%s%s%s", e.message, e.hint[0] ? "; " : "", e.hint);
+		goto out_agent;
+	}
+	api_fd = open_listeners(args, &metrics);
+	if (api_fd < 0)
+		goto out_agent;
+	log_info("agent", "sluiced %s serving %s (state %s)", AGENT_VERSION, args->socket,
+		 args->state);
+	event_loop(&a, api_fd, sig_fd, metrics);
+	status = 0;
+	metrics_close(metrics);
+	close(api_fd);
+	unlink(args->socket);
+out_agent:
+	agent_fini(&a);
+out_skel:
+	health_stop(health);
+	/* Destroying the skeleton closes our fds only: pins keep it all alive. */
+	xdp_lb__destroy(skel);
+	close(sig_fd);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct agent_args args = {
+		.bpffs = LB_DEFAULT_PIN_DIR,
+		.load = { .maglev_size = SL_MAGLEV_DEFAULT_SIZE,
+			  .ct_size = SL_CT_DEFAULT_SIZE,
+			  .version = SL_DATAPATH_VERSION },
+	};
+	int status = parse_args(argc, argv, &args);
+
+	if (status)
+		return status;
+	log_route_libbpf();
+	if (args.cleanup)
+		return run_cleanup(&args);
+	return run_agent(&args);
+}
