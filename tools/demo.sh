@@ -5,9 +5,11 @@
 #   198.18.0.2     198.18.0.1 / 198.18.I.1                        198.18.I.2
 #
 # up: builds the namespaces (tests/e2e/lib.sh), starts a TCP and a UDP
-# server on each backend, loads the data path, applies the services of
-# tools/demo.yaml (IPv4 and IPv6), sends real traffic through the VIPs, and
-# prints what the data path saw. Everything stays up until `make demo-down`.
+# server on each backend, starts the agent sluiced in the node namespace
+# with tools/demo.yaml as its config (IPv4 and IPv6 services, health
+# checks), sends real traffic through the VIPs, stops one backend's server
+# to show a health check taking it out, and prints what the data path saw.
+# Everything stays up until `make demo-down`.
 # Usage: tools/demo.sh up|down BUILD_DIR
 set -euo pipefail
 
@@ -19,18 +21,25 @@ pins=/sys/fs/bpf/sluice-demo
 state=/run/sluice-demo
 
 node_ns() { nsenter --net="/run/netns/${run}n" -- "$@"; }
+export SLUICE_SOCKET=$state/sluiced.sock
 sluice() { node_ns "$build/sluice" --bpffs "$pins" "$@"; }
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
+# Kill the PIDs listed in $state/NAME whose command line still has WHAT.
+stop_ours() {
+	[[ -f $state/$1 ]] || return 0
+	while read -r pid; do
+		grep -qs "$2" "/proc/$pid/cmdline" && kill "$pid" 2>/dev/null || true
+	done <"$state/$1"
+}
+
 demo_down() {
-	if [[ -f $state/pids ]]; then
-		while read -r pid; do
-			# Only our servers: the PID must still run lbserver.py.
-			grep -qs lbserver "/proc/$pid/cmdline" && kill "$pid" 2>/dev/null || true
-		done <"$state/pids"
-	fi
+	stop_ours pids lbserver
+	stop_ours agent.pid sluiced
+	sleep 0.2
 	if [[ -e /run/netns/${run}n && -d $pins ]]; then
-		node_ns "$build/sluiced" --bpffs "$pins" --cleanup --log-level warn || true
+		node_ns "$build/sluiced" --bpffs "$pins" --socket "$SLUICE_SOCKET" --cleanup \
+			--log-level warn || true
 	fi
 	rm -rf "$pins" "$state" /tmp/sluice-e2e-"$run".*
 	for ns in $(ip netns list | awk '{print $1}' | grep "^${run}" || true); do
@@ -50,9 +59,34 @@ start_servers() {
 	done
 }
 
-configure() {
-	say "sluice apply -f tools/demo.yaml"
-	sluice apply -f "$top/tools/demo.yaml"
+start_agent() {
+	local i
+	say "sluiced --bpffs $pins --config tools/demo.yaml --metrics 127.0.0.1:9090 ${xdp[*]} &"
+	setsid nsenter --net="/run/netns/${run}n" -- "$build/sluiced" --bpffs "$pins" \
+		--config "$top/tools/demo.yaml" --metrics 127.0.0.1:9090 "${xdp[@]}" \
+		</dev/null >"$state/sluiced.log" 2>&1 &
+	echo $! >"$state/agent.pid"
+	for ((i = 0; i < 100; i++)); do
+		sluice -j status 2>/dev/null | grep -q '"pid"' && return 0
+		sleep 0.1
+	done
+	echo "demo: sluiced did not start:" >&2
+	cat "$state/sluiced.log" >&2
+	exit 1
+}
+
+# Stop be3's web server: its health check fails, the agent gives it weight 0.
+fail_backend() {
+	local line pid i
+	say "kill be3's TCP server; the agent's health check takes it out of rotation"
+	line=$(grep -n . "$state/pids" | sed -n 5p) # be3's 8080 server (2 per backend)
+	pid=${line#*:}
+	grep -qs lbserver "/proc/$pid/cmdline" && kill "$pid"
+	for ((i = 0; i < 50; i++)); do
+		sluice -j service list 2>/dev/null | grep -q '"health":"down"' && break
+		sleep 0.1
+	done
+	grep 'health' "$state/sluiced.log" | tail -n 1
 }
 
 traffic() {
@@ -75,21 +109,30 @@ demo_up() {
 	start_servers
 	local xdp=(--xdp "$IF_NODE_CLIENT")
 	for ((i = 1; i <= NBE; i++)); do xdp+=(--xdp "${IF_NODE_BE[i]}"); done
-	say "sluiced --bpffs $pins ${xdp[*]}"
-	node_ns "$build/sluiced" --bpffs "$pins" "${xdp[@]}"
-	configure
+	start_agent
 	traffic
+	fail_backend
+	say "lbclient spread --vip $VIP4 --port 80 --count 60     # be3 gets no new flow now"
+	nsenter --net="/run/netns/$NS_CLIENT" -- "$PYTHON" "$LBCLIENT" spread --vip "$VIP4" \
+		--port 80 --count 60
 	say "sluice service list"
 	sluice service list
 	say "sluice stats"
 	sluice stats
+	say "curl -s 127.0.0.1:9090/metrics | grep backend_health   # Prometheus, in the node ns"
+	node_ns "$PYTHON" -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9090/metrics").read().decode())' |
+		grep -E '^sluice_backend_health' | head -n 8
 	cat <<MSG
 
-The data path stays loaded. Look around (the CLI and bpftool run in the node namespace):
+The agent keeps running (log: $state/sluiced.log). Look around (the CLI and
+bpftool run in the node namespace; the CLI finds the agent via SLUICE_SOCKET):
+  export SLUICE_SOCKET=$SLUICE_SOCKET
   nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins service list [--json]
   nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins stats
   nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins status
-  nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins apply -f $top/tools/demo.yaml   # after editing it
+  nsenter --net=/run/netns/${run}n $build/sluice backend set 198.19.0.10:80/tcp 198.18.1.2:8080 --weight 3
+  kill -HUP \$(cat $state/agent.pid)      # re-read tools/demo.yaml after editing it
+  nsenter --net=/run/netns/${run}n curl -s 127.0.0.1:9090/metrics
   nsenter --net=/run/netns/${run}n bpftool net show           # XDP on n-c, n-b1..3
   bpftool map dump pinned $pins/sl_ct4                        # conntrack, 2 entries per flow
   nsenter --net=/run/netns/$NS_CLIENT $PYTHON $LBCLIENT spread --vip $VIP4 --port 80 --count 10

@@ -939,13 +939,18 @@ static const char *gen_small(char *buf, size_t len, __u32 vip, __u32 n)
 	return buf;
 }
 
-/* Every config holds at most 65535 backends, the slots there are, and the
- * services it leaves out are pruned first: what can run out is room for a
- * service's new backends while its old ones still hold their slots (they
- * are freed only once the table without them is published). */
+/* Every config holds at most SL_MAX_BACKENDS - 1 backends, the slots
+ * there are, and the services it leaves out are pruned first: what can run
+ * out is room for a service's new backends while its old ones still hold
+ * their slots (they are freed only once the table without them is
+ * published). The maps are filled to 3 free slots with services of 250
+ * backends and one of the rest. */
+#define NO_ROOM_BIG ((SL_MAX_BACKENDS - 4) / 250)
+#define NO_ROOM_LAST ((SL_MAX_BACKENDS - 4) % 250)
+
 static void test_no_room(void)
 {
-	char step[256], last32[2048], extra[4096], four[512];
+	char step[256], last[8192], extra[16384], four[512], last_be[32], moved_be[32];
 	struct text base, t;
 	struct apply_summary sum;
 	struct maps_state before, s;
@@ -953,16 +958,16 @@ static void test_no_room(void)
 
 	if (!fresh_maps(MAGLEV_SIZE))
 		return;
-	/* 262 services x 250 backends + one of 32: 65532 of 65535 slots. */
-	gen_small(last32, sizeof(last32), 9, 32);
-	gen_config(&base, 0, 262, 250, UINT32_MAX, UINT32_MAX, last32);
-	if (!apply_ok(base.buf, 263, 0, 0, "65532 backend slots in use") || !state_read(&before))
+	gen_small(last, sizeof(last), 9, NO_ROOM_LAST);
+	gen_config(&base, 0, NO_ROOM_BIG, 250, UINT32_MAX, UINT32_MAX, last);
+	if (!apply_ok(base.buf, NO_ROOM_BIG + 1, 0, 0, "all but 3 backend slots in use") ||
+	    !state_read(&before))
 		goto free_base;
-	ASSERT_EQ(be_in_use(&before), 65532, "slots in use");
+	ASSERT_EQ(be_in_use(&before), SL_MAX_BACKENDS - 4, "slots in use");
 
 	/* Service 5 moves its 250 backends to other ports: 250 new slots
 	 * needed, 3 free. Service 7's new weights must not be applied either. */
-	gen_config(&t, 0, 262, 250, 5, 7, last32);
+	gen_config(&t, 0, NO_ROOM_BIG, 250, 5, 7, last);
 	err = apply_yaml(t.buf, &sum, step, sizeof(step));
 	ASSERT_EQ(err, -ENOSPC, "250 backends replaced, 3 free slots: -ENOSPC");
 	ASSERT_TRUE(strstr(step, "no room") && strstr(step, "250 backend slots (3 free)"),
@@ -972,28 +977,30 @@ static void test_no_room(void)
 	free(t.buf);
 
 	/* A new service of 3 and one backend of the last service replaced:
-	 * 4 new slots needed, 3 free (65535 backends in the config). */
-	snprintf(extra, sizeof(extra), "%s", last32);
-	memcpy(strstr(extra, "10.99.9.32:1"), "10.99.9.99:1", 12);
+	 * 4 new slots needed, 3 free (every slot's worth of backends in the config). */
+	snprintf(extra, sizeof(extra), "%s", last);
+	snprintf(last_be, sizeof(last_be), "10.99.9.%u:1]", NO_ROOM_LAST);
+	snprintf(moved_be, sizeof(moved_be), "10.99.8.%u:1]", NO_ROOM_LAST);
+	memcpy(strstr(extra, last_be), moved_be, strlen(moved_be));
 	strcat(extra, gen_small(four, sizeof(four), 10, 3));
-	gen_config(&t, 0, 262, 250, UINT32_MAX, 7, extra);
+	gen_config(&t, 0, NO_ROOM_BIG, 250, UINT32_MAX, 7, extra);
 	err = apply_yaml(t.buf, &sum, step, sizeof(step));
 	ASSERT_EQ(err, -ENOSPC, "4 new slots, 3 free: -ENOSPC");
 	expect_unchanged(&before, "-ENOSPC (4 new)");
 	free(t.buf);
 
-	/* Exactly full: a new service of 3, 65535 slots. */
-	snprintf(extra, sizeof(extra), "%s%s", last32, gen_small(four, sizeof(four), 10, 3));
-	gen_config(&t, 0, 262, 250, UINT32_MAX, UINT32_MAX, extra);
-	if (apply_ok(t.buf, 1, 263, 0, "3 more: every slot in use") && state_read(&s)) {
-		ASSERT_EQ(be_in_use(&s), SL_MAX_BACKENDS - 1, "65535 slots in use");
+	/* Exactly full: a new service of 3, every slot in use. */
+	snprintf(extra, sizeof(extra), "%s%s", last, gen_small(four, sizeof(four), 10, 3));
+	gen_config(&t, 0, NO_ROOM_BIG, 250, UINT32_MAX, UINT32_MAX, extra);
+	if (apply_ok(t.buf, 1, NO_ROOM_BIG + 1, 0, "3 more: every slot in use") && state_read(&s)) {
+		ASSERT_EQ(be_in_use(&s), SL_MAX_BACKENDS - 1, "every slot in use");
 		state_free(&s);
 	}
 	free(t.buf);
 	/* Full, but the slots of a pruned service are room: service 0 (250)
 	 * left out, service 5's 250 backends replaced. */
-	gen_config(&t, 1, 262, 250, 5, UINT32_MAX, extra);
-	apply_ok(t.buf, 1, 262, 1, "full: a pruned service's slots are room");
+	gen_config(&t, 1, NO_ROOM_BIG, 250, 5, UINT32_MAX, extra);
+	apply_ok(t.buf, 1, NO_ROOM_BIG, 1, "full: a pruned service's slots are room");
 	free(t.buf);
 	state_free(&before);
 free_base:

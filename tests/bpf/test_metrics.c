@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "pkt.h"
 #include "sluice/conntrack.h"
+#include "sluice/drop_reason.h"
 #include "sluice/limits.h"
 #include "xdp_lb.skel.h"
 
@@ -74,6 +75,13 @@ static struct metrics_source source(struct health *health)
  * not UTF-8 (rendered '?') and a UTF-8 "é" (kept). */
 #define NAME6 "dns\"a\\b\nc\xff\xc3\xa9"
 #define NAME6_LABEL "dns\\\"a\\\\b\\nc?\xc3\xa9"
+
+/* The labels each one's series carry. */
+#define S4 "service=\"" SVC4 "\",name=\"web\""
+#define S6 "service=\"" SVC6 "\",name=\"" NAME6_LABEL "\""
+#define B4A "service=\"" SVC4 "\",backend=\"" BE4_A "\""
+#define B4B "service=\"" SVC4 "\",backend=\"" BE4_B "\""
+#define B6 "service=\"" SVC6 "\",backend=\"" BE6 "\""
 
 static struct sl_svc_key k4, k6;
 static struct addr_port be4_a, be4_b, be6;
@@ -215,17 +223,16 @@ static bool has_prefix(const char *text, const char *prefix)
 	return false;
 }
 
-#define EXPECT_LINE(text, ...)                                                               \
-	({                                                                                   \
-		char ___l[512];                                                              \
-		snprintf(___l, sizeof(___l), __VA_ARGS__);                                   \
+#define EXPECT_LINE(text, ...)                                                                \
+	({                                                                                    \
+		char ___l[512];                                                               \
+		snprintf(___l, sizeof(___l), __VA_ARGS__);                                    \
 		harness_check(has_line((text), ___l), __FILE__, __LINE__, "missing line: %s", \
-			      ___l);                                                         \
+			      ___l);                                                          \
 	})
 
-#define EXPECT_NO_PREFIX(text, prefix)                                                  \
-	harness_check(!has_prefix((text), (prefix)), __FILE__, __LINE__, "unexpected: %s", \
-		      (prefix))
+#define EXPECT_NO_PREFIX(text, prefix) \
+	harness_check(!has_prefix((text), (prefix)), __FILE__, __LINE__, "unexpected: %s", (prefix))
 
 /* ---- a checker of the text format, as Prometheus parses it ---- */
 
@@ -383,8 +390,6 @@ static void test_render_services(void)
 
 	EXPECT_LINE(text, "# TYPE sluice_service_packets_total counter");
 	EXPECT_LINE(text, "# TYPE sluice_backend_weight gauge");
-#define S4 "service=\"" SVC4 "\",name=\"web\""
-#define S6 "service=\"" SVC6 "\",name=\"" NAME6_LABEL "\""
 	EXPECT_LINE(text, "sluice_service_packets_total{" S4 ",direction=\"forward\"} %llu",
 		    scaled(11));
 	EXPECT_LINE(text, "sluice_service_packets_total{" S4 ",direction=\"reverse\"} %llu",
@@ -398,9 +403,6 @@ static void test_render_services(void)
 		    scaled(4));
 	EXPECT_LINE(text, "sluice_service_new_flows_total{" S6 "} %llu", scaled(5));
 
-#define B4A "service=\"" SVC4 "\",backend=\"" BE4_A "\""
-#define B4B "service=\"" SVC4 "\",backend=\"" BE4_B "\""
-#define B6 "service=\"" SVC6 "\",backend=\"" BE6 "\""
 	EXPECT_LINE(text, "sluice_backend_packets_total{" B4A ",direction=\"forward\"} %llu",
 		    scaled(10));
 	EXPECT_LINE(text, "sluice_backend_bytes_total{" B4A ",direction=\"reverse\"} %llu",
@@ -507,7 +509,6 @@ static void test_render_packets(void)
 	text = render(&(struct metrics_source){ .maps = &maps });
 	expect_exposition(text);
 	EXPECT_LINE(text, "sluice_packets_total 3");
-	EXPECT_LINE(text, "sluice_protocol_packets_total{protocol=\"ipv4\"} 2");
 	EXPECT_LINE(text, "sluice_protocol_packets_total{protocol=\"tcp\"} 2");
 	EXPECT_LINE(text, "sluice_protocol_packets_total{protocol=\"udp\"} 0");
 	EXPECT_LINE(text, "sluice_parse_errors_total{reason=\"ipv4_trunc\"} 1");
@@ -554,15 +555,25 @@ static void test_render_maps(void)
 	free(text);
 }
 
-/* More flows than one counting batch (4096) must all be counted. */
+/* More entries than one counting batch (4096) must all be counted. */
 static void test_render_maps_many(void)
 {
+	struct sl_affinity_key akey = { .svc_id = 1 };
+	struct sl_affinity aff = { .backend_id = 1 };
+	__u32 added = 0;
 	char *text;
 
 	reset();
 	ASSERT_OK(ct4_put(maps.ct4, 1, 5000), "5000 ct4 entries");
+	for (__u32 i = 0; i < 5000; i++) {
+		akey.client[0] = htonl(0xc6120000 + i);
+		added += !bpf_map_update_elem(maps.affinity, &akey, &aff, BPF_NOEXIST);
+	}
+	ASSERT_EQ(added, 5000, "5000 affinity entries");
+	ASSERT_EQ(map_count(maps.affinity), 5000, "affinity entries (none evicted)");
 	text = render(&(struct metrics_source){ .maps = &maps });
 	EXPECT_LINE(text, "sluice_map_entries{map=\"sl_ct4\"} 5000");
+	EXPECT_LINE(text, "sluice_map_entries{map=\"sl_affinity\"} 5000");
 	EXPECT_LINE(text, "sluice_map_entries{map=\"sl_svc\"} 0");
 	free(text);
 }
@@ -675,8 +686,8 @@ static uint16_t port_of(const struct metrics_server *srv)
 
 	if (getsockname(metrics_fd(srv), (struct sockaddr *)&ss, &len))
 		return 0;
-	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-						((struct sockaddr_in *)&ss)->sin_port);
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
 /* A blocking client connected to @ip:@port, reads bounded by 3 s. */
@@ -762,20 +773,23 @@ static void reply_free(struct reply *r)
 	r->data = NULL;
 }
 
-/* Value of header @name in @r, "" when absent. */
+/* Value of header @name in @r (into @buf), "" when absent. */
 static const char *header(const struct reply *r, const char *name, char *buf, size_t len)
 {
+	const char *end = r->body ? r->body - 2 : r->data + r->len;
 	size_t n = strlen(name);
 
 	buf[0] = '\0';
-	for (const char *p = r->data ? strstr(r->data, "\r\n") : NULL; p && p + 2 != r->body;
+	for (const char *p = r->data ? strstr(r->data, "\r\n") : NULL; p && p < end;
 	     p = strstr(p + 2, "\r\n")) {
-		if (!strncasecmp(p + 2, name, n) && p[2 + n] == ':') {
-			sscanf(p + 3 + n, " %[^\r]", buf);
-			break;
-		}
+		const char *line = p + 2, *eol = strstr(line, "\r\n");
+
+		if (strncasecmp(line, name, n) || line[n] != ':' || !eol)
+			continue;
+		line += n + 1 + strspn(line + n + 1, " ");
+		snprintf(buf, len, "%.*s", (int)(eol - line), line);
+		break;
 	}
-	(void)len;
 	return buf;
 }
 
@@ -957,10 +971,9 @@ close_srv:
 static void test_listen_addresses(void)
 {
 	static const char *const bad[] = {
-		"127.0.0.1",	   "127.0.0.1:",	 "127.0.0.1:65536", "127.0.0.1:-1",
-		"127.0.0.1:8x",	   "::1:9090",		 "[::1:9090",	    "[::1]9090",
-		"[127.0.0.1]:9090", "localhost:9090", "",		    ":",
-		"1.2.3.4.5:80",	   "127.0.0.1:+80",
+		"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",	  "127.0.0.1:8x",
+		"::1:9090",  "[::1:9090",  "[::1]9090",	      "[127.0.0.1]:9090", "localhost:9090",
+		"",	     ":",	   "1.2.3.4.5:80",    "127.0.0.1:+80",
 	};
 	struct metrics_server *any = server(":0"), *v6 = server("[::1]:0"), *again;
 	char err[256], what[64], addr[32];

@@ -523,11 +523,11 @@ static void test_limits(void **state)
 	assert_null(st.services);
 	free(text);
 
-	/* 6,553 services of 10 backends, then one of 6: the 65,536th fails */
+	/* 13,107 services of 10 backends, then one of 2: the 131,072nd fails */
 	text = generate(CFG_MAX_BACKENDS / 10 + 1, 10, 0, &len);
 	assert_int_equal(cfg_load_buffer("gen.yaml", text, len, &st, &err), -EINVAL);
-	assert_string_equal(err.field, "services[6553].backends[5]");
-	assert_string_equal(err.message, "more than 65535 backends in total");
+	assert_string_equal(err.field, "services[13107].backends[1]");
+	assert_string_equal(err.message, "more than 131071 backends in total");
 	assert_null(st.services);
 	free(text);
 }

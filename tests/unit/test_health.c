@@ -474,6 +474,7 @@ static void test_http_status(void **state)
 {
 	struct health_target t;
 	struct health_counts c;
+	enum health_state st;
 	char expect[256];
 	struct server s;
 	struct health *h;
@@ -499,6 +500,14 @@ static void test_http_status(void **state)
 	get(h, &t, NULL, &c);
 	assert_int_equal(c.transitions, 3);
 	assert_true(c.failures >= 2);
+
+	/* Another expected status is another check: it starts over. */
+	t.check.expect_status = 201;
+	assert_int_equal(health_set_targets(h, &t, 1), 0);
+	get(h, &t, &st, &c);
+	assert_int_equal(st, HEALTH_UNKNOWN);
+	assert_int_equal(c.transitions, 0);
+	expect_event(h, &t, HEALTH_DOWN, "HTTP status 200, expected 201");
 	health_stop(h);
 	server_stop(&s);
 }
@@ -746,6 +755,7 @@ static void test_stop_is_prompt(void **state)
 	while (atomic_load(&s.accepted) < 1 && now_ms() < deadline)
 		sleep_ms(1);
 	assert_int_equal(atomic_load(&s.accepted), 1);
+	wait_probes(h, &t[1], 1); /* past its first probe: nothing due for an hour */
 	start = now_ms();
 	health_stop(h);
 	assert_true(now_ms() - start < 100);

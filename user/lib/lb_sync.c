@@ -2,7 +2,7 @@
  * snapshot of every service and backend slot is read once, then each
  * service is brought to its desired backend set with a single Maglev
  * publication. This is what makes applying thousands of services fast:
- * no call re-reads the 65536 backend slots or walks all services. */
+ * no call re-reads all the backend slots or walks all services. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

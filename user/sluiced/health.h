@@ -55,7 +55,9 @@ int health_set_targets(struct health *h, const struct health_target *targets, si
 
 /* Readable while transitions are queued; never closed before health_stop. */
 int health_event_fd(const struct health *h);
-/* Take the oldest queued transition: 1 with @ev filled, 0 when none. */
+/* Take a queued transition: 1 with @ev filled, 0 when none. The queue
+ * holds the latest undelivered transition of each backend (a newer one
+ * replaces it), so a slow reader sees current states, not history. */
 int health_next_event(struct health *h, struct health_event *ev);
 
 /* The current state and counters of one backend: 0, or -ENOENT when it is

@@ -110,8 +110,8 @@ struct row {
 	struct sl_svc_key key;
 	char where[ADDR_STR_MAX]; /* "198.19.0.10:80/tcp" */
 	/* backends only */
-	__u32 weight; /* backends */
-	bool checked; /* backends: a health target, state and counts are set */
+	__u32 weight;
+	bool checked; /* a health target: state and counts are set */
 	enum health_state state;
 	struct health_counts counts;
 };
