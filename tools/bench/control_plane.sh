@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Control-plane figures for `make bench` (method and figures in
 # docs/benchmarks.md), each the median of several runs on one CPU:
-#   - `sluice backend add`, from process start to exit, to a service of 10
-#     backends with Maglev tables of 65537 slots;
-#   - `sluice apply -f` of 10,000 services x 6 backends, into empty maps and
-#     again unchanged, with Maglev tables of 251 and of 1021 slots;
+#   - `sluice backend add`, from process start to exit (the agent answers
+#     once the change is in the maps), to a service of 10 backends with
+#     Maglev tables of 65537 slots;
+#   - `sluice apply -f` of 10,000 services x 10 backends, into empty maps
+#     and again unchanged, with Maglev tables of 251 and of 1021 slots;
 #   - maglev_build() of 1,000 backends into 65537 slots (maglev_bench).
-# The data path is loaded with sluiced into a pin directory of its own and
-# attached nowhere (no --xdp); the directory is removed on exit, failed or
-# not. A missed target prints `NOT met`; the exit status is 1 only when a
+# The agent sluiced runs with a pin directory and socket of its own and
+# attaches nowhere (no --xdp); both are removed on exit, failed or not. A missed target prints `NOT met`; the exit status is 1 only when a
 # command fails or a result is not what was asked for.
 #
 # Usage: tools/bench/control_plane.sh [BUILD_DIR] [CPU]
@@ -26,7 +26,7 @@ ADD_RUNS=11
 APPLY_RUNS=5
 MAGLEV_RUNS=11
 SERVICES=10000
-PER_SERVICE=6 # 60,000 backends: the config format allows 65,535 in all
+PER_SERVICE=10 # 100,000 backends of the 131,071 slots
 APPLY_SIZES=(251 1021)
 ADD_SIZE=65537 # the agent's default
 ADD_VIP=198.19.0.10:80/tcp
@@ -47,7 +47,9 @@ done
 # bpffs refuses names with a dot, so no mktemp here.
 pin=/sys/fs/bpf/sluice_bench_$$
 work=$(mktemp -d)
+agent_pid=
 cleanup() {
+	stop_agent
 	if [[ -e $pin ]]; then
 		"$sluiced" --bpffs "$pin" --cleanup >/dev/null 2>&1 || true
 		rm -rf "$pin"
@@ -59,18 +61,34 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 [[ ! -e $pin ]] || die "$pin already exists"
 export SLUICE_BPFFS=$pin
+export SLUICE_SOCKET=$work/sluiced.sock
 
 # Every command from here on runs on $cpu: children inherit the affinity.
 taskset -pc "$cpu" $$ >/dev/null
 
-# Fresh, empty maps with Maglev tables of $1 slots.
+stop_agent() {
+	[[ -n $agent_pid ]] || return 0
+	kill "$agent_pid" 2>/dev/null || true
+	wait "$agent_pid" 2>/dev/null || true
+	agent_pid=
+}
+
+# A fresh agent on empty maps with Maglev tables of $1 slots.
 load() {
+	local i
+	stop_agent
 	if [[ -e $pin ]]; then
 		"$sluiced" --bpffs "$pin" --cleanup --log-level warn ||
 			die "sluiced --cleanup failed"
 	fi
-	"$sluiced" --bpffs "$pin" --maglev-size "$1" --log-level warn ||
-		die "sluiced --bpffs $pin --maglev-size $1 failed"
+	"$sluiced" --bpffs "$pin" --maglev-size "$1" --log-level warn 2>"$work/agent.log" &
+	agent_pid=$!
+	for ((i = 0; i < 200; i++)); do
+		"$sluice" -j status 2>/dev/null | grep -q '"pid"' && return 0
+		kill -0 "$agent_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	die "sluiced --bpffs $pin --maglev-size $1 did not start: $(cat "$work/agent.log")"
 }
 
 # Run a command, its output to $work/out; $elapsed_us is its wall time
@@ -180,15 +198,14 @@ for size in "${APPLY_SIZES[@]}"; do
 		again_us+=("$elapsed_us")
 		check_apply 0
 	done
-	# The counts from `sluice status`: `sluice service list` reads every
-	# backend slot once per service, about 40 s for 10,000 services here.
 	"$sluice" --json status | json_check '
 import json, sys
 st = json.load(sys.stdin)
 n, per, size = map(int, sys.argv[1:])
 m = st["maps"]
 assert st["maglev_size"] == size, st
-assert m["services"]["used"] == n and m["active_backends"]["used"] == n * per, st' \
+assert m["services"]["used"] == n and m["active_backends"]["used"] == n * per, st
+assert st["agent"]["services"] == n, st' \
 		"$SERVICES" "$PER_SERVICE" "$size" ||
 		die "apply (Maglev $size): the maps do not hold $SERVICES services x $PER_SERVICE backends"
 	row "  Maglev $size slots, first apply (empty maps)" "$TARGET_APPLY_MS" "${first_us[@]}"

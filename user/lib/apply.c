@@ -78,11 +78,15 @@ static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const str
 
 		err = specs ? lb_specs_check(maps, &svc->key, &want, specs, svc->n_backends)
 			    : -ENOMEM;
-		if (err == -E2BIG)
+		if (err == -E2BIG) {
+			char vip[ADDR_STR_MAX];
+
+			addr_format_service(&svc->key, vip, sizeof(vip));
 			snprintf(what, len,
-				 "the service at line %u has more active backends than the "
+				 "service %s (line %u) has more active backends than the "
 				 "Maglev table's %u slots",
-				 svc->line, maps->maglev_size);
+				 vip, svc->line, maps->maglev_size);
+		}
 		if (!err) {
 			*services += lb_service_get(maps, &svc->key, &existing) != 0;
 			*backends += lb_snapshot_new_backends(maps, snap, &svc->key, specs,

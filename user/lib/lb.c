@@ -238,54 +238,63 @@ static size_t maglev_inputs(const struct sl_backend *all, const __u32 *ids, size
 	return n;
 }
 
+int lb_table_build(struct lb_maps *maps, const struct sl_backend *all, const __u32 *ids,
+		   size_t n_ids, __u32 *active)
+{
+	struct maglev_backend *inputs = calloc(n_ids ? n_ids : 1, sizeof(*inputs));
+	__u32 *table = calloc(maps->maglev_size, sizeof(*table));
+	int ret = -ENOMEM;
+
+	if (!inputs || !table)
+		goto free_bufs;
+	*active = maglev_inputs(all, ids, n_ids, inputs);
+	ret = 0;
+	if (*active)
+		ret = maglev_build(inputs, *active, table, maps->maglev_size);
+	if (*active && !ret)
+		ret = table_map_create(table, maps->maglev_size);
+free_bufs:
+	free(table);
+	free(inputs);
+	return ret;
+}
+
 /* Publish service @svc_id's table built from backends @ids of @all: build
  * it aside, then swap the one sl_maglev slot (or clear it when no backend
  * takes new flows). Returns 0 or -errno; the old table stays on error. */
 static int maglev_publish(struct lb_maps *maps, __u32 svc_id, const struct sl_backend *all,
-			  const __u32 *ids, size_t n_ids, __u32 *active)
+			  const __u32 *ids, size_t n_ids)
 {
-	struct maglev_backend *inputs = calloc(n_ids ? n_ids : 1, sizeof(*inputs));
-	__u32 *table = calloc(maps->maglev_size, sizeof(*table));
-	int err = -ENOMEM, fd;
-	size_t n;
+	__u32 active;
+	int fd = lb_table_build(maps, all, ids, n_ids, &active), err;
 
-	if (!inputs || !table)
-		goto free_bufs;
-	n = maglev_inputs(all, ids, n_ids, inputs);
-	*active = n;
-	if (n == 0) {
-		err = bpf_map_delete_elem(maps->maglev, &svc_id) && errno != ENOENT ? -errno : 0;
-		goto free_bufs;
-	}
-	err = maglev_build(inputs, n, table, maps->maglev_size);
-	if (err)
-		goto free_bufs;
-	fd = table_map_create(table, maps->maglev_size);
-	if (fd < 0) {
-		err = fd;
-		goto free_bufs;
-	}
+	if (fd < 0)
+		return fd;
+	if (fd == 0)
+		return bpf_map_delete_elem(maps->maglev, &svc_id) && errno != ENOENT ? -errno : 0;
 	err = bpf_map_update_elem(maps->maglev, &svc_id, &fd, BPF_ANY) ? -errno : 0;
 	close(fd); /* the outer map holds its own reference */
-free_bufs:
-	free(table);
-	free(inputs);
 	return err;
+}
+
+__u32 lb_active_count(const struct sl_backend *all, const __u32 *ids, size_t n_ids)
+{
+	__u32 n = 0;
+
+	for (size_t i = 0; i < n_ids; i++)
+		n += (all[ids[i]].flags & SL_BE_IN_USE) && all[ids[i]].weight;
+	return n;
 }
 
 int lb_service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc,
 		       const struct sl_backend *all, const __u32 *ids, size_t n_ids)
 {
-	__u32 active;
-
 	/* The service entry first (its count is informational): if the table
 	 * swap then fails, the old table is still the one in use. */
-	svc->backend_count = 0;
-	for (size_t i = 0; i < n_ids; i++)
-		svc->backend_count += (all[ids[i]].flags & SL_BE_IN_USE) && all[ids[i]].weight;
+	svc->backend_count = lb_active_count(all, ids, n_ids);
 	if (bpf_map_update_elem(maps->svc, key, svc, BPF_EXIST))
 		return -errno;
-	return maglev_publish(maps, svc->id, all, ids, n_ids, &active);
+	return maglev_publish(maps, svc->id, all, ids, n_ids);
 }
 
 /* Republish @key's table from every backend of the service in @all. */

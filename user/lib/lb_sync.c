@@ -13,13 +13,16 @@
 #include "lb_internal.h"
 #include "sluice/limits.h"
 
+/* Each service's slots are a doubly linked list through next/prev (0 ends
+ * it), kept current by slot_write(): finding a service's backends costs
+ * its own size, not a scan of every slot, however many changes came since
+ * the snapshot was read (an agent keeps one snapshot for its lifetime). */
 struct lb_snapshot {
 	struct sl_backend *all; /* every sl_be slot, kept current */
-	__u32 *start; /* [id]..[id + 1]: service id's backends in ids[] as read */
-	__u32 *ids;
-	unsigned char *stale; /* service changed since read: its index range is void */
+	__u32 *head; /* by service id: its first slot */
+	__u32 *next, *prev; /* by backend id */
 	__u32 *held; /* backend slots each service holds now */
-	__u32 *scratch; /* a stale service's current ids, rebuilt by each lookup */
+	__u32 *scratch; /* the ids snapshot_current() returns, rebuilt by each call */
 	unsigned char *flush_svc; /* services whose flows lb_snapshot_flush() removes */
 	unsigned char *flush_udp_be; /* backends whose UDP flows it removes */
 	bool flush_pending;
@@ -33,9 +36,9 @@ void lb_snapshot_free(struct lb_snapshot *snap)
 	if (!snap)
 		return;
 	free(snap->all);
-	free(snap->start);
-	free(snap->ids);
-	free(snap->stale);
+	free(snap->head);
+	free(snap->next);
+	free(snap->prev);
 	free(snap->held);
 	free(snap->scratch);
 	free(snap->flush_svc);
@@ -56,29 +59,39 @@ static int snapshot_note_service(const struct sl_svc_key *key, const struct sl_s
 	return 0;
 }
 
-/* Group backend ids by service (a counting sort over the slots). */
+static bool slot_linked(const struct sl_backend *be)
+{
+	return (be->flags & SL_BE_IN_USE) && be->svc_id < SL_MAX_SERVICES;
+}
+
+static void slot_link(struct lb_snapshot *snap, __u32 id, __u32 svc)
+{
+	snap->next[id] = snap->head[svc];
+	snap->prev[id] = 0;
+	if (snap->head[svc])
+		snap->prev[snap->head[svc]] = id;
+	snap->head[svc] = id;
+	snap->held[svc]++;
+}
+
+static void slot_unlink(struct lb_snapshot *snap, __u32 id, __u32 svc)
+{
+	if (snap->prev[id])
+		snap->next[snap->prev[id]] = snap->next[id];
+	else
+		snap->head[svc] = snap->next[id];
+	if (snap->next[id])
+		snap->prev[snap->next[id]] = snap->prev[id];
+	snap->held[svc]--;
+}
+
+/* Link every slot in use into its service's list, in id order. */
 static void snapshot_index(struct lb_snapshot *snap)
 {
-	__u32 *fill = snap->start + 1;
-
-	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
-		if ((snap->all[id].flags & SL_BE_IN_USE) && snap->all[id].svc_id < SL_MAX_SERVICES)
-			fill[snap->all[id].svc_id]++;
+	for (__u32 id = SL_MAX_BACKENDS - 1; id > 0; id--) {
+		if (slot_linked(&snap->all[id]))
+			slot_link(snap, id, snap->all[id].svc_id);
 	}
-	for (__u32 svc = 1; svc <= SL_MAX_SERVICES; svc++)
-		snap->start[svc] += snap->start[svc - 1];
-	/* start[svc + 1] now ends svc's range; fill each range from its start. */
-	for (__u32 id = 1; id < SL_MAX_BACKENDS; id++) {
-		const struct sl_backend *be = &snap->all[id];
-
-		if ((be->flags & SL_BE_IN_USE) && be->svc_id < SL_MAX_SERVICES)
-			snap->ids[snap->start[be->svc_id]++] = id;
-	}
-	for (__u32 svc = SL_MAX_SERVICES; svc > 0; svc--)
-		snap->start[svc] = snap->start[svc - 1];
-	snap->start[0] = 0;
-	for (__u32 svc = 0; svc < SL_MAX_SERVICES; svc++)
-		snap->held[svc] = snap->start[svc + 1] - snap->start[svc];
 }
 
 int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
@@ -89,16 +102,16 @@ int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
 	if (!snap)
 		return err;
 	snap->all = calloc(SL_MAX_BACKENDS, sizeof(*snap->all));
-	snap->start = calloc(SL_MAX_SERVICES + 1, sizeof(*snap->start));
-	snap->ids = calloc(SL_MAX_BACKENDS, sizeof(*snap->ids));
-	snap->stale = calloc(SL_MAX_SERVICES, 1);
+	snap->head = calloc(SL_MAX_SERVICES, sizeof(*snap->head));
+	snap->next = calloc(SL_MAX_BACKENDS, sizeof(*snap->next));
+	snap->prev = calloc(SL_MAX_BACKENDS, sizeof(*snap->prev));
 	snap->held = calloc(SL_MAX_SERVICES, sizeof(*snap->held));
 	snap->scratch = calloc(SL_MAX_BACKENDS, sizeof(*snap->scratch));
 	snap->flush_svc = calloc(SL_MAX_SERVICES, 1);
 	snap->flush_udp_be = calloc(SL_MAX_BACKENDS, 1);
 	snap->svc_used = calloc(SL_MAX_SERVICES, 1);
 	snap->keys = calloc(SL_MAX_SERVICES, sizeof(*snap->keys));
-	if (!snap->all || !snap->start || !snap->ids || !snap->stale || !snap->held ||
+	if (!snap->all || !snap->head || !snap->next || !snap->prev || !snap->held ||
 	    !snap->scratch || !snap->flush_svc || !snap->flush_udp_be || !snap->svc_used ||
 	    !snap->keys)
 		goto free_snap;
@@ -133,16 +146,15 @@ void lb_snapshot_room(const struct lb_snapshot *snap, lb_keep_fn keep, void *ctx
 	}
 }
 
-/* The backends service @id holds now: its index range while it is as
- * read, else a scan of the slots (into scratch, valid until the next call). */
+/* The backends service @id holds now, in scratch (valid until the next call). */
 static size_t snapshot_current(const struct lb_snapshot *snap, __u32 id, const __u32 **ids)
 {
-	if (!snap->stale[id]) {
-		*ids = snap->ids + snap->start[id];
-		return snap->start[id + 1] - snap->start[id];
-	}
+	size_t n = 0;
+
+	for (__u32 slot = snap->head[id]; slot; slot = snap->next[slot])
+		snap->scratch[n++] = slot;
 	*ids = snap->scratch;
-	return lb_backend_ids(snap->all, id, snap->scratch);
+	return n;
 }
 
 /* Service @key's id in the maps, 0 if it does not exist. */
@@ -224,8 +236,6 @@ static int service_create(struct lb_maps *maps, struct lb_snapshot *snap,
 		return err;
 	snap->svc_used[svc->id] = 1;
 	snap->keys[svc->id] = *key;
-	snap->stale[svc->id] = 1; /* a reused id's old index range is not its own */
-	snap->held[svc->id] = 0;
 	return 0;
 }
 
@@ -235,7 +245,11 @@ static int slot_write(struct lb_maps *maps, struct lb_snapshot *snap, __u32 id,
 {
 	if (bpf_map_update_elem(maps->be, &id, be, BPF_ANY))
 		return -errno;
+	if (slot_linked(&snap->all[id]))
+		slot_unlink(snap, id, snap->all[id].svc_id);
 	snap->all[id] = *be;
+	if (slot_linked(be))
+		slot_link(snap, id, be->svc_id);
 	if (!(be->flags & SL_BE_IN_USE) && id < snap->next_be)
 		snap->next_be = id;
 	return 0;
@@ -490,8 +504,6 @@ int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 	}
 	/* Published without them: now the dropped backends' slots are free. */
 	err = slots_release(maps, snap, cur, n_cur, a.kept, true);
-	snap->stale[svc.id] = 1;
-	snap->held[svc.id] = n;
 	changed = 1;
 free_assign:
 	assign_free(&a);
@@ -513,7 +525,7 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
 			return -errno;
 		/* From here the service is gone: finish the rest even on error. */
 		snap->svc_used[id] = 0;
-		snap->stale[id] = snap->flush_svc[id] = 1;
+		snap->flush_svc[id] = 1;
 		snap->flush_pending = true;
 		if (id < snap->next_svc)
 			snap->next_svc = id;
@@ -522,7 +534,6 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
 			err = -errno;
 		n_cur = snapshot_current(snap, id, &cur);
 		err = slots_release(maps, snap, cur, n_cur, NULL, false) ?: err;
-		snap->held[id] = 0;
 	}
 	return err ? err : pruned;
 }

@@ -269,12 +269,23 @@ static struct cfg_service *service_or_fail(struct agent *a, const struct sl_svc_
 	return svc;
 }
 
-/* Finish a verb: count it, and save the state when it was published. */
+/* Finish a verb: count it, and mark the state to be saved when it was
+ * published (agent_save_state(), once the caller has its reply). */
 static int verb_done(struct agent *a, double started, int err)
 {
 	count_transaction(a, started, err);
-	if (!err)
-		state_save(a);
+	a->state_dirty |= !err;
+	return err;
+}
+
+int agent_save_state(struct agent *a)
+{
+	int err;
+
+	if (!a->state_dirty)
+		return 0;
+	err = state_save(a);
+	a->state_dirty = err != 0;
 	return err;
 }
 
@@ -469,7 +480,8 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 		    apply_config(a->maps, &a->desired, &opts, &undo, again, sizeof(again)))
 			log_error("agent", "restoring the previous state failed at %s", again);
 		cfg_free(cfg);
-		return fail(e, 1, err,
+		/* No room and too many backends are said in words: no errno text. */
+		return fail(e, 1, err == -ENOSPC || err == -E2BIG ? 0 : err,
 			    err == -ENOSPC ? "nothing was changed; remove services or backends"
 			    : err == -E2BIG ? "nothing was changed; start sluiced with a larger "
 					      "--maglev-size"

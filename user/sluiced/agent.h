@@ -3,7 +3,8 @@
  * health checks and backends with configured weights). Every change is a
  * transaction: validated against the desired state first, then published
  * to the maps (one Maglev publication per service touched), and only then
- * taken into the desired state and saved to the state file. On any error
+ * taken into the desired state and (after the reply) saved to the state
+ * file. On any error
  * the maps and the desired state stay as they were. */
 #ifndef SLUICE_AGENT_H
 #define SLUICE_AGENT_H
@@ -28,6 +29,7 @@ struct agent {
 	const char *config_path; /* --config, NULL if none */
 	const char *state_path; /* NULL: nothing saved */
 	uint64_t config_digest; /* of the config the desired state last came from */
+	bool state_dirty; /* changed since the state file was written */
 };
 
 /* Why a transaction was refused: status 2 for a request that is wrong in
@@ -50,6 +52,12 @@ void agent_fini(struct agent *a);
  * was saved from the current --config (so CLI changes survive a restart),
  * else the config, else what the maps hold (adopted as they are). */
 int agent_restore(struct agent *a, struct agent_error *e);
+
+/* Write the state file if a change since the last call needs it. The
+ * agent calls it after replying, so the caller does not wait for the disk;
+ * a crash in between loses the change from the file (not from the maps),
+ * and the restarted agent publishes the file's state again. */
+int agent_save_state(struct agent *a);
 
 /* The CLI's verbs. @svc gives key, name and affinity; no backends. */
 int agent_service_add(struct agent *a, const struct cfg_service *svc, struct agent_error *e);

@@ -204,8 +204,17 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 
 static int run_cleanup(const struct agent_args *args)
 {
-	int err = loader_cleanup(args->bpffs);
+	int live = api_connect(args->socket), err;
 
+	/* A running agent holds the links: stop it first, or they stay. */
+	if (live >= 0) {
+		close(live);
+		log_error("agent", "a sluiced serves %s: stop it first (SIGTERM), then --cleanup",
+			  args->socket);
+		return 1;
+	}
+	unlink(args->socket); /* left by an agent that was killed */
+	err = loader_cleanup(args->bpffs);
 	if (err) {
 		log_error("agent", "cleanup of %s failed: %s", args->bpffs, strerror(-err));
 		return 1;
@@ -380,14 +389,17 @@ static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_s
 			log_error("agent", "poll: %s", strerror(errno));
 			return;
 		}
-		if ((fds[FD_SIGNAL].revents & POLLIN) && handle_signal(a, sig_fd))
+		if ((fds[FD_SIGNAL].revents & POLLIN) && handle_signal(a, sig_fd)) {
+			agent_save_state(a);
 			return;
+		}
 		if (fds[FD_HEALTH].revents & POLLIN)
 			drain_health_events(a);
 		if (fds[FD_API].revents & POLLIN)
 			serve_api_client(a, api_fd);
 		if (fds[FD_METRICS].revents & POLLIN)
 			metrics_serve_one(metrics, &src);
+		agent_save_state(a);
 	}
 }
 
@@ -451,17 +463,23 @@ static int open_listeners(const struct agent_args *args, struct metrics_server *
 static int run_agent(struct agent_args *args)
 {
 	struct metrics_server *metrics = NULL;
-	int api_fd = -1, sig_fd, status = 1;
+	int api_fd, sig_fd = -1, status = 1;
 	struct health *health = NULL;
 	struct agent_error e;
 	struct lb_maps maps;
 	struct xdp_lb *skel;
 	struct agent a;
 
+	/* The socket first: a second agent must be refused before it touches
+	 * the data path or the first one's state file. Requests that arrive
+	 * during the start wait in the listen queue. */
+	api_fd = open_listeners(args, &metrics);
+	if (api_fd < 0)
+		return 1;
 	sig_fd = signals_open();
 	skel = sig_fd < 0 ? NULL : load_and_attach(args, &maps);
 	if (!skel)
-		return 1;
+		goto out_listeners;
 	health = health_start();
 	if (!health || agent_init(&a, &maps, health, args->config, args->state)) {
 		log_error("agent", "cannot start: %s", strerror(errno));
@@ -471,23 +489,22 @@ static int run_agent(struct agent_args *args)
 		log_error("agent", "%s%s%s", e.message, e.hint[0] ? "; " : "", e.hint);
 		goto out_agent;
 	}
-	api_fd = open_listeners(args, &metrics);
-	if (api_fd < 0)
-		goto out_agent;
 	log_info("agent", "sluiced %s serving %s (state %s)", AGENT_VERSION, args->socket,
 		 args->state);
 	event_loop(&a, api_fd, sig_fd, metrics);
 	status = 0;
-	metrics_close(metrics);
-	close(api_fd);
-	unlink(args->socket);
 out_agent:
 	agent_fini(&a);
 out_skel:
 	health_stop(health);
 	/* Destroying the skeleton closes our fds only: pins keep it all alive. */
 	xdp_lb__destroy(skel);
-	close(sig_fd);
+out_listeners:
+	if (sig_fd >= 0)
+		close(sig_fd);
+	metrics_close(metrics);
+	close(api_fd);
+	unlink(args->socket);
 	return status;
 }
 
