@@ -1115,9 +1115,13 @@ static void test_sync_validation(void)
 	ASSERT_EQ(lb_service_sync(&maps, snap, &k_dns6, &want, &good, 1), -EINVAL,
 		  "sync dns6 (IPv6) with an IPv4 backend");
 	expect_unchanged(&before, "IPv4 backend in dns6");
+	/* Refusals stage nothing: the commit changes nothing. */
+	ASSERT_OK(lb_snapshot_commit(&maps, snap), "commit after the refusals");
+	expect_unchanged(&before, "commit after the refusals");
 	/* The snapshot is still good: a valid sync through it works. */
 	ASSERT_EQ(lb_service_sync(&maps, snap, &k_web, &want, &good, 1), 1,
 		  "valid sync after the refusals");
+	ASSERT_OK(lb_snapshot_commit(&maps, snap), "commit");
 	lb_snapshot_free(snap);
 	cfg_web(what, sizeof(what), WEB_AFF, "[198.18.1.2:8080]");
 	expect_maps_hold_yaml(what, "after the valid sync");
@@ -1178,6 +1182,7 @@ static void test_snapshot_stays_current(void)
 	ASSERT_EQ(svcs, SL_MAX_SERVICES - 1, "room: every service id free");
 	ASSERT_EQ(bes, SL_MAX_BACKENDS - 1, "room: every backend slot free");
 	ASSERT_EQ(lb_service_sync(&maps, snap, &k_web, &want, specs, 2), 1, "sync web [1, 2]");
+	ASSERT_OK(lb_snapshot_commit(&maps, snap), "commit web [1, 2]");
 	if (state_read(&s)) {
 		b1 = state_be_id(&s, 1, "198.18.1.2", 8080);
 		state_free(&s);
@@ -1190,6 +1195,7 @@ static void test_snapshot_stays_current(void)
 		  "the same sync again in the same snapshot: unchanged");
 	ASSERT_EQ(lb_service_sync(&maps, snap, &k_web, &want, specs, 3), 1,
 		  "sync web [1, 2, 3] in the same snapshot");
+	ASSERT_OK(lb_snapshot_commit(&maps, snap), "commit web [1, 2, 3]");
 	expect_maps_hold_yaml("services:\n  - name: web\n    vip: 198.19.0.10:80/tcp\n"
 			      "    backends: [198.18.1.2:8080, 198.18.2.2:8080, 198.18.3.2:8080]\n",
 			      "after two syncs in one snapshot");
@@ -1231,6 +1237,7 @@ static void test_snapshot_prune_after_sync(void)
 	ASSERT_EQ(svcs, SL_MAX_SERVICES - 1, "room once all are pruned: every service id");
 	ASSERT_EQ(bes, SL_MAX_BACKENDS - 1, "room once all are pruned: every backend slot");
 	ASSERT_EQ(lb_services_prune(&maps, snap, keep_none, NULL), 4, "prune every service");
+	ASSERT_OK(lb_snapshot_flush(&maps, snap), "flush");
 	lb_snapshot_free(snap);
 	expect_maps_hold_yaml("services: []\n", "after sync + prune in one snapshot");
 }

@@ -162,7 +162,10 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, const struct
 		goto free_all;
 	}
 	sum->deleted = err;
-	err = sync_all(maps, snap, cfg, opts, sum, what, what_len);
+	/* Their slots are room for the services that follow. */
+	err = lb_snapshot_commit(maps, snap);
+	if (!err)
+		err = sync_all(maps, snap, cfg, opts, sum, what, what_len);
 	/* Even after a failure: what was removed must not keep its flows. */
 	flush_err = lb_snapshot_flush(maps, snap);
 	if (flush_err && !err) {

@@ -194,7 +194,7 @@ static int table_map_create(const __u32 *table, __u32 size)
 			    &opts);
 	if (fd < 0)
 		return -errno;
-	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (mem == MAP_FAILED) {
 		int err = -errno;
 

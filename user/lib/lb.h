@@ -66,7 +66,7 @@ typedef int (*lb_backend_fn)(__u32 id, const struct sl_backend *be, void *ctx);
  * id order. Each call reads all backend slots: list many services with 0. */
 int lb_backend_foreach(struct lb_maps *maps, __u32 svc_id, lb_backend_fn fn, void *ctx);
 
-/* ---- bulk changes (lb_sync.c): many services, each in one publication ---- */
+/* ---- bulk changes (lb_sync.c): many services, published in batches ---- */
 
 /* Every service and backend slot as read once, indexed by service, and
  * kept up to date by the bulk calls below. Single-object calls above do
@@ -104,17 +104,27 @@ int lb_specs_check(const struct lb_maps *maps, const struct sl_svc_key *key,
 		   const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n);
 
 /* Make service @key exist with @want's flags, affinity and name, and
- * exactly the backends @specs, published as one table. Returns 1 when
- * something changed, 0 when it already was so, or -errno. */
+ * exactly the backends @specs: its new table is built aside and staged,
+ * and published by the next lb_snapshot_commit() (or _flush()). Returns
+ * 1 when something changed, 0 when it already was so, or -errno (nothing
+ * staged). Each service at most once between commits. */
 int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct sl_svc_key *key,
 		    const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n);
-/* Delete every service of @snap for which @keep(key, ctx) is false, with
- * their backends and tables. Returns how many were deleted, or -errno.
- * Their flows go at the next lb_snapshot_flush(). */
+/* Commit what is staged, then delete every service of @snap for which
+ * @keep(key, ctx) is false: their entries at once (no new flow picks them), their tables and backend slots
+ * at the next commit, their flows at the next lb_snapshot_flush(). Returns
+ * how many were deleted, or -errno. */
 int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn keep, void *ctx);
-/* Remove the conntrack entries the bulk calls left to remove: every flow
- * of a pruned service, and the UDP flows of a backend a sync dropped (its
- * TCP connections drain). One walk of each conntrack map. */
+/* Do what the calls above staged, in a few batch syscalls and in an order
+ * the data path can follow at any moment: new backend slots, then every
+ * new table (one syscall), then every service entry (one syscall: a new
+ * service appears with its table), then the slots no table uses any more.
+ * Returns 0 or -errno; after an error the snapshot no longer matches the
+ * maps: free it and read another. */
+int lb_snapshot_commit(struct lb_maps *maps, struct lb_snapshot *snap);
+/* Commit, then remove the conntrack entries the changes left to remove:
+ * every flow of a pruned service, and the UDP flows of a backend a sync
+ * dropped (its TCP connections drain). One walk of each conntrack map. */
 int lb_snapshot_flush(struct lb_maps *maps, struct lb_snapshot *snap);
 
 /* Counters, summed over CPUs. */

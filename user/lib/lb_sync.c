@@ -1,17 +1,43 @@
 /* Bulk changes to the load balancer's maps (lb.h, "bulk changes"): a
  * snapshot of every service and backend slot is read once, then each
- * service is brought to its desired backend set with a single Maglev
- * publication. This is what makes applying thousands of services fast:
- * no call re-reads all the backend slots or walks all services. */
+ * service is brought to its desired backend set, and the writes are staged
+ * and done by lb_snapshot_commit() in a few batch syscalls: the new slots,
+ * then every new table, then every service entry, then the slots the new
+ * tables no longer use. This is what makes applying thousands of services
+ * fast: no call re-reads all the backend slots or walks all services, and
+ * the tables are swapped in one syscall (each sl_maglev update on its own
+ * waits for an RCU grace period, ~40-150 us here). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "lb.h"
 #include "lb_internal.h"
 #include "sluice/limits.h"
+
+/* Writes staged until lb_snapshot_commit(), in the order it does them. */
+struct lb_stage {
+	__u32 *svc_resets, *be_resets; /* traffic counters of new ids to zero */
+	size_t n_svc_resets, n_be_resets;
+	__u32 *writes; /* backend slots to write (snapshot values) */
+	unsigned char *dirty; /* by backend id: in writes[] */
+	size_t n_writes;
+	__u32 *clears; /* service ids whose table goes */
+	size_t n_clears;
+	__u32 *table_ids; /* tables to swap in */
+	int *table_fds;
+	size_t n_tables;
+	struct sl_svc_key *svc_keys; /* service entries to write */
+	struct sl_svc *svcs;
+	size_t n_svcs;
+	__u32 *releases; /* slots to free once no table uses them */
+	unsigned char *release_udp; /* by backend id: its UDP flows go too */
+	size_t n_releases;
+};
 
 /* Each service's slots are a doubly linked list through next/prev (0 ends
  * it), kept current by slot_write(): finding a service's backends costs
@@ -27,9 +53,66 @@ struct lb_snapshot {
 	unsigned char *flush_udp_be; /* backends whose UDP flows it removes */
 	bool flush_pending;
 	unsigned char *svc_used;
+	unsigned char *has_table; /* by service id: sl_maglev holds a table */
 	struct sl_svc_key *keys; /* by service id */
 	__u32 next_svc, next_be; /* allocation cursors: lowest possibly free id */
+	struct lb_stage stage;
 };
+
+static void stage_free(struct lb_stage *st)
+{
+	for (size_t i = 0; st->table_fds && i < st->n_tables; i++)
+		close(st->table_fds[i]);
+	free(st->svc_resets);
+	free(st->be_resets);
+	free(st->writes);
+	free(st->dirty);
+	free(st->clears);
+	free(st->table_ids);
+	free(st->table_fds);
+	free(st->svc_keys);
+	free(st->svcs);
+	free(st->releases);
+	free(st->release_udp);
+	memset(st, 0, sizeof(*st));
+}
+
+/* Forget what a failed commit left staged: the snapshot no longer matches
+ * the maps, and the caller reads a new one. */
+static void stage_drop(struct lb_snapshot *snap)
+{
+	struct lb_stage *st = &snap->stage;
+
+	for (size_t i = 0; i < st->n_tables; i++)
+		close(st->table_fds[i]);
+	for (size_t i = 0; i < st->n_writes; i++)
+		st->dirty[st->writes[i]] = 0;
+	memset(st->release_udp, 0, SL_MAX_BACKENDS);
+	st->n_tables = st->n_writes = st->n_svcs = st->n_clears = st->n_releases = 0;
+	st->n_svc_resets = st->n_be_resets = 0;
+}
+
+/* Room for one commit's worth: every id at most once per commit. */
+static int stage_alloc(struct lb_stage *st)
+{
+	st->svc_resets = calloc(SL_MAX_SERVICES, sizeof(*st->svc_resets));
+	st->be_resets = calloc(SL_MAX_BACKENDS, sizeof(*st->be_resets));
+	st->writes = calloc(SL_MAX_BACKENDS, sizeof(*st->writes));
+	st->dirty = calloc(SL_MAX_BACKENDS, 1);
+	st->clears = calloc(SL_MAX_SERVICES, sizeof(*st->clears));
+	st->table_ids = calloc(SL_MAX_SERVICES, sizeof(*st->table_ids));
+	st->table_fds = calloc(SL_MAX_SERVICES, sizeof(*st->table_fds));
+	st->svc_keys = calloc(SL_MAX_SERVICES, sizeof(*st->svc_keys));
+	st->svcs = calloc(SL_MAX_SERVICES, sizeof(*st->svcs));
+	st->releases = calloc(SL_MAX_BACKENDS, sizeof(*st->releases));
+	st->release_udp = calloc(SL_MAX_BACKENDS, 1);
+	if (st->svc_resets && st->be_resets && st->writes && st->dirty && st->clears &&
+	    st->table_ids && st->table_fds && st->svc_keys && st->svcs && st->releases &&
+	    st->release_udp)
+		return 0;
+	stage_free(st);
+	return -ENOMEM;
+}
 
 void lb_snapshot_free(struct lb_snapshot *snap)
 {
@@ -44,7 +127,9 @@ void lb_snapshot_free(struct lb_snapshot *snap)
 	free(snap->flush_svc);
 	free(snap->flush_udp_be);
 	free(snap->svc_used);
+	free(snap->has_table);
 	free(snap->keys);
+	stage_free(&snap->stage);
 	free(snap);
 }
 
@@ -94,6 +179,15 @@ static void snapshot_index(struct lb_snapshot *snap)
 	}
 }
 
+/* Which ids hold a table: clearing an empty slot would fail a batch. */
+static void snapshot_tables(struct lb_maps *maps, struct lb_snapshot *snap)
+{
+	__u32 inner_id;
+
+	for (__u32 id = 1; id < SL_MAX_SERVICES; id++)
+		snap->has_table[id] = !bpf_map_lookup_elem(maps->maglev, &id, &inner_id);
+}
+
 int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
 {
 	struct lb_snapshot *snap = calloc(1, sizeof(*snap));
@@ -111,9 +205,10 @@ int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
 	snap->flush_udp_be = calloc(SL_MAX_BACKENDS, 1);
 	snap->svc_used = calloc(SL_MAX_SERVICES, 1);
 	snap->keys = calloc(SL_MAX_SERVICES, sizeof(*snap->keys));
+	snap->has_table = calloc(SL_MAX_SERVICES, 1);
 	if (!snap->all || !snap->head || !snap->next || !snap->prev || !snap->held ||
 	    !snap->scratch || !snap->flush_svc || !snap->flush_udp_be || !snap->svc_used ||
-	    !snap->keys)
+	    !snap->keys || !snap->has_table || stage_alloc(&snap->stage))
 		goto free_snap;
 	err = lb_backends_read(maps, snap->all);
 	if (!err)
@@ -121,6 +216,7 @@ int lb_snapshot_read(struct lb_maps *maps, struct lb_snapshot **out)
 	if (err)
 		goto free_snap;
 	snapshot_index(snap);
+	snapshot_tables(maps, snap);
 	snap->next_svc = snap->next_be = 1;
 	*out = snap;
 	return 0;
@@ -219,32 +315,28 @@ static int service_create(struct lb_maps *maps, struct lb_snapshot *snap,
 			  const struct sl_svc_key *key, const struct sl_svc *want,
 			  struct sl_svc *svc)
 {
-	int err;
+	struct lb_stage *st = &snap->stage;
 
+	(void)maps;
 	*svc = *want;
 	svc->backend_count = 0;
 	svc->id = alloc_service_id(snap);
 	if (!svc->id)
 		return -ENOSPC;
-	err = lb_traffic_reset(maps->svc_st, svc->id);
+	st->svc_resets[st->n_svc_resets++] = svc->id;
 	/* A failed change may have left a table at this id: not ours. */
-	if (!err && bpf_map_delete_elem(maps->maglev, &svc->id) && errno != ENOENT)
-		err = -errno;
-	if (!err && bpf_map_update_elem(maps->svc, key, svc, BPF_NOEXIST))
-		err = -errno;
-	if (err)
-		return err;
+	if (snap->has_table[svc->id])
+		st->clears[st->n_clears++] = svc->id;
+	snap->has_table[svc->id] = 0;
+	/* Its entry is written by the commit, after its table. */
 	snap->svc_used[svc->id] = 1;
 	snap->keys[svc->id] = *key;
 	return 0;
 }
 
-/* Write backend slot @id (map and snapshot). */
-static int slot_write(struct lb_maps *maps, struct lb_snapshot *snap, __u32 id,
-		      const struct sl_backend *be)
+/* Set backend slot @id in the snapshot (and its lists). */
+static void slot_set(struct lb_snapshot *snap, __u32 id, const struct sl_backend *be)
 {
-	if (bpf_map_update_elem(maps->be, &id, be, BPF_ANY))
-		return -errno;
 	if (slot_linked(&snap->all[id]))
 		slot_unlink(snap, id, snap->all[id].svc_id);
 	snap->all[id] = *be;
@@ -252,6 +344,20 @@ static int slot_write(struct lb_maps *maps, struct lb_snapshot *snap, __u32 id,
 		slot_link(snap, id, be->svc_id);
 	if (!(be->flags & SL_BE_IN_USE) && id < snap->next_be)
 		snap->next_be = id;
+}
+
+/* Write backend slot @id: in the snapshot now, in sl_be at the commit
+ * (before any table that uses it is published). */
+static int slot_write(struct lb_maps *maps, struct lb_snapshot *snap, __u32 id,
+		      const struct sl_backend *be)
+{
+	struct lb_stage *st = &snap->stage;
+
+	(void)maps;
+	slot_set(snap, id, be);
+	if (!st->dirty[id])
+		st->writes[st->n_writes++] = id;
+	st->dirty[id] = 1;
 	return 0;
 }
 
@@ -264,41 +370,176 @@ static int backend_create(struct lb_maps *maps, struct lb_snapshot *snap, __u32 
 				 .flags = SL_BE_IN_USE,
 				 .svc_id = svc_id,
 				 .weight = spec->weight };
-	int err;
 
 	memcpy(be.addr, spec->addr.addr, sizeof(be.addr));
 	*id = alloc_backend_id(snap);
 	if (!*id)
 		return -ENOSPC;
-	err = lb_traffic_reset(maps->be_st, *id);
-	return err ? err : slot_write(maps, snap, *id, &be);
+	snap->stage.be_resets[snap->stage.n_be_resets++] = *id;
+	return slot_write(maps, snap, *id, &be);
 }
 
-/* Free the slots of @ids that @keep does not mark (after publication).
- * A service that stays loses them one by one (@drop_udp): their UDP flows
- * go at lb_snapshot_flush(); a pruned service's flows all go anyway. */
-static int slots_release(struct lb_maps *maps, struct lb_snapshot *snap, const __u32 *ids, size_t n,
-			 const unsigned char *keep, bool drop_udp)
+/* Free the slots of @ids that @keep does not mark, at the commit, once
+ * the tables without them are published (until then they stay in use, so
+ * nothing else takes them). A service that stays loses them one by one
+ * (@drop_udp): their UDP flows go at lb_snapshot_flush(); a pruned
+ * service's flows all go anyway. */
+static void slots_release(struct lb_snapshot *snap, const __u32 *ids, size_t n,
+			  const unsigned char *keep, bool drop_udp)
 {
-	struct sl_backend empty = {};
-	int err = 0;
+	struct lb_stage *st = &snap->stage;
 
-	for (size_t j = 0; j < n && !err; j++) {
+	for (size_t j = 0; j < n; j++) {
 		if (keep && keep[j])
 			continue;
-		err = slot_write(maps, snap, ids[j], &empty);
-		if (drop_udp) {
-			snap->flush_udp_be[ids[j]] = 1;
-			snap->flush_pending = true;
+		st->releases[st->n_releases++] = ids[j];
+		st->release_udp[ids[j]] = drop_udp;
+	}
+}
+
+/* Zero the per-CPU traffic counters of @ids in @fd (sl_svc_st, sl_be_st). */
+static int traffic_reset_batch(int fd, const __u32 *ids, size_t n)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	struct sl_traffic *zero;
+	__u32 count = n;
+	int err = 0;
+
+	if (!n)
+		return 0;
+	if (ncpus < 0)
+		return ncpus;
+	zero = calloc(n * ncpus, sizeof(*zero));
+	if (!zero)
+		return -ENOMEM;
+	if (bpf_map_update_batch(fd, ids, zero, &count, NULL))
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+/* Write the staged slots (their snapshot values) in one batch. */
+static int slots_write_batch(struct lb_maps *maps, struct lb_snapshot *snap)
+{
+	struct lb_stage *st = &snap->stage;
+	struct sl_backend *values;
+	__u32 count = st->n_writes;
+	int err = 0;
+
+	if (!count)
+		return 0;
+	values = calloc(count, sizeof(*values));
+	if (!values)
+		return -ENOMEM;
+	for (size_t i = 0; i < count; i++) {
+		values[i] = snap->all[st->writes[i]];
+		st->dirty[st->writes[i]] = 0;
+	}
+	if (bpf_map_update_batch(maps->be, st->writes, values, &count, NULL))
+		err = -errno;
+	free(values);
+	st->n_writes = 0;
+	return err;
+}
+
+/* Remove the staged tables: a batch where the kernel has one for this map
+ * type, else one at a time. */
+static int tables_clear(struct lb_maps *maps, struct lb_snapshot *snap)
+{
+	struct lb_stage *st = &snap->stage;
+	__u32 count = st->n_clears;
+	int err = 0;
+
+	if (count && bpf_map_delete_batch(maps->maglev, st->clears, &count, NULL)) {
+		for (size_t i = 0; i < st->n_clears && !err; i++) {
+			if (bpf_map_delete_elem(maps->maglev, &st->clears[i]) && errno != ENOENT)
+				err = -errno;
 		}
 	}
+	for (size_t i = 0; i < st->n_clears; i++)
+		snap->has_table[st->clears[i]] = 0;
+	st->n_clears = 0;
+	return err;
+}
+
+static int tables_swap(struct lb_maps *maps, struct lb_snapshot *snap)
+{
+	struct lb_stage *st = &snap->stage;
+	__u32 count = st->n_tables;
+	int err = 0;
+
+	if (count && bpf_map_update_batch(maps->maglev, st->table_ids, st->table_fds, &count, NULL))
+		err = -errno;
+	for (size_t i = 0; i < st->n_tables; i++) {
+		snap->has_table[st->table_ids[i]] = !err;
+		close(st->table_fds[i]); /* the outer map holds its own reference */
+	}
+	st->n_tables = 0;
+	return err;
+}
+
+static int services_write(struct lb_maps *maps, struct lb_snapshot *snap)
+{
+	struct lb_stage *st = &snap->stage;
+	__u32 count = st->n_svcs;
+	int err = 0;
+
+	if (count && bpf_map_update_batch(maps->svc, st->svc_keys, st->svcs, &count, NULL))
+		err = -errno;
+	st->n_svcs = 0;
+	return err;
+}
+
+/* Free the released slots (snapshot and map) and mark their UDP flows. */
+static int slots_free(struct lb_maps *maps, struct lb_snapshot *snap)
+{
+	struct lb_stage *st = &snap->stage;
+	struct sl_backend empty = {};
+
+	for (size_t i = 0; i < st->n_releases; i++) {
+		__u32 id = st->releases[i];
+
+		slot_write(maps, snap, id, &empty);
+		if (st->release_udp[id]) {
+			snap->flush_udp_be[id] = 1;
+			snap->flush_pending = true;
+		}
+		st->release_udp[id] = 0;
+	}
+	st->n_releases = 0;
+	return slots_write_batch(maps, snap);
+}
+
+int lb_snapshot_commit(struct lb_maps *maps, struct lb_snapshot *snap)
+{
+	struct lb_stage *st = &snap->stage;
+	int err;
+
+	/* New ids start from zero before anything can count on them. */
+	err = traffic_reset_batch(maps->svc_st, st->svc_resets, st->n_svc_resets);
+	if (!err)
+		err = traffic_reset_batch(maps->be_st, st->be_resets, st->n_be_resets);
+	st->n_svc_resets = st->n_be_resets = 0;
+	/* Slots before the tables that name them; clears before swaps, so a
+	 * reused id's leftover table goes before its new one comes. */
+	err = err ?: slots_write_batch(maps, snap);
+	err = err ?: tables_clear(maps, snap);
+	err = err ?: tables_swap(maps, snap);
+	/* Entries after their tables: a new service appears with its table. */
+	err = err ?: services_write(maps, snap);
+	/* Only now no published table uses the released slots. */
+	err = err ?: slots_free(maps, snap);
+	if (err)
+		stage_drop(snap);
 	return err;
 }
 
 int lb_snapshot_flush(struct lb_maps *maps, struct lb_snapshot *snap)
 {
-	int err;
+	int err = lb_snapshot_commit(maps, snap);
 
+	if (err)
+		return err;
 	if (!snap->flush_pending)
 		return 0;
 	err = lb_ct_flush(maps, snap->flush_svc, snap->flush_udp_be);
@@ -462,16 +703,40 @@ static int service_prepare(struct lb_maps *maps, struct lb_snapshot *snap,
 	return 0;
 }
 
-/* Undo a failed sync: the slots it wrote, and the service if it made it. */
+/* Stage service @key's new table (built from backends @ids) and entry
+ * (with its active count). Returns 0 or -errno, nothing staged on error. */
+static int service_stage(struct lb_maps *maps, struct lb_snapshot *snap,
+			 const struct sl_svc_key *key, struct sl_svc *svc, const __u32 *ids,
+			 size_t n)
+{
+	struct lb_stage *st = &snap->stage;
+	__u32 active;
+	int fd = lb_table_build(maps, snap->all, ids, n, &active);
+
+	if (fd < 0)
+		return fd;
+	if (fd) {
+		st->table_ids[st->n_tables] = svc->id;
+		st->table_fds[st->n_tables++] = fd;
+	} else if (snap->has_table[svc->id]) {
+		st->clears[st->n_clears++] = svc->id;
+	}
+	svc->backend_count = active;
+	st->svc_keys[st->n_svcs] = *key;
+	st->svcs[st->n_svcs++] = *svc;
+	return 0;
+}
+
+/* Undo a failed sync: the slots it wrote, and the service if it made it
+ * (nothing of it reached the maps: its entry comes with the commit). */
 static void sync_rollback(struct lb_maps *maps, struct lb_snapshot *snap,
 			  const struct sl_svc_key *key, const struct sl_svc *svc,
 			  const struct sync_state *st, size_t n, const struct assign *a)
 {
+	(void)key;
 	backends_rollback(maps, snap, n, a);
 	if (!st->created)
 		return;
-	bpf_map_delete_elem(maps->svc, key);
-	bpf_map_delete_elem(maps->maglev, &svc->id);
 	snap->svc_used[svc->id] = 0;
 	if (svc->id < snap->next_svc)
 		snap->next_svc = svc->id;
@@ -497,13 +762,13 @@ int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 	changed = err ? err : backends_assign(maps, snap, svc.id, specs, n, cur, n_cur, &a);
 	if (changed == 0 && !st.created && !st.settings_changed)
 		goto free_assign;
-	err = changed < 0 ? changed : lb_service_publish(maps, key, &svc, snap->all, a.ids, n);
+	err = changed < 0 ? changed : service_stage(maps, snap, key, &svc, a.ids, n);
 	if (err) {
 		sync_rollback(maps, snap, key, &svc, &st, n, &a);
 		goto free_assign;
 	}
-	/* Published without them: now the dropped backends' slots are free. */
-	err = slots_release(maps, snap, cur, n_cur, a.kept, true);
+	/* Freed once the table without them is published. */
+	slots_release(snap, cur, n_cur, a.kept, true);
 	changed = 1;
 free_assign:
 	assign_free(&a);
@@ -512,9 +777,13 @@ free_assign:
 
 int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn keep, void *ctx)
 {
-	int err = 0, pruned = 0;
+	/* A service staged but not committed has no entry to delete yet. */
+	int pruned = lb_snapshot_commit(maps, snap);
 
-	for (__u32 id = 1; !err && id < SL_MAX_SERVICES; id++) {
+	if (pruned)
+		return pruned;
+
+	for (__u32 id = 1; id < SL_MAX_SERVICES; id++) {
 		const __u32 *cur;
 		size_t n_cur;
 
@@ -530,12 +799,13 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
 		if (id < snap->next_svc)
 			snap->next_svc = id;
 		pruned++;
-		if (bpf_map_delete_elem(maps->maglev, &id) && errno != ENOENT)
-			err = -errno;
+		if (snap->has_table[id])
+			snap->stage.clears[snap->stage.n_clears++] = id;
+		snap->has_table[id] = 0;
 		n_cur = snapshot_current(snap, id, &cur);
-		err = slots_release(maps, snap, cur, n_cur, NULL, false) ?: err;
+		slots_release(snap, cur, n_cur, NULL, false);
 	}
-	return err ? err : pruned;
+	return pruned;
 }
 
 int lb_snapshot_backend(struct lb_maps *maps, const struct lb_snapshot *snap,
