@@ -5,7 +5,7 @@
 #ifndef SLUICE_MAGLEV_H
 #define SLUICE_MAGLEV_H
 
-#define SL_MAGLEV_DEFAULT_SIZE 65537
+#define SL_MAGLEV_DEFAULT_SIZE 16381 /* as Cilium: ~160 backends a service at <= 1% imbalance */
 #define SL_MAGLEV_EMPTY 0 /* slot value when the service has no backend */
 
 #endif

@@ -69,6 +69,8 @@
 #   bg_alive PID          true while that process runs
 #   lb_server NS NAME PORT [lbserver.py flags]
 #                         start tests/e2e/lbserver.py, wait for "ready", echo PID
+#   snapshot_binaries     copy build/sluiced and build/sluice (or those of
+#                         $SLUICE_BUILD) to the run's temp dir: SLUICED SLUICE
 #   datapath_prepare SLUICED SLUICE  guard, pin dir PIN, socket
 #                         SLUICE_SOCKET, state file STATE, cleanup hook, XDP_ARGS
 #   agent_start [ARGS]    start sluiced on them in the node ns, wait until it
@@ -76,8 +78,19 @@
 #   check_agent_start NAME [ARGS]  the same as a check
 #   agent_stop [SIG]      stop it (TERM by default; KILL for a crash)
 #   agent_log             its stderr
+#   sluice ARGS...        the CLI ($SLUICE) in the node ns on PIN (not defined
+#                         if the sourcing script has its own, as tools/demo.sh)
+#   list                  sluice service list --json
+#   new_flow_total        lb.new_flow of `sluice stats` (cheap: for polling)
+#   flows_grew BASE MIN   true once lb.new_flow grew by more than MIN since BASE
+#   lbclient ARGS...      run tests/e2e/lbclient.py in the client ns
+#   spread 4|6 tcp|udp COUNT [PORT] [ARGS]  lbclient spread of COUNT flows from
+#                         the client address to VIP4/VIP6 port 80/53, echo JSON
 #   hold_start VIP PORT N start N long-lived connections from the client, echo PID
 #   hold_stop PID         end them (SIGUSR1), echo the JSON result
+#   churn_start VIP PORT [--udp]  start a churn (a new flow every 5 ms) from
+#                         the client, echo PID
+#   churn_stop PID...     end each (SIGUSR1), echo a JSON array of the results
 #   cgroup_create         new cgroup v2 dir for this run, echo its path
 #   cgroup2_mount         echo where cgroup2 is mounted (from /proc/mounts)
 #   in_cg CG cmd...       run cmd inside cgroup CG (current netns)
@@ -91,13 +104,20 @@
 #   check_eq NAME got want  string equality
 #   check_range NAME v lo hi  lo <= v <= hi numerically ("" = unbounded)
 #   check_json NAME JSON PYEXPR   evaluate a python expression on j=JSON
+#   jcheck DOC OTHER NAME EXPR [NAME EXPR...]  one check per NAME: python EXPR
+#                         on j=DOC, o=OTHER and service list helpers, one run
+#   json_true DOC EXPR    exit 0 iff that EXPR is true for DOC (no check)
+#   check_spread [--split] TAG JSON COUNT LO HI [ZERO...]  checks on a spread
+#                         result: all answered, no SNAT, backend shares
 #   json_get JSON KEY...  print a (nested) field of a JSON document
 #   wait_for TIMEOUT_MS cmd...  poll cmd until it succeeds; 1 on timeout
 #   finish                print "e2e/<script>: N passed, M failed" and exit
 #   die MSG               record a failure, then finish (exits 1)
 #   log MSG               diagnostic line on stderr
+#   section MSG           log a step heading with the seconds since the start
 #
 # Environment knobs:
+#   SLUICE_BUILD=DIR  where snapshot_binaries finds them (default build/)
 #   E2E_KEEP_LOGS=1   keep the temp dir with background process logs
 #   E2E_VERBOSE=1     trace topology setup commands
 #   PYTHON            python interpreter (default /usr/bin/python3)
@@ -153,6 +173,7 @@ E2E_TMP="$(mktemp -d "/tmp/sluice-e2e-$RUN.XXXXXX")"
 : >"$E2E_TMP/hooks"   # cleanup_hook commands, shell-quoted, one per line
 
 log() { printf '# %s\n' "$*" >&2; }
+section() { log "--- $* (t=${SECONDS}s)"; }
 
 _e2e_seq() {
 	# monotonically increasing counter, safe across subshells
@@ -463,6 +484,34 @@ lb_server() {
 # ---------------------------------------------------------------------------
 # the data path on the node
 
+_e2e_snapshot_bin() {
+	# _e2e_snapshot_bin BUILD NAME HELP_ARG : copy BUILD/NAME to the run's
+	# bin dir; true once the copy runs `NAME HELP_ARG`
+	cp "$1/$2" "$E2E_TMP/bin/$2.tmp" 2>/dev/null &&
+		"$E2E_TMP/bin/$2.tmp" "$3" >/dev/null 2>&1 &&
+		mv "$E2E_TMP/bin/$2.tmp" "$E2E_TMP/bin/$2"
+}
+
+snapshot_binaries() {
+	# snapshot_binaries : copy sluiced and sluice from $SLUICE_BUILD (the
+	# make BUILD dir, default build/ of the tree) to the run's temp dir and
+	# set SLUICED and SLUICE to the copies.  Private copies, because build/
+	# may be rebuilt by make in another shell while a test runs, and a
+	# half-written binary cannot be executed.  Dies (a failed check) if a
+	# binary is missing or no copy runs within 10 s.  Call in the main shell.
+	local root build b
+	root="$(cd "$E2E_DIR/../.." && pwd)"
+	build="${SLUICE_BUILD:-$root/build}"
+	mkdir -p "$E2E_TMP/bin"
+	for b in sluiced:--help sluice:help; do
+		[[ -x "$build/${b%%:*}" ]] || die "$build/${b%%:*} missing: run make -C $root"
+		wait_for 10000 _e2e_snapshot_bin "$build" "${b%%:*}" "${b#*:}" ||
+			die "cannot run a copy of build/${b%%:*}"
+	done
+	SLUICED="$E2E_TMP/bin/sluiced"
+	SLUICE="$E2E_TMP/bin/sluice"
+}
+
 datapath_prepare() {
 	# datapath_prepare SLUICED SLUICE : before starting the agent on the
 	# node: refuse if the node netns is this shell's own (XDP must never go
@@ -535,6 +584,45 @@ agent_log() {
 	cat "$(bg_log "$AGENT_PID").err"
 }
 
+# sluice ARGS... : the CLI under test ($SLUICE, see snapshot_binaries) in
+# the node ns on the pin dir PIN.  A script that sources this file after
+# defining its own sluice (tools/demo.sh) keeps that one.
+if ! declare -F sluice >/dev/null; then
+	sluice() { in_ns "$NS_NODE" "$SLUICE" --bpffs "$PIN" "$@"; }
+fi
+
+list() { sluice service list --json; }
+
+new_flow_total() {
+	# new_flow_total : lb.new_flow of `sluice stats` (a regex, not python:
+	# this is polled)
+	local s re='"new_flow":([0-9]+)'
+	s=$(sluice stats --json) || return 1
+	[[ $s =~ $re ]] && echo "${BASH_REMATCH[1]}"
+}
+
+flows_grew() {
+	# flows_grew BASE MIN : lb.new_flow has grown by more than MIN since BASE
+	local n
+	n=$(new_flow_total) || return 1
+	((n > $1 + $2))
+}
+
+lbclient() { in_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" "$@"; }
+
+spread() {
+	# spread 4|6 tcp|udp COUNT [PORT] [lbclient args] : JSON result of
+	# COUNT flows to VIP4 or VIP6, port 80 (tcp) or 53 (udp) unless PORT,
+	# bound to the client's own address (so the backend's view of the
+	# source is compared by address and port, for UDP too)
+	local fam=$1 proto=$2 n=$3 port=80 udp=() vip=$VIP4 src=$CLIENT_ADDR4
+	shift 3
+	[[ $proto == udp ]] && { port=53; udp=(--udp); }
+	[[ $fam == 6 ]] && { vip=$VIP6; src=$CLIENT_ADDR6; }
+	if [[ ${1:-} =~ ^[0-9]+$ ]]; then port=$1; shift; fi
+	lbclient spread "${udp[@]}" --vip "$vip" --port "$port" --count "$n" --src "$src" "$@"
+}
+
 hold_start() {
 	# hold_start VIP PORT COUNT : start `lbclient hold` (until SIGUSR1) in
 	# the client ns, wait until every connection is up, echo its PID
@@ -553,6 +641,30 @@ hold_stop() {
 	kill -USR1 "$1" 2>/dev/null
 	wait_for 15000 grep -q '"conns"' "$f" || { log "hold $1 printed no result"; bg_stop "$1"; }
 	grep '"conns"' "$f" | tail -n1
+}
+
+churn_start() {
+	# churn_start VIP PORT [--udp] : start `lbclient churn` (a new
+	# connection or datagram every 5 ms until SIGUSR1; its 60 s duration is
+	# only a safety net) in the client ns, echo its PID
+	bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" churn "${@:3}" --vip "$1" --port "$2" \
+		--interval-ms 5 --duration 60
+}
+
+churn_stop() {
+	# churn_stop PID... : end each churn run in turn (SIGUSR1, then wait up
+	# to 20 s for its result), echo a JSON array of their results (null for
+	# one that printed none)
+	local pid r res=()
+	for pid in "$@"; do
+		kill -USR1 "$pid" 2>/dev/null
+		wait_for 20000 grep -q '"attempts"' "$(bg_log "$pid")" || log "churn $pid printed no result"
+	done
+	for pid in "$@"; do
+		r=$(grep '"attempts"' "$(bg_log "$pid")" | tail -n1)
+		res+=("${r:-null}")
+	done
+	(IFS=,; echo "[${res[*]}]")
 }
 
 # ---------------------------------------------------------------------------
@@ -855,6 +967,141 @@ ok = eval(sys.argv[2], {"j": j})
 if not ok:
     sys.exit("false: %s\njson: %s" % (sys.argv[2], json.dumps(j, sort_keys=True)))
 ' "$2" "$3"
+}
+
+# jcheck.py check NAME EXPR [NAME EXPR ...] | quiet EXPR : the python side
+# of jcheck and json_true (DOC and OTHER come in JC_DOC and JC_OTHER).
+# check: one line per EXPR, "true" or why not; quiet: exit 0 iff EXPR.
+cat >"$E2E_TMP/jcheck.py" <<'PYEOF'
+import json, os, sys
+
+def strip(l, drop):
+    # service list l without the keys in drop, in services and backends
+    return [{k: (v if k != "backends" else
+                 [{bk: bv for bk, bv in b.items() if bk not in drop} for b in v])
+             for k, v in s.items() if k not in drop} for s in l]
+
+def conf(l):
+    return strip(l, ("stats", "health"))
+
+def flows(l):
+    return {s["service"]: (s["stats"]["new_flows"],
+                           {b["address"]: b["stats"]["new_flows"] for b in s["backends"]})
+            for s in l}
+
+def is_list(l):
+    return isinstance(l, list) and all(isinstance(s, dict) and "service" in s for s in l)
+
+def helpers(l, prefix=""):
+    # the names EXPR sees for service list l (none if l is not one)
+    if not is_list(l):
+        return {}
+    S = {s["service"]: s for s in l}
+    def by(get):
+        return lambda svc: {b["address"]: get(b) for b in S[svc]["backends"]}
+    h = {"S": S, "bw": by(lambda b: b.get("weight")),
+         "cw": by(lambda b: b.get("configured_weight")), "bh": by(lambda b: b.get("health")),
+         "nf": lambda svc: S[svc]["stats"]["new_flows"],
+         "bnf": by(lambda b: b["stats"]["new_flows"])}
+    return {prefix + k: v for k, v in h.items()}
+
+def brief(d):
+    # d for a failure message: a service list without its counters but new_flows
+    if is_list(d):
+        return "new_flows %s; config %s" % (json.dumps(flows(d), sort_keys=True),
+                                           json.dumps(strip(d, ("stats",)), sort_keys=True))
+    return json.dumps(d, sort_keys=True)
+
+err = None
+try:
+    j = json.loads(os.environ.get("JC_DOC", ""))
+    o = json.loads(os.environ["JC_OTHER"]) if os.environ.get("JC_OTHER") else None
+    env = dict(globals(), **helpers(j), **helpers(o, "o"))
+except Exception as e:
+    err = "invalid JSON (%s): %r / %r" % (e, os.environ.get("JC_DOC", "")[:300],
+                                         os.environ.get("JC_OTHER", "")[:300])
+
+def verdict(expr):
+    # (ok, why not)
+    if err:
+        return False, ": " + err
+    try:
+        return eval(expr, env), ""
+    except Exception as e:
+        return False, " (%r)" % e
+
+if sys.argv[1] == "quiet":
+    sys.exit(0 if verdict(sys.argv[2])[0] else 1)
+for expr in sys.argv[3::2]:
+    ok, why = verdict(expr)
+    if ok:
+        print("true")
+        continue
+    msg = "false%s: %s" % (why, expr)
+    if not err:
+        msg += " -- doc: " + brief(j)
+        if o is not None:
+            msg += " -- other: " + brief(o)
+    print(msg.replace("\n", " ")[:3000])
+PYEOF
+
+jcheck() {
+	# jcheck DOC OTHER NAME EXPR [NAME EXPR ...] : one check per NAME,
+	# passing when the python EXPR is true; all in ONE python run (python
+	# starts slowly on a busy machine).  EXPR sees j and o (DOC and OTHER
+	# parsed; OTHER "" = None) and, when they are `service list --json`
+	# output (o-prefixed names for OTHER: oS, onf, obnf, ...):
+	#   S[svc]     the entry of service svc, e.g. S['198.19.0.10:80/tcp']
+	#   bw(svc)    {backend address: map weight};  cw(svc) the same for
+	#              configured_weight;  bh(svc) for health
+	#   nf(svc)    its new_flows;  bnf(svc) {backend address: new_flows}
+	#   conf(l)    list l without counters and health (what a restart keeps)
+	#   flows(l)   {service: (new_flows, {backend: new_flows})} of list l
+	local doc=$1 other=$2 res=() k=0 rc=0
+	shift 2
+	mapfile -t res < <(JC_DOC=$doc JC_OTHER=$other "$PYTHON" "$E2E_TMP/jcheck.py" check "$@")
+	while (($# >= 2)); do
+		check_eq "$1" "${res[k]:-no result (jcheck.py failed)}" true || rc=1
+		k=$((k + 1))
+		shift 2
+	done
+	return $rc
+}
+
+json_true() {
+	# json_true DOC EXPR : exit 0 iff the jcheck EXPR is true for DOC
+	# (OTHER None); records no check, e.g. wait_for 2000 json_true ...
+	JC_DOC=$1 JC_OTHER="" "$PYTHON" "$E2E_TMP/jcheck.py" quiet "$2"
+}
+
+check_spread() {
+	# check_spread [--split] TAG JSON COUNT LO HI [ZERO...] : on a spread
+	# result of COUNT flows: every flow answered by a known backend
+	# (be1..beNBE), the client saw the VIP as peer (bad_peer), the backend
+	# saw the client's own address and port (no SNAT: src_changed); each
+	# backend's share in [LO, HI] percent, except the backends ZERO
+	# (names), which must get none.  The peer and SNAT parts are one check,
+	# with --split two.
+	local split=""
+	[[ ${1:-} == --split ]] && { split=1; shift; }
+	local tag=$1 out=$2 n=$3 lo=$4 hi=$5 i a=()
+	shift 5
+	a+=("$tag: $n/$n answered" "j['ok'] == $n and j['failed'] == 0")
+	if [[ -n $split ]]; then
+		a+=("$tag: peer is the VIP (bad_peer 0)" "j['bad_peer'] == 0")
+		a+=("$tag: backends see the client address:port (no SNAT)" "j['src_changed'] == 0")
+	else
+		a+=("$tag: peer is the VIP, no SNAT" "j['bad_peer'] == 0 and j['src_changed'] == 0")
+	fi
+	a+=("$tag: only known backends answer" "set(j['by_backend']) <= {'be%d' % i for i in range(1, $NBE + 1)}")
+	for ((i = 1; i <= NBE; i++)); do
+		if [[ " $* " == *" be$i "* ]]; then
+			a+=("$tag: be$i gets no new flow" "j['by_backend'].get('be$i', 0) == 0")
+		else
+			a+=("$tag: be$i share in $lo..$hi %" "$lo <= 100.0 * j['by_backend'].get('be$i', 0) / $n <= $hi")
+		fi
+	done
+	jcheck "$out" "" "${a[@]}"
 }
 
 wait_for() {

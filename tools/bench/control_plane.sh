@@ -3,7 +3,9 @@
 # docs/benchmarks.md), each the median of several runs on one CPU:
 #   - `sluice backend add`, from process start to exit (the agent answers
 #     once the change is in the maps), to a service of 10 backends with
-#     Maglev tables of 65537 slots;
+#     Maglev tables of 16381 slots (the default) and 65537; the agent's
+#     round trip alone (socket connect to reply, tools/bench/api_rtt.py);
+#     process start references (`sluice help`, /bin/true);
 #   - `sluice apply -f` of 10,000 services x 10 backends, into empty maps
 #     and again unchanged, with Maglev tables of 251 and of 1021 slots;
 #   - maglev_build() of 1,000 backends into 65537 slots (maglev_bench).
@@ -28,7 +30,7 @@ MAGLEV_RUNS=11
 SERVICES=10000
 PER_SERVICE=10 # 100,000 backends of the 131,071 slots
 APPLY_SIZES=(251 1021)
-ADD_SIZE=65537 # the agent's default
+ADD_SIZE=16381 # the agent's default
 ADD_VIP=198.19.0.10:80/tcp
 TARGET_ADD_MS=5
 TARGET_APPLY_MS=1000
@@ -126,36 +128,54 @@ row() {
 echo "control_plane: CPU $cpu, pin directory $pin" >&2
 
 # ---- (a) sluice backend add: 1 service of 10 backends, one more added ----
-load "$ADD_SIZE"
-"$sluice" service add "$ADD_VIP" --name bench >/dev/null
-for i in $(seq 2 11); do
-	"$sluice" backend add "$ADD_VIP" "198.18.1.$i:8080" >/dev/null
-done
-new=198.18.1.12:8080
-"$sluice" backend add "$ADD_VIP" "$new" >/dev/null # warm-up, untimed
-"$sluice" backend del "$ADD_VIP" "$new" >/dev/null
-add_us=()
-help_us=()
-for ((r = 0; r < ADD_RUNS; r++)); do
-	timed "$sluice" backend add "$ADD_VIP" "$new"
-	add_us+=("$elapsed_us")
-	if ((r == 0)); then
-		# The change is in the maps when the command exits.
-		"$sluice" --json service list | json_check '
+# bench_add SIZE : rows for `sluice backend add` and the agent's round trip
+# with Maglev tables of SIZE slots.
+bench_add() {
+	local size=$1 new=198.18.1.12:8080 add_us=() rtt_us=() i r
+
+	load "$size"
+	"$sluice" service add "$ADD_VIP" --name bench >/dev/null
+	for i in $(seq 2 11); do
+		"$sluice" backend add "$ADD_VIP" "198.18.1.$i:8080" >/dev/null
+	done
+	"$sluice" backend add "$ADD_VIP" "$new" >/dev/null # warm-up, untimed
+	"$sluice" backend del "$ADD_VIP" "$new" >/dev/null
+	for ((r = 0; r < ADD_RUNS; r++)); do
+		timed "$sluice" backend add "$ADD_VIP" "$new"
+		add_us+=("$elapsed_us")
+		if ((r == 0)); then
+			# The change is in the maps when the command exits.
+			"$sluice" --json service list | json_check '
 import json, sys
 vip, addr = sys.argv[1:]
 s = [s for s in json.load(sys.stdin) if s["service"] == vip]
 assert len(s) == 1 and s[0]["active_backends"] == 11, s
 assert addr in [b["address"] for b in s[0]["backends"]], s' "$ADD_VIP" "$new" ||
-			die "backend add: $new is not in the maps after the command exited"
-	fi
-	"$sluice" backend del "$ADD_VIP" "$new" >/dev/null
-	# Reference: process start to exit of a command that opens no map.
+				die "backend add: $new is not in the maps after the command exited"
+		fi
+		"$sluice" backend del "$ADD_VIP" "$new" >/dev/null
+	done
+	# The agent's share: connect to reply, no process start (python client).
+	mapfile -t rtt_us < <(python3 tools/bench/api_rtt.py "$SLUICE_SOCKET" "$ADD_VIP" "$new" \
+		"$ADD_RUNS") || die "api_rtt.py failed"
+	((${#rtt_us[@]} == ADD_RUNS)) || die "api_rtt.py: ${#rtt_us[@]} results"
+	row "sluice backend add, Maglev $size (10 -> 11 backends)" "$TARGET_ADD_MS" "${add_us[@]}"
+	row "  agent round trip (socket to reply, map updated)" "$TARGET_ADD_MS" "${rtt_us[@]}"
+}
+
+bench_add "$ADD_SIZE"
+bench_add 65537
+# References: process start and exit on this machine.
+help_us=()
+true_us=()
+for ((r = 0; r < ADD_RUNS; r++)); do
 	timed "$sluice" help
 	help_us+=("$elapsed_us")
+	timed /bin/true
+	true_us+=("$elapsed_us")
 done
-row "sluice backend add, Maglev $ADD_SIZE (10 -> 11 backends)" "$TARGET_ADD_MS" "${add_us[@]}"
-row "  reference: sluice help (start and exit only)" - "${help_us[@]}"
+row "reference: sluice help (start and exit only)" - "${help_us[@]}"
+row "reference: /bin/true (process start here)" - "${true_us[@]}"
 
 # ---- (b) sluice apply -f: 10,000 services x 6 backends ----
 config=$work/services.yaml
@@ -225,7 +245,7 @@ printf '\nSluice control plane: wall time in ms, median [min, max], CPU %d\n' "$
 printf '(backend add: %d runs; apply: %d runs each; maglev_build: %d runs, in process)\n\n' \
 	"$ADD_RUNS" "$APPLY_RUNS" "$MAGLEV_RUNS"
 for i in "${!rows[@]}"; do
-	if ((i == 2)); then
+	if ((i == 6)); then
 		printf 'sluice apply -f, %d services x %d backends:\n' "$SERVICES" "$PER_SERVICE"
 	fi
 	IFS=$'\t' read -r name med min max target <<<"${rows[i]}"

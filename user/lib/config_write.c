@@ -12,12 +12,26 @@ static const char *health_type_name(enum cfg_health_type type)
 	return type == CFG_HEALTH_HTTP ? "http" : "tcp";
 }
 
+/* @text as a YAML double-quoted scalar: '"' and '\\' escaped. */
+static void write_quoted(FILE *out, const char *text)
+{
+	fputc('"', out);
+	for (const char *c = text; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			fputc('\\', out);
+		fputc(*c, out);
+	}
+	fputc('"', out);
+}
+
 static void write_health(FILE *out, const struct cfg_health *h)
 {
 	fprintf(out, "    health:\n      type: %s\n", health_type_name(h->type));
-	if (h->type == CFG_HEALTH_HTTP)
-		fprintf(out, "      path: \"%s\"\n      expect_status: %u\n", h->path,
-			h->expect_status);
+	if (h->type == CFG_HEALTH_HTTP) {
+		fprintf(out, "      path: ");
+		write_quoted(out, h->path);
+		fprintf(out, "\n      expect_status: %u\n", h->expect_status);
+	}
 	fprintf(out,
 		"      interval_ms: %u\n      timeout_ms: %u\n      healthy_threshold: %u\n"
 		"      unhealthy_threshold: %u\n",

@@ -472,10 +472,14 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	char what[256], again[256];
 	int err;
 
+	/* Probe targets first, so the weights published are those of the new
+	 * checks' states (a check that changed starts over, from unknown). */
+	health_targets_set(a, cfg, false);
 	err = apply_config(a->maps, cfg, &opts, sum, what, sizeof(what));
 	if (err) {
 		snapshot_reread(a);
 		opts.snap = a->snap;
+		health_targets_update(a);
 		if (err != -ENOSPC && err != -E2BIG &&
 		    apply_config(a->maps, &a->desired, &opts, &undo, again, sizeof(again)))
 			log_error("agent", "restoring the previous state failed at %s", again);
@@ -491,7 +495,6 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	cfg_free(&a->desired);
 	a->desired = *cfg;
 	a->config_digest = digest;
-	health_targets_update(a);
 	return 0;
 }
 
@@ -555,9 +558,10 @@ int agent_reload(struct agent *a, struct apply_summary *sum, struct agent_error 
 	int err;
 
 	if (!a->config_path)
-		return fail(e, 1, -ENOENT, "start sluiced with --config FILE",
-			    "sluiced has no config file to reload");
-	err = config_read(a, &text, &len, e);
+		err = fail(e, 1, -ENOENT, "start sluiced with --config FILE",
+			   "sluiced has no config file to reload");
+	else
+		err = config_read(a, &text, &len, e);
 	if (!err)
 		err = load_text(a->config_path, text, len, &cfg, e);
 	if (!err)
@@ -585,6 +589,15 @@ static int adopt_service(const struct sl_svc_key *key, const struct sl_svc *svc,
 
 	memcpy(entry.name, svc->name, sizeof(entry.name));
 	entry.name[sizeof(entry.name) - 1] = '\0';
+	/* Written by an older tool? The state file must read back: drop it. */
+	if (!cfg_name_valid(entry.name)) {
+		char text[ADDR_STR_MAX];
+
+		addr_format_service(key, text, sizeof(text));
+		log_warn("agent", "service %s: name '%s' is not valid in a config; dropped", text,
+			 entry.name);
+		entry.name[0] = '\0';
+	}
 	if (!cfg_add_service(ac->cfg, &entry))
 		return -ENOMEM;
 	return 0;

@@ -67,6 +67,11 @@ static const char *field_string(struct json_object *req, const char *name, bool 
 		snprintf(e->message, sizeof(e->message), "field \"%s\" must be a string", name);
 		return NULL;
 	}
+	/* "\u0000" would cut the C string short and pass for a shorter value. */
+	if (strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
+		snprintf(e->message, sizeof(e->message), "field \"%s\" has a NUL character", name);
+		return NULL;
+	}
 	return json_object_get_string(v);
 }
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -520,6 +521,11 @@ int main(int argc, char **argv)
 
 	if (status)
 		return status;
+	/* Keep freed memory in the heap: every change allocates and frees
+	 * table-sized buffers (256 KiB at 65537 slots), and fresh pages from
+	 * mmap cost a fault each, dear on a VM with shadow paging. */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	log_route_libbpf();
 	if (args.cleanup)
 		return run_cleanup(&args);
