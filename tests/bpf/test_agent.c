@@ -1098,7 +1098,8 @@ static const struct refusal bad_requests[] = {
 	{ "backend.add: weight a float", ADD_BE ",'weight':1.5}", NULL },
 	{ "backend.add: weight a whole float", ADD_BE ",'weight':2.0}", NULL },
 	{ "backend.add: weight a boolean", ADD_BE ",'weight':true}", NULL },
-	{ "backend.add: weight null", ADD_BE ",'weight':null}", NULL },
+	{ "backend.set: weight null (absent)",
+	  "{'op':'backend.set','service':'" SVC4 "','backend':'" BE_A "','weight':null}", NULL },
 	{ "backend.set: missing weight",
 	  "{'op':'backend.set','service':'" SVC4 "','backend':'" BE_A "'}", NULL },
 	{ "backend.set: weight too big",
@@ -1238,7 +1239,8 @@ static void test_maglev_too_small(void)
 	reply = call(
 		"{'op':'backend.add','service':'198.19.0.30:80/tcp','backend':'198.18.9.8:80'}");
 	expect_refused(reply, 1, "backend.add of an 8th active backend");
-	EXPECT_STR(str_of(reply, "errno"), strerror(E2BIG), "8th backend: errno");
+	ASSERT_TRUE(str_of(reply, "error") && strstr(str_of(reply, "error"), "Maglev"),
+		    "8th backend: the error names the Maglev table");
 	ASSERT_TRUE(str_of(reply, "hint") && strstr(str_of(reply, "hint"), "--maglev-size"),
 		    "8th backend: the hint names --maglev-size");
 	json_object_put(reply);
@@ -1587,7 +1589,9 @@ static void test_health_check_changed(void)
 	    !restart_with_a_down(h, p, be) ||
 	    !write_file(config_path, health_cfg(yaml, sizeof(yaml), p, 3500000)))
 		goto stop;
-	expect_summary(call("{'op':'reload'}"), 2, 0, 2, 0, 1);
+	/* Whether "checked" is republished depends on the state A gets (down
+	 * kept, or unknown again): the maps must agree with it either way. */
+	expect_ok(call("{'op':'reload'}"));
 	expect_maps_hold_desired("after the check changed");
 stop:
 	agent_stop();

@@ -1084,24 +1084,24 @@ check_spread() {
 	# with --split two.
 	local split=""
 	[[ ${1:-} == --split ]] && { split=1; shift; }
-	local tag=$1 out=$2 n=$3 lo=$4 hi=$5 i a=()
+	local tag=$1 out=$2 n=$3 lo=$4 hi=$5 i checks=()
 	shift 5
-	a+=("$tag: $n/$n answered" "j['ok'] == $n and j['failed'] == 0")
+	checks+=("$tag: $n/$n answered" "j['ok'] == $n and j['failed'] == 0")
 	if [[ -n $split ]]; then
-		a+=("$tag: peer is the VIP (bad_peer 0)" "j['bad_peer'] == 0")
-		a+=("$tag: backends see the client address:port (no SNAT)" "j['src_changed'] == 0")
+		checks+=("$tag: peer is the VIP (bad_peer 0)" "j['bad_peer'] == 0")
+		checks+=("$tag: backends see the client address:port (no SNAT)" "j['src_changed'] == 0")
 	else
-		a+=("$tag: peer is the VIP, no SNAT" "j['bad_peer'] == 0 and j['src_changed'] == 0")
+		checks+=("$tag: peer is the VIP, no SNAT" "j['bad_peer'] == 0 and j['src_changed'] == 0")
 	fi
-	a+=("$tag: only known backends answer" "set(j['by_backend']) <= {'be%d' % i for i in range(1, $NBE + 1)}")
+	checks+=("$tag: only known backends answer" "set(j['by_backend']) <= {'be%d' % i for i in range(1, $NBE + 1)}")
 	for ((i = 1; i <= NBE; i++)); do
 		if [[ " $* " == *" be$i "* ]]; then
-			a+=("$tag: be$i gets no new flow" "j['by_backend'].get('be$i', 0) == 0")
+			checks+=("$tag: be$i gets no new flow" "j['by_backend'].get('be$i', 0) == 0")
 		else
-			a+=("$tag: be$i share in $lo..$hi %" "$lo <= 100.0 * j['by_backend'].get('be$i', 0) / $n <= $hi")
+			checks+=("$tag: be$i share in $lo..$hi %" "$lo <= 100.0 * j['by_backend'].get('be$i', 0) / $n <= $hi")
 		fi
 	done
-	jcheck "$out" "" "${a[@]}"
+	jcheck "$out" "" "${checks[@]}"
 }
 
 wait_for() {

@@ -49,28 +49,13 @@ set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-ROOT="$(cd "$E2E_DIR/../.." && pwd)"
-BUILD="${SLUICE_BUILD:-$ROOT/build}" # tools/run_tests.sh passes the make BUILD dir
 APICLIENT="$E2E_DIR/apiclient.py"
 N=150       # flows per spread
 NHOLD=20    # long-lived connections across the crash
 MPORT=19490 # metrics port, on 127.0.0.1 of the node namespace
 MAGLEV=251  # a small Maglev table, so that one apply can overflow it
 
-# Private copies of the binaries: build/ may be rebuilt by another shell
-# while this runs. A copy counts once it runs its help.
-snapshot_bin() {
-	cp "$BUILD/$1" "$E2E_TMP/bin/$1.tmp" 2>/dev/null &&
-		"$E2E_TMP/bin/$1.tmp" "$2" >/dev/null 2>&1 &&
-		mv "$E2E_TMP/bin/$1.tmp" "$E2E_TMP/bin/$1"
-}
-mkdir -p "$E2E_TMP/bin"
-for b in sluiced:--help sluice:help; do
-	[[ -x "$BUILD/${b%%:*}" ]] || die "$BUILD/${b%%:*} missing: run make -C $ROOT"
-	wait_for 10000 snapshot_bin "${b%%:*}" "${b#*:}" || die "cannot run a copy of build/${b%%:*}"
-done
-SLUICED="$E2E_TMP/bin/sluiced"
-SLUICE="$E2E_TMP/bin/sluice"
+snapshot_binaries # SLUICED, SLUICE
 
 SVCT="$VIP4:80/tcp"
 SVCU="$VIP4:53/udp"
@@ -80,25 +65,11 @@ CFGF="$E2E_TMP/sluice.yaml"
 # ---------------------------------------------------------------------------
 # helpers
 
-sluice() { in_ns "$NS_NODE" "$SLUICE" --bpffs "$PIN" "$@"; }
-lbclient() { in_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" "$@"; }
 api() { in_ns "$NS_NODE" "$PYTHON" "$APICLIENT" "$SLUICE_SOCKET" "$@"; }
-list() { sluice service list --json; }
-section() { log "--- $* (t=${SECONDS}s)"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 bt() { echo "${BE_ADDR4[$1]}:8080"; } # backend I of the tcp services
 bu() { echo "${BE_ADDR4[$1]}:8081"; } # backend I of the udp service
-
-spread() {
-	# spread tcp|udp COUNT [PORT] [lbclient args] : JSON result of COUNT
-	# flows to the VIP (port 80 / 53 unless PORT), from the client address
-	local proto=$1 n=$2 port udp=()
-	shift 2
-	if [[ $proto == udp ]]; then port=53 udp=(--udp); else port=80; fi
-	if [[ ${1:-} =~ ^[0-9]+$ ]]; then port=$1; shift; fi
-	lbclient spread "${udp[@]}" --vip "$VIP4" --port "$port" --count "$n" --src "$CLIENT_ADDR4" "$@"
-}
 
 write_cfg() {
 	# write_cfg [WEB2-BACKEND...] : the --config file: web (tcp, health
@@ -122,115 +93,11 @@ write_cfg() {
 	} >"$CFGF.tmp" && mv "$CFGF.tmp" "$CFGF"
 }
 
-# jcheck DOC OTHER NAME EXPR [NAME EXPR ...] : one check per NAME, passing
-# when the python EXPR is true, all in ONE python run.  EXPR sees j and o
-# (DOC and OTHER parsed, "" = None) and, for `service list --json` output:
-#   S[svc]      the entry of service svc;  bw(svc) {backend: map weight}
-#   cw(svc)     {backend: configured_weight};  bh(svc) {backend: health}
-#   conf(l)     list l without counters and health (what a restart keeps)
-#   flows(l)    {service: (new_flows, {backend: new_flows})} of list l
-# `jcheck.py -q EXPR` (DOC in JC_DOC) just exits 0 when EXPR is true.
-cat >"$E2E_TMP/jcheck.py" <<'PYEOF'
-import json, os, sys
-
-def conf(l):
-    drop = ("stats", "health")
-    return [{k: (v if k != "backends" else
-                 [{bk: bv for bk, bv in b.items() if bk not in drop} for b in v])
-             for k, v in s.items() if k not in drop} for s in l]
-
-def flows(l):
-    return {s["service"]: (s["stats"]["new_flows"],
-                           {b["address"]: b["stats"]["new_flows"] for b in s["backends"]})
-            for s in l}
-
-def helpers(l):
-    if not (isinstance(l, list) and all(isinstance(s, dict) and "service" in s for s in l)):
-        return {}
-    S = {s["service"]: s for s in l}
-    def by(key):
-        return lambda svc: {b["address"]: b.get(key) for b in S[svc]["backends"]}
-    return {"S": S, "bw": by("weight"), "cw": by("configured_weight"), "bh": by("health")}
-
-def load(name):
-    text = os.environ.get(name, "")
-    return json.loads(text) if text else None
-
-quiet = sys.argv[1] == "-q"
-exprs = sys.argv[2:] if quiet else sys.argv[3::2]
-err = None
-try:
-    j, o = load("JC_DOC"), load("JC_OTHER")
-    env = dict(globals(), j=j, o=o, **helpers(j))
-except Exception as e:
-    err = "invalid JSON (%s): %r / %r" % (e, os.environ.get("JC_DOC", "")[:300],
-                                         os.environ.get("JC_OTHER", "")[:300])
-for expr in exprs:
-    try:
-        ok, why = (False, ": " + err) if err else (eval(expr, env), "")
-    except Exception as e:
-        ok, why = False, " (%r)" % e
-    if quiet:
-        sys.exit(0 if ok else 1)
-    if ok:
-        print("true")
-    else:
-        msg = "false%s: %s -- doc: %s" % (why, expr, json.dumps(j, sort_keys=True) if not err else "")
-        if not err and o is not None:
-            msg += " -- other: " + json.dumps(o, sort_keys=True)
-        print(msg.replace("\n", " ")[:3000])
-PYEOF
-
-jcheck() {
-	local doc=$1 other=$2 res=() k=0 rc=0
-	shift 2
-	mapfile -t res < <(JC_DOC=$doc JC_OTHER=$other "$PYTHON" "$E2E_TMP/jcheck.py" x "$@")
-	while (($# >= 2)); do
-		check_eq "$1" "${res[k]:-no result (jcheck.py failed)}" true || rc=1
-		k=$((k + 1))
-		shift 2
-	done
-	return $rc
-}
-
 list_is() {
 	# list_is EXPR : `service list --json` makes the jcheck EXPR true
 	local doc
 	doc=$(list 2>/dev/null) || return 1
-	JC_DOC=$doc "$PYTHON" "$E2E_TMP/jcheck.py" -q "$1"
-}
-
-check_spread() {
-	# check_spread TAG JSON COUNT LO HI [ZERO...] : every flow answered by
-	# a known backend, the VIP as peer, no SNAT; each backend's share in
-	# [LO, HI] percent, except the backends ZERO (names): none
-	local tag=$1 out=$2 n=$3 lo=$4 hi=$5 i a=()
-	shift 5
-	a+=("$tag: $n/$n answered" "j['ok'] == $n and j['failed'] == 0")
-	a+=("$tag: peer is the VIP, no SNAT" "j['bad_peer'] == 0 and j['src_changed'] == 0")
-	a+=("$tag: only known backends answer" "set(j['by_backend']) <= {'be1', 'be2', 'be3'}")
-	for ((i = 1; i <= NBE; i++)); do
-		if [[ " $* " == *" be$i "* ]]; then
-			a+=("$tag: be$i gets no new flow" "j['by_backend'].get('be$i', 0) == 0")
-		else
-			a+=("$tag: be$i share in $lo..$hi %" "$lo <= 100.0 * j['by_backend'].get('be$i', 0) / $n <= $hi")
-		fi
-	done
-	jcheck "$out" "" "${a[@]}"
-}
-
-stats_new_flows() {
-	# stats_new_flows : lb.new_flow of `sluice stats` (a regex: it is polled)
-	local s re='"new_flow":([0-9]+)'
-	s=$(sluice stats --json) || return 1
-	[[ $s =~ $re ]] && echo "${BASH_REMATCH[1]}"
-}
-
-flows_grew() {
-	# flows_grew BASE MIN : lb.new_flow grew by more than MIN since BASE
-	local n
-	n=$(stats_new_flows) || return 1
-	((n > $1 + $2))
+	json_true "$doc" "$1"
 }
 
 log_has() {
@@ -275,11 +142,11 @@ check "health checks: web's 3 backends up within 2 s" wait_for 2000 list_is \
 # 1. traffic from the config: both services spread over all backends
 section "1. spread"
 
-jcheck "[$(spread tcp 3 --timeout 1), $(spread udp 3 --timeout 1)]" "" \
+jcheck "[$(spread 4 tcp 3 --timeout 1), $(spread 4 udp 3 --timeout 1)]" "" \
 	"smoke: tcp and udp to the VIP answered" "[r['ok'] for r in j] == [3, 3]" ||
 	die "no traffic through the load balancer"
-check_spread "tcp spread" "$(spread tcp "$N")" "$N" 15 55
-check_spread "udp spread" "$(spread udp "$N")" "$N" 15 55
+check_spread "tcp spread" "$(spread 4 tcp "$N")" "$N" 15 55
+check_spread "udp spread" "$(spread 4 udp "$N")" "$N" 15 55
 
 # ---------------------------------------------------------------------------
 # 2. the API socket: root only; a second agent on it is refused and leaves
@@ -298,7 +165,7 @@ jcheck "$(sluice status --json)" "" "first sluiced still answers (same pid)" \
 	"j['agent']['pid'] == $AGENT_PID"
 check "the socket is still there" test -S "$SLUICE_SOCKET"
 check "the first agent's state file untouched by the refused one" state_same "$E2E_TMP/state.before"
-check_spread "tcp spread after the refused agent" "$(spread tcp 30)" 30 10 70
+check_spread "tcp spread after the refused agent" "$(spread 4 tcp 30)" 30 10 70
 # refused before loading anything: no pins of its own
 check "the refused agent pinned nothing" bash -c "[[ -z \$(ls -A '$PIN2' 2>/dev/null) ]]"
 
@@ -357,7 +224,7 @@ gone=be2
 t0=$(date +%s%N)
 "$SLUICE" --bpffs "$PIN" backend del "$SVCT" "$(bt 2)" && rc=0 || rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
-out=$(spread tcp 30)
+out=$(spread 4 tcp 30)
 log "backend del took $ms ms"
 check_eq "backend del $SVCT $(bt 2): exit 0" "$rc" 0
 check_range "... the CLI call took < 100 ms (wall, ms)" "$ms" 0 99
@@ -375,10 +242,9 @@ check "be2 back: 3 active, its health up within 2 s" wait_for 2000 list_is \
 section "5. kill -9 under traffic"
 
 h=$(hold_start "$VIP4" 80 "$NHOLD")
-nf=$(stats_new_flows)
-# churns run until SIGUSR1 (--duration is only a safety net)
-ct=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" churn --vip "$VIP4" --port 80 --interval-ms 5 --duration 60)
-cu=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" churn --udp --vip "$VIP4" --port 53 --interval-ms 5 --duration 60)
+nf=$(new_flow_total)
+ct=$(churn_start "$VIP4" 80)
+cu=$(churn_start "$VIP4" 53 --udp)
 check "churn flowing before the crash" wait_for 20000 flows_grew "$nf" 50
 check "backend set $SVCT $(bt 1) --weight 2" sluice backend set "$SVCT" "$(bt 1)" --weight 2
 before=$(list)
@@ -386,18 +252,12 @@ check "sluiced killed (SIGKILL)" agent_stop KILL
 err=$(sluice backend add "$SVCT" 198.18.9.2:8080 2>&1 >/dev/null) && rc=0 || rc=$?
 check_eq "while it is down: backend add exits 1" "$rc" 1
 check "... saying it cannot reach sluiced" says "cannot reach sluiced" "$err"
-nf=$(stats_new_flows)
+nf=$(new_flow_total)
 check "while it is down: the churn keeps flowing" wait_for 5000 flows_grew "$nf" 50
 check_agent_start "sluiced restarted with the same arguments" "${AGENT_ARGS[@]}"
-nf=$(stats_new_flows)
+nf=$(new_flow_total)
 check "churn flowing after the restart" wait_for 20000 flows_grew "$nf" 50
-for c in "$ct" "$cu"; do
-	kill -USR1 "$c" 2>/dev/null
-	wait_for 20000 grep -q '"attempts"' "$(bg_log "$c")" || log "churn $c printed no result"
-done
-rt=$(grep '"attempts"' "$(bg_log "$ct")" | tail -n1)
-ru=$(grep '"attempts"' "$(bg_log "$cu")" | tail -n1)
-jcheck "[${rt:-null}, ${ru:-null}]" "" \
+jcheck "$(churn_stop "$ct" "$cu")" "" \
 	"tcp churn across kill -9 + restart: zero failures" \
 	"j[0]['failed'] == 0 and j[0]['ok'] == j[0]['attempts'] >= 150 and j[0]['bad_peer'] == 0" \
 	"udp churn across kill -9 + restart: zero failures" \
@@ -425,7 +285,7 @@ jcheck "$(list)" "" "SIGHUP: the config's services and weights (be1 of web back 
 	"sorted(S) == sorted(['$SVCT', '$SVCU', '$SVC2']) and bw('$SVC2') == {'$(bt 1)': 1, '$(bt 2)': 1} and bw('$SVCT') == {'$(bt 1)': 1, '$(bt 2)': 1, '$(bt 3)': 1}"
 jcheck "$(sluice status --json)" "" "status: agent.reloads == 1" \
 	"j['agent']['reloads'] == 1 and j['agent']['reload_errors'] == 0 and j['agent']['services'] == 3"
-check_spread "web2 spread" "$(spread tcp 60 81)" 60 20 80 be3
+check_spread "web2 spread" "$(spread 4 tcp 60 81)" 60 20 80 be3
 check "backend set $SVC2 $(bt 1) --weight 3" sluice backend set "$SVC2" "$(bt 1)" --weight 3
 before=$(list)
 check "sluiced stopped (SIGTERM)" agent_stop
@@ -490,7 +350,7 @@ log "be3 seen down after $(($(now_ms) - t0)) ms"
 jcheck "$(list)" "" \
 	"be3 down: configured_weight still 1, 2 of 3 active, the others up" \
 	"cw('$SVCT')['$(bt 3)'] == 1 and S['$SVCT']['active_backends'] == 2 and bh('$SVCT')['$(bt 1)'] == bh('$SVCT')['$(bt 2)'] == 'up'"
-check_spread "60 new flows with be3 down" "$(spread tcp 60)" 60 20 80 be3
+check_spread "60 new flows with be3 down" "$(spread 4 tcp 60)" 60 20 80 be3
 t0=$(now_ms)
 BE_TCP_PID[3]=$(lb_server "${NS_BE[3]}" be3 8080) || die "lbserver be3 tcp again"
 check "be3 up with map weight 1 within 2 s" wait_for 2000 list_is \
@@ -498,7 +358,7 @@ check "be3 up with map weight 1 within 2 s" wait_for 2000 list_is \
 log "be3 seen up after $(($(now_ms) - t0)) ms"
 jcheck "$(list)" "" "udp backends: health unchecked, configured_weight 1" \
 	"set(bh('$SVCU').values()) == {'unchecked'} and set(cw('$SVCU').values()) == {1}"
-check_spread "tcp spread with be3 back" "$(spread tcp "$N")" "$N" 15 55
+check_spread "tcp spread with be3 back" "$(spread 4 tcp "$N")" "$N" 15 55
 
 # ---------------------------------------------------------------------------
 # 9. Prometheus metrics, fetched in the node namespace
@@ -563,6 +423,6 @@ check "sluiced stopped" agent_stop
 check "sluiced --cleanup" in_ns "$NS_NODE" "$SLUICED" --bpffs "$PIN" --cleanup
 check "cleanup: pin dir removed" test ! -e "$PIN"
 check "cleanup: state file removed" test ! -e "$STATE"
-jcheck "$(spread tcp 1 --timeout 0.5)" "" "cleanup: the VIP no longer answers" "j['ok'] == 0"
+jcheck "$(spread 4 tcp 1 --timeout 0.5)" "" "cleanup: the VIP no longer answers" "j['ok'] == 0"
 
 finish

@@ -46,29 +46,11 @@ set -u
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-ROOT="$(cd "$E2E_DIR/../.." && pwd)"
-BUILD="${SLUICE_BUILD:-$ROOT/build}" # tools/run_tests.sh passes the make BUILD dir
 N=300    # flows per spread
 NHOLD=30 # long-lived connections per hold run
 
 command -v bpftool >/dev/null || die "bpftool not found"
-# Run private copies of the binaries: build/ may be rebuilt (by make in
-# another shell) while this test runs, and a half-written binary cannot be
-# executed.  A copy counts once it runs its help.
-snapshot_bin() {
-	# snapshot_bin NAME HELP_ARG : copy build/NAME to the run's temp dir
-	cp "$BUILD/$1" "$E2E_TMP/bin/$1.tmp" 2>/dev/null &&
-		"$E2E_TMP/bin/$1.tmp" "$2" >/dev/null 2>&1 &&
-		mv "$E2E_TMP/bin/$1.tmp" "$E2E_TMP/bin/$1"
-}
-mkdir -p "$E2E_TMP/bin"
-for b in sluiced:--help sluice:help; do
-	[[ -x "$BUILD/${b%%:*}" ]] ||
-		die "$BUILD/${b%%:*} missing: run make -C $ROOT"
-	wait_for 10000 snapshot_bin "${b%%:*}" "${b#*:}" || die "cannot run a copy of build/${b%%:*}"
-done
-SLUICED="$E2E_TMP/bin/sluiced"
-SLUICE="$E2E_TMP/bin/sluice"
+snapshot_binaries # SLUICED, SLUICE
 
 SVC4T="$VIP4:80/tcp"
 SVC4U="$VIP4:53/udp"
@@ -78,131 +60,17 @@ SVC6U="[$VIP6]:53/udp"
 # ---------------------------------------------------------------------------
 # helpers
 
-sluice() { in_ns "$NS_NODE" "$SLUICE" --bpffs "$PIN" "$@"; }
-lbclient() { in_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" "$@"; }
-list() { sluice service list --json; }
 stats() { sluice stats --json; }
-section() { log "--- $* (t=${SECONDS}s)"; }
 
 be_ep() {
 	# be_ep 4|6 I PORT : backend I's endpoint as the CLI writes it
 	if [[ $1 == 4 ]]; then echo "${BE_ADDR4[$2]}:$3"; else echo "[${BE_ADDR6[$2]}]:$3"; fi
 }
 
-spread() {
-	# spread 4|6 tcp|udp COUNT [lbclient args] : JSON result of a spread run
-	# to the VIP, bound to the client's own address (so the backend's view
-	# of the source is compared by address and port, for UDP too)
-	local fam=$1 proto=$2 n=$3 port=80 udp=() vip=$VIP4 src=$CLIENT_ADDR4
-	shift 3
-	[[ $proto == udp ]] && { port=53; udp=(--udp); }
-	[[ $fam == 6 ]] && { vip=$VIP6; src=$CLIENT_ADDR6; }
-	lbclient spread "${udp[@]}" --vip "$vip" --port "$port" --count "$n" --src "$src" "$@"
-}
-
-# jcheck DOC OTHER NAME EXPR [NAME EXPR ...] : one check per NAME, passing
-# when the python EXPR is true.  All are evaluated in ONE python run
-# (python starts slowly on a busy machine).  EXPR sees:
-#   j, o         DOC and OTHER parsed ("" = None)
-# and when they are `service list --json` output (a list of services):
-#   S[svc]       the entry of service svc, e.g. S['198.19.0.10:80/tcp']
-#   nf(svc)      its new_flows;  bnf(svc) = {backend address: new_flows}
-#   oS onf obnf  the same for OTHER
-#   conf(l)      list l without counters;  flows(l) = {svc: (nf, bnf)}
-cat >"$E2E_TMP/jcheck.py" <<'PYEOF'
-import json, os, sys
-
-def conf(l):
-    return [{k: (v if k != "backends" else
-                 [{bk: bv for bk, bv in b.items() if bk != "stats"} for b in v])
-             for k, v in s.items() if k != "stats"} for s in l]
-
-def flows(l):
-    return {s["service"]: (s["stats"]["new_flows"],
-                           {b["address"]: b["stats"]["new_flows"] for b in s["backends"]})
-            for s in l}
-
-def is_list(l):
-    return isinstance(l, list) and all(isinstance(s, dict) and "service" in s for s in l)
-
-def helpers(l):
-    if not is_list(l):
-        return None, None, None
-    S = {s["service"]: s for s in l}
-    return (S, lambda svc: S[svc]["stats"]["new_flows"],
-            lambda svc: {b["address"]: b["stats"]["new_flows"] for b in S[svc]["backends"]})
-
-def brief(d):
-    if is_list(d):
-        return "new_flows %s; config %s" % (json.dumps(flows(d), sort_keys=True),
-                                           json.dumps(conf(d), sort_keys=True))
-    return json.dumps(d, sort_keys=True)
-
-err = None
-try:
-    j = json.loads(os.environ["JC_DOC"]) if os.environ.get("JC_DOC") else None
-    o = json.loads(os.environ["JC_OTHER"]) if os.environ.get("JC_OTHER") else None
-except Exception as e:
-    err = "invalid JSON (%s): %r / %r" % (e, os.environ.get("JC_DOC", "")[:300],
-                                         os.environ.get("JC_OTHER", "")[:300])
-if not err:
-    S, nf, bnf = helpers(j)
-    oS, onf, obnf = helpers(o)
-    env = dict(globals())
-for expr in sys.argv[2::2]:
-    if err:
-        print("false: " + err)
-        continue
-    try:
-        ok = eval(expr, env)
-        why = ""
-    except Exception as e:
-        ok, why = False, " (%r)" % e
-    if ok:
-        print("true")
-    else:
-        msg = "false%s: %s -- doc: %s" % (why, expr, brief(j))
-        if o is not None:
-            msg += " -- other: " + brief(o)
-        print(msg.replace("\n", " ")[:3000])
-PYEOF
-
-jcheck() {
-	local doc=$1 other=$2 res=() k=0 rc=0
-	shift 2
-	mapfile -t res < <(JC_DOC=$doc JC_OTHER=$other "$PYTHON" "$E2E_TMP/jcheck.py" "$@")
-	while (($# >= 2)); do
-		check_eq "$1" "${res[k]:-no result (jcheck.py failed)}" true || rc=1
-		k=$((k + 1))
-		shift 2
-	done
-	return $rc
-}
-
 be_count() {
 	# be_count JSON NAME : by_backend[NAME] of an lbclient spread result, or 0
 	local re="\"by_backend\": \{[^}]*\"$2\": ([0-9]+)"
 	if [[ $1 =~ $re ]]; then echo "${BASH_REMATCH[1]}"; else echo 0; fi
-}
-
-check_spread() {
-	# check_spread TAG JSON COUNT LO HI [ZERO] : every request answered by a
-	# known backend, the client saw the VIP as peer, the backend saw the
-	# client's own address and port (no SNAT); each backend's share within
-	# [LO, HI] percent, except backend ZERO (a name), which must get none.
-	local tag=$1 out=$2 n=$3 lo=$4 hi=$5 zero=${6:-} i a=()
-	a+=("$tag: $n/$n answered" "j['ok'] == $n and j['failed'] == 0")
-	a+=("$tag: peer is the VIP (bad_peer 0)" "j['bad_peer'] == 0")
-	a+=("$tag: backends see the client address:port (no SNAT)" "j['src_changed'] == 0")
-	a+=("$tag: only known backends answer" "set(j['by_backend']) <= {'be%d' % i for i in range(1, $NBE + 1)}")
-	for ((i = 1; i <= NBE; i++)); do
-		if [[ "be$i" == "$zero" ]]; then
-			a+=("$tag: be$i gets no new flow" "j['by_backend'].get('be$i', 0) == 0")
-		else
-			a+=("$tag: be$i share in $lo..$hi %" "$lo <= 100.0 * j['by_backend'].get('be$i', 0) / $n <= $hi")
-		fi
-	done
-	jcheck "$out" "" "${a[@]}"
 }
 
 check_hold() {
@@ -231,21 +99,6 @@ link_info() {
 			echo "$ifc - -"
 		fi
 	done
-}
-
-new_flow_total() {
-	# new_flow_total : lb.new_flow of `sluice stats` (a regex: no python,
-	# this is polled)
-	local s re='"new_flow":([0-9]+)'
-	s=$(stats) || return 1
-	[[ $s =~ $re ]] && echo "${BASH_REMATCH[1]}"
-}
-
-flows_grew() {
-	# flows_grew BASE MIN : lb.new_flow has grown by more than MIN since BASE
-	local n
-	n=$(new_flow_total) || return 1
-	((n > $1 + $2))
 }
 
 xdp_on() {
@@ -303,13 +156,13 @@ section "smoke test"
 
 smoke=()
 for fam in 4 6; do
-	if [[ $fam == 4 ]]; then v=$VIP4 sv="$VIP4:5353/udp" src=$CLIENT_ADDR4; else v=$VIP6 sv="[$VIP6]:5353/udp" src=$CLIENT_ADDR6; fi
+	if [[ $fam == 4 ]]; then sv="$VIP4:5353/udp"; else sv="[$VIP6]:5353/udp"; fi
 	check "service add $sv (smoke)" sluice service add "$sv"
 	for ((i = 1; i <= NBE; i++)); do
 		check "backend add $sv $(be_ep $fam $i 8081)" sluice backend add "$sv" "$(be_ep $fam $i 8081)"
 	done
 	smoke+=("$(spread "$fam" tcp 3 --timeout 1)")
-	smoke+=("$(lbclient spread --udp --vip "$v" --port 5353 --count 3 --src "$src" --timeout 1)")
+	smoke+=("$(spread "$fam" udp 3 5353 --timeout 1)")
 done
 jcheck "[$(IFS=,; echo "${smoke[*]}")]" "" "smoke: tcp4, udp4, tcp6, udp6 to the VIPs answered" \
 	"[r['ok'] for r in j] == [3, 3, 3, 3]" || {
@@ -339,7 +192,7 @@ stats0=$(stats)
 for fam in 4 6; do
 	for proto in tcp udp; do
 		SPREAD[$fam$proto]=$(spread "$fam" "$proto" "$N")
-		check_spread "$proto$fam spread" "${SPREAD[$fam$proto]}" "$N" 20 47
+		check_spread --split "$proto$fam spread" "${SPREAD[$fam$proto]}" "$N" 20 47
 	done
 done
 
@@ -391,8 +244,8 @@ check "backend del $SVC4T $(be_ep 4 2 8080)" sluice backend del "$SVC4T" "$(be_e
 check "backend del $SVC6T $(be_ep 6 1 8080)" sluice backend del "$SVC6T" "$(be_ep 6 1 8080)"
 jcheck "$(list)" "" "service list: removed backends gone, 2 active" \
 	"S['$SVC4T']['active_backends'] == 2 and '$(be_ep 4 2 8080)' not in bnf('$SVC4T') and S['$SVC6T']['active_backends'] == 2 and '$(be_ep 6 1 8080)' not in bnf('$SVC6T')"
-check_spread "tcp4 after del be2" "$(spread 4 tcp "$N")" "$N" 30 70 be2
-check_spread "tcp6 after del be1" "$(spread 6 tcp "$N")" "$N" 30 70 be1
+check_spread --split "tcp4 after del be2" "$(spread 4 tcp "$N")" "$N" 30 70 be2
+check_spread --split "tcp6 after del be1" "$(spread 6 tcp "$N")" "$N" 30 70 be1
 sleep 0.3
 check_hold "tcp4 hold across del be2" "$(hold_stop "$h4")" be2
 check_hold "tcp6 hold across del be1" "$(hold_stop "$h6")" be1
@@ -408,7 +261,7 @@ check "backend set $SVC4T $(be_ep 4 3 8080) --weight 0" \
 before=$(list)
 drained=be3
 [[ -n "${E2E_XDP_LB_BREAK:-}" ]] && drained=be1 # deliberately wrong
-check_spread "tcp4 with be3 weight 0" "$(spread 4 tcp "$N")" "$N" 30 70 "$drained"
+check_spread --split "tcp4 with be3 weight 0" "$(spread 4 tcp "$N")" "$N" 30 70 "$drained"
 jcheck "$(list)" "$before" \
 	"service list: weight 0 shown, 2 of 3 active" \
 	"S['$SVC4T']['active_backends'] == 2 and len(S['$SVC4T']['backends']) == 3 and [b['weight'] for b in S['$SVC4T']['backends'] if b['address'] == '$(be_ep 4 3 8080)'] == [0]" \
@@ -504,22 +357,15 @@ old_prog=$(awk 'NR == 1 { print $3 }' <<<"$links_before")
 check_eq "all links run one program" "$(awk '{ print $3 }' <<<"$links_before" | sort -u | wc -l)" 1
 h4=$(hold_start "$VIP4" 80 "$NHOLD")
 nf=$(new_flow_total)
-# churns run until SIGUSR1 (--duration is only a safety net)
-c4=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" churn --vip "$VIP4" --port 80 --interval-ms 5 --duration 60)
-c6=$(bg_ns "$NS_CLIENT" "$PYTHON" "$LBCLIENT" churn --udp --vip "$VIP6" --port 53 --interval-ms 5 --duration 60)
+c4=$(churn_start "$VIP4" 80)
+c6=$(churn_start "$VIP6" 53 --udp)
 check "churn flowing before the upgrade" wait_for 20000 flows_grew "$nf" 100
 check "sluiced stopped (SIGTERM) for the upgrade" agent_stop
 check_agent_start "sluiced --datapath-version 2 under traffic" --datapath-version 2
 nf=$(new_flow_total)
 check "churn flowing after the upgrade" wait_for 20000 flows_grew "$nf" 100
 sleep 0.3
-for c in "$c4" "$c6"; do
-	kill -USR1 "$c" 2>/dev/null
-	wait_for 20000 grep -q '"attempts"' "$(bg_log "$c")" || log "churn $c printed no result"
-done
-r4=$(grep '"attempts"' "$(bg_log "$c4")" | tail -n1)
-r6=$(grep '"attempts"' "$(bg_log "$c6")" | tail -n1)
-jcheck "[${r4:-null}, ${r6:-null}]" "" \
+jcheck "$(churn_stop "$c4" "$c6")" "" \
 	"tcp4 churn across upgrade: zero failures" \
 	"j[0]['failed'] == 0 and j[0]['attempts'] >= 100 and j[0]['ok'] == j[0]['attempts'] and j[0]['bad_peer'] == 0" \
 	"udp6 churn across upgrade: zero failures" \

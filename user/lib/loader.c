@@ -19,6 +19,7 @@
 #include "loader.h"
 #include "log.h"
 #include "maglev.h"
+#include "migrate.h"
 #include "xdp_lb.skel.h"
 
 /* The Maglev size of maps already pinned in @dir, or 0 when none are. */
@@ -91,43 +92,19 @@ static int lb_size(struct xdp_lb *skel, const struct loader_opts *opts, int *tem
 	return err;
 }
 
-/* Conntrack entries per family of the maps pinned in @dir, 0 when none are. */
-static __u32 pinned_ct_size(const char *dir)
-{
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	char path[PATH_MAX];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/sl_ct4", dir);
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return 0;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		info.max_entries = 0;
-	close(fd);
-	return info.max_entries;
-}
-
-/* Pinned maps are adopted only with the sizes they were made with: say
- * which option differs instead of libbpf's "couldn't reuse pinned map". */
+/* The pinned Maglev tables are adopted only at the size they were built
+ * for (the program hashes into that many slots): say which option differs
+ * instead of libbpf's "couldn't reuse pinned map". Other size changes
+ * (--ct-size, a build with bigger maps) are migrated (migrate.h). */
 static int lb_check_pinned(const struct loader_opts *opts)
 {
 	__u32 maglev = opts->pin_dir ? pinned_maglev_size(opts->pin_dir) : 0;
-	__u32 ct = opts->pin_dir ? pinned_ct_size(opts->pin_dir) : 0;
 
 	if (maglev && maglev != opts->maglev_size) {
 		log_error("loader",
 			  "maps pinned in %s use Maglev size %u, not %u; "
 			  "restart with --maglev-size %u or remove them (sluiced --cleanup)",
 			  opts->pin_dir, maglev, opts->maglev_size, maglev);
-		return -EEXIST;
-	}
-	if (ct && ct != opts->ct_size) {
-		log_error("loader",
-			  "conntrack pinned in %s has %u entries per family, not %u; "
-			  "restart with --ct-size %u or remove it (sluiced --cleanup)",
-			  opts->pin_dir, ct, opts->ct_size, ct);
 		return -EEXIST;
 	}
 	return 0;
@@ -154,8 +131,13 @@ struct xdp_lb *loader_lb_load(const struct loader_opts *opts, struct lb_maps *ma
 	err = lb_size(skel, opts, &template_fd);
 	if (!err && opts->pin_dir)
 		err = pin_maps(skel, opts->pin_dir);
-	if (!err)
+	if (!err && opts->pin_dir)
+		err = migrate_prepare(skel->obj);
+	if (err >= 0)
 		err = xdp_lb__load(skel);
+	/* Before the new program is attached: it must find every service. */
+	if (!err && opts->pin_dir)
+		err = migrate_copy(opts->pin_dir);
 	if (template_fd >= 0)
 		close(template_fd);
 	if (!err)

@@ -102,6 +102,17 @@ static enum health_state initial_health(struct agent *a, const struct cfg_servic
 	return HEALTH_UNKNOWN;
 }
 
+/* What the prober says of a backend now, whatever its check: a check that
+ * changes starts from there, so a down backend stays out until it passes. */
+static enum health_state current_health(struct agent *a, const struct cfg_service *svc,
+					const struct cfg_backend *be)
+{
+	enum health_state state = HEALTH_UNKNOWN;
+
+	health_get(a->health, &svc->key, &be->addr, &state, NULL);
+	return state;
+}
+
 /* Give the prober every backend of every checked service of @cfg. */
 static void health_targets_set(struct agent *a, const struct cfg_state *cfg, bool from_maps)
 {
@@ -127,7 +138,7 @@ static void health_targets_set(struct agent *a, const struct cfg_state *cfg, boo
 				.addr = svc->backends[j].addr,
 				.check = svc->health,
 				.initial = from_maps ? initial_health(a, svc, &svc->backends[j])
-						     : HEALTH_UNKNOWN,
+						     : current_health(a, svc, &svc->backends[j]),
 			};
 	}
 	if (health_set_targets(a->health, targets, n))
@@ -244,10 +255,9 @@ static int publish_service(struct agent *a, const struct cfg_service *cand, stru
 	snapshot_reread(a);
 	addr_format_service(&cand->key, text, sizeof(text));
 	if (err == -ENOSPC)
-		return fail(e, 1, err, "remove unused services or backends", "no room for %s",
-			    text);
+		return fail(e, 1, 0, "remove unused services or backends", "no room for %s", text);
 	if (err == -E2BIG)
-		return fail(e, 1, err, "start sluiced with a larger --maglev-size",
+		return fail(e, 1, 0, "start sluiced with a larger --maglev-size",
 			    "%s would have more active backends than its Maglev table has slots",
 			    text);
 	return fail(e, 1, err, NULL, "publishing %s failed", text);
@@ -360,7 +370,8 @@ static int candidate_of(const struct cfg_service *svc, struct cfg_service *cand,
 	cand->backends = calloc(svc->n_backends + 2, sizeof(*cand->backends));
 	if (!cand->backends)
 		return fail(e, 1, -ENOMEM, NULL, "out of memory");
-	memcpy(cand->backends, svc->backends, svc->n_backends * sizeof(*svc->backends));
+	if (svc->n_backends)
+		memcpy(cand->backends, svc->backends, svc->n_backends * sizeof(*svc->backends));
 	return 0;
 }
 

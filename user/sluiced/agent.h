@@ -33,7 +33,8 @@ struct agent {
 };
 
 /* Why a transaction was refused: status 2 for a request that is wrong in
- * itself (bad address, unknown service), 1 for one that failed. A config
+ * itself (a bad name or weight), 1 for one that failed (unknown service,
+ * duplicate backend, no room, kernel error). A config
  * error also fills @cfg (file, line, column, field). */
 struct agent_error {
 	int status;

@@ -83,7 +83,7 @@ static int field_u32(struct json_object *req, const char *name, bool required, u
 	struct json_object *v;
 	int64_t value;
 
-	if (!json_object_object_get_ex(req, name, &v)) {
+	if (!json_object_object_get_ex(req, name, &v) || json_object_is_type(v, json_type_null)) {
 		if (!required)
 			return 0;
 		snprintf(e->message, sizeof(e->message), "missing field \"%s\"", name);
@@ -293,6 +293,7 @@ static struct json_object *op_status(struct agent *a, struct json_object *req,
 	json_object_object_add(agent, "health_transitions",
 			       json_object_new_int64(st->health_transitions));
 	json_object_object_add(agent, "api_requests", json_object_new_int64(st->api_requests));
+	json_object_object_add(agent, "api_errors", json_object_new_int64(st->api_errors));
 	json_object_object_add(reply, "agent", agent);
 	return reply;
 }

@@ -28,6 +28,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "migrate.h"
 #include "sluice/limits.h"
 #include "sluice/maglev.h"
 #include "xdp_lb.skel.h"
@@ -421,6 +422,13 @@ static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *m
 		err = loader_attach_xdp(skel, args->bpffs, args->ifaces[i], args->generic);
 		if (err)
 			log_error("agent", "attaching to %s failed: %s", args->ifaces[i],
+				  strerror(-err));
+	}
+	/* The old program no longer runs: take what it wrote since the copy. */
+	if (!err) {
+		err = migrate_finish(args->bpffs);
+		if (err)
+			log_error("agent", "moving entries from the old maps failed: %s",
 				  strerror(-err));
 	}
 	if (err) {

@@ -1,0 +1,25 @@
+/* Upgrading over pinned maps whose size changed: a new build may give a
+ * map more entries (or other flags) than the one pinned by the last. libbpf
+ * would refuse to reuse it; instead the old pin is set aside, the new build
+ * creates and pins its own map, and the entries are copied across, so the
+ * upgrade keeps every service, backend, table and flow. A map whose key or
+ * value layout changed has no converter yet and is refused by name. */
+#ifndef SLUICE_MIGRATE_H
+#define SLUICE_MIGRATE_H
+
+struct bpf_object;
+
+/* Before load: for each map of @obj with a pin path whose pinned map
+ * differs only in size or flags, rename the pin to NAME_old. Returns how
+ * many were set aside, or -errno (-EPROTO: a layout change, logged). */
+int migrate_prepare(struct bpf_object *obj);
+/* After load, before the new program is attached: copy every entry of each
+ * NAME_old pin under @dir into the map now pinned as NAME. */
+int migrate_copy(const char *dir);
+/* After the new program is attached: remove the NAME_old pins. What the
+ * old program wrote between the copy and the attach (milliseconds) is not
+ * carried over: counters lose those increments, and a flow whose conntrack
+ * entry is lost picks the same backend again (the tables were copied). */
+int migrate_finish(const char *dir);
+
+#endif
