@@ -54,7 +54,8 @@ for layer in "${layers[@]}"; do
 	unit | bpf)
 		for bin in "$build/tests/$layer"/test_*; do
 			[[ -x $bin && ! -d $bin ]] || continue
-			run_one "$layer/$(basename "$bin")" "$bin"
+			# SLUICE_BUILD: tests that run the binaries find them there.
+			run_one "$layer/$(basename "$bin")" env SLUICE_BUILD="$build" "$bin"
 		done
 		;;
 	e2e)

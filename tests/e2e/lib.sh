@@ -104,8 +104,9 @@
 #   check_eq NAME got want  string equality
 #   check_range NAME v lo hi  lo <= v <= hi numerically ("" = unbounded)
 #   check_json NAME JSON PYEXPR   evaluate a python expression on j=JSON
-#   jcheck DOC OTHER NAME EXPR [NAME EXPR...]  one check per NAME: python EXPR
-#                         on j=DOC, o=OTHER and service list helpers, one run
+#   jcheck DOC OTHER NAME EXPR [NAME EXPR...]  one check per NAME: python
+#                         EXPR on j=DOC, o=OTHER (+ service list helpers),
+#                         all in one python run
 #   json_true DOC EXPR    exit 0 iff that EXPR is true for DOC (no check)
 #   check_spread [--split] TAG JSON COUNT LO HI [ZERO...]  checks on a spread
 #                         result: all answered, no SNAT, backend shares
