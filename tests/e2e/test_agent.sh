@@ -287,13 +287,20 @@ jcheck "$(sluice status --json)" "" "status: agent.reloads == 1" \
 	"j['agent']['reloads'] == 1 and j['agent']['reload_errors'] == 0 and j['agent']['services'] == 3"
 check_spread "web2 spread" "$(spread 4 tcp 60 81)" 60 20 80 be3
 check "backend set $SVC2 $(bt 1) --weight 3" sluice backend set "$SVC2" "$(bt 1)" --weight 3
+SVCL7="$VIP4:82/tcp"
+check "service add $SVCL7 --l7 http" sluice service add "$SVCL7" --name api --l7 http
+jcheck "$(list)" "" "service list: $SVCL7 marked l7 http, web2 not" \
+	"S['$SVCL7']['l7'] == 'http' and S['$SVC2']['l7'] is None"
+check_fail "--l7 http on a UDP service: refused" sluice service add "$VIP4:54/udp" --l7 http
+check_fail "--l7 grpc: refused" sluice service add "$VIP4:83/tcp" --l7 grpc
+check "state file has l7: http" grep -q "l7: http" "$STATE"
 before=$(list)
 check "sluiced stopped (SIGTERM)" agent_stop
 check "SIGTERM removed the socket" test ! -e "$SLUICE_SOCKET"
 check_agent_start "sluiced started again, config unchanged" "${AGENT_ARGS[@]}"
-check "log: desired state from the state file" log_has "desired state from $STATE: 3 services"
-jcheck "$(list)" "$before" "state kept: web2 be1 weight 3" \
-	"conf(j) == conf(o) and bw('$SVC2')['$(bt 1)'] == 3"
+check "log: desired state from the state file" log_has "desired state from $STATE: 4 services"
+jcheck "$(list)" "$before" "state kept: web2 be1 weight 3, the l7 service" \
+	"conf(j) == conf(o) and bw('$SVC2')['$(bt 1)'] == 3 and S['$SVCL7']['l7'] == 'http'"
 check "sluiced stopped (SIGTERM)" agent_stop
 write_cfg "$(bt 1)" "$(bt 2)" "$(bt 3)"
 check_agent_start "sluiced started with a changed config" "${AGENT_ARGS[@]}"

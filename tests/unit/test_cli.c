@@ -58,6 +58,16 @@ static long long now_ms(void)
 
 /* ---- the fake agent ---- */
 
+static void unix_addr(struct sockaddr_un *sun, const char *path)
+{
+	size_t len = strlen(path);
+
+	assert_true(len < sizeof(sun->sun_path));
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, len + 1);
+}
+
 struct agent {
 	const char *reply; /* sent as is; NULL: close without a reply */
 	int listen_fd, stop_fd;
@@ -148,11 +158,11 @@ static void *agent_main(void *arg)
 /* Listen on @sock and answer @reply to the first request. */
 static void agent_start(struct agent *a, const char *reply)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun;
 
 	memset(a, 0, sizeof(*a));
 	a->reply = reply;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	unix_addr(&sun, sock);
 	unlink(sock);
 	a->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	assert_true(a->listen_fd >= 0);
@@ -296,15 +306,17 @@ static bool json_equal_text(struct json_object *got, const char *want_text)
 	return equal;
 }
 
-/* @text is exactly one JSON value and whitespace, equal to @want_text. */
+/* The @len bytes of @text are one JSON value (and whitespace), equal to @want_text. */
 static bool json_text_equal(const char *text, size_t len, const char *want_text)
 {
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *got = json_tokener_parse_ex(tok, text, (int)len);
-	size_t end = got ? json_tokener_get_parse_end(tok) : 0;
-	bool equal = got && strspn(text + end, " \n") == len - end &&
-		     json_equal_text(got, want_text);
+	size_t end = got ? json_tokener_get_parse_end(tok) : len;
+	bool equal = got != NULL;
 
+	for (; equal && end < len; end++)
+		equal = text[end] == ' ' || text[end] == '\n';
+	equal = equal && json_equal_text(got, want_text);
 	json_object_put(got);
 	json_tokener_free(tok);
 	return equal;
@@ -360,7 +372,9 @@ static void show_failure(const char *desc, const char *const *args, const struct
 	if (a)
 		print_error("  agent: %d connection(s), request: %.2000s\n  want request: %s\n",
 			    a->connections, a->request ? a->request : "(none)",
-			    !e->request ? "(none)" : e->request_json ? e->request_json : "(any)");
+			    !e->request	      ? "(none)"
+			    : e->request_json ? e->request_json
+					      : "(any)");
 }
 
 /* Run @args with the fake agent answering @reply (NULL: no agent at all;
@@ -397,110 +411,175 @@ static void need_binary(void)
 /* ---- usage errors: exit 2, "Error: ..." on stderr, no request ---- */
 
 struct usage_case {
+	int status;
 	const char *desc;
 	const char *args[12];
 	const char *error; /* in the "Error: " line */
-	int status; /* 0: CLI_USAGE (2) */
 };
 
 static const struct usage_case usage_cases[] = {
-	{ "unknown command", { "frobnicate" }, "unknown command 'frobnicate'" },
-	{ "unknown verb", { "service", "frob" }, "unknown command 'frob' for service" },
-	{ "verb of another object", { "backend", "list" }, "unknown command 'list' for backend" },
-	{ "ambiguous st", { "st" }, "ambiguous 'st'" },
-	{ "ambiguous stat", { "stat" }, "ambiguous 'stat'" },
-	{ "ambiguous s", { "s", "add", VIP }, "ambiguous 's'" },
-	{ "empty command", { "" }, "ambiguous ''" },
-	{ "longer than the command", { "services", "add", VIP }, "unknown command 'services'" },
-	{ "service add without VIP", { "service", "add" }, "usage: sluice service add" },
-	{ "service add, name only", { "service", "add", "--name", "web" },
+	{ 2, "unknown command", { "frobnicate" }, "unknown command 'frobnicate'" },
+	{ 2, "unknown verb", { "service", "frob" }, "unknown command 'frob' for service" },
+	{ 2,
+	  "verb of another object",
+	  { "backend", "list" },
+	  "unknown command 'list' for backend" },
+	{ 2, "ambiguous st", { "st" }, "ambiguous 'st'" },
+	{ 2, "ambiguous stat", { "stat" }, "ambiguous 'stat'" },
+	{ 2, "ambiguous s", { "s", "add", VIP }, "ambiguous 's'" },
+	{ 2, "empty command", { "" }, "ambiguous ''" },
+	{ 2, "longer than the command", { "services", "add", VIP }, "unknown command 'services'" },
+	{ 2, "service add without VIP", { "service", "add" }, "usage: sluice service add" },
+	{ 2,
+	  "service add, name only",
+	  { "service", "add", "--name", "web" },
 	  "usage: sluice service add" },
-	{ "no proto", { "service", "add", "198.19.0.10:80" }, "invalid service '198.19.0.10:80'" },
-	{ "sctp", { "service", "add", "198.19.0.10:80/sctp" }, "invalid service" },
-	{ "empty proto", { "service", "add", "198.19.0.10:80/" }, "invalid service" },
-	{ "octet 300", { "service", "add", "198.19.0.300:80/tcp" }, "invalid service" },
-	{ "three octets", { "service", "add", "198.19.0:80/tcp" }, "invalid service" },
-	{ "hostname", { "service", "add", "localhost:80/tcp" }, "invalid service" },
-	{ "IPv6 without brackets", { "service", "add", "fd00::10:80/tcp" }, "invalid service" },
-	{ "IPv4 in brackets", { "service", "add", "[198.19.0.10]:80/tcp" }, "invalid service" },
-	{ "IPv6 without port", { "service", "add", "[fd00::10]/tcp" }, "invalid service" },
-	{ "port 0", { "service", "add", "198.19.0.10:0/tcp" }, "invalid service" },
-	{ "port 65536", { "service", "add", "198.19.0.10:65536/udp" }, "invalid service" },
-	{ "port -1", { "service", "add", "198.19.0.10:-1/udp" }, "invalid service" },
-	{ "empty port", { "service", "add", "198.19.0.10:/tcp" }, "invalid service" },
-	{ "no port", { "service", "add", "198.19.0.10/tcp" }, "invalid service" },
-	{ "service del without VIP", { "service", "del" }, "usage: sluice service del" },
-	{ "service del, bad VIP", { "service", "del", "198.19.0.10:80" }, "invalid service" },
-	{ "backend add without backend", { "backend", "add", VIP }, "usage: sluice backend add" },
-	{ "backend add, no arguments", { "backend", "add" }, "usage: sluice backend add" },
-	{ "backend add, bad VIP", { "backend", "add", "198.19.0.10:80", BE }, "invalid service" },
-	{ "backend without port", { "backend", "add", VIP, "198.18.1.2" },
-	  "invalid backend '198.18.1.2'" },
-	{ "backend with proto", { "backend", "add", VIP, "198.18.1.2:80/tcp" },
-	  "invalid backend" },
-	{ "backend port 0", { "backend", "add", VIP, "198.18.1.2:0" }, "invalid backend" },
-	{ "backend IPv6 without brackets", { "backend", "add", VIP, "fd00::2:80" },
-	  "invalid backend" },
-	{ "backend del, bad backend", { "backend", "del", VIP, "198.18.1.256:80" },
-	  "invalid backend" },
-	{ "backend set without --weight", { "backend", "set", VIP, BE },
-	  "usage: sluice backend set" },
-	{ "backend set without backend", { "backend", "set", VIP, "--weight", "3" },
-	  "usage: sluice backend set" },
-	{ "--weight 1001", { "backend", "add", VIP, BE, "--weight", "1001" },
-	  "--weight: '1001' is not a number in 0..1000" },
-	{ "--weight -1", { "backend", "set", VIP, BE, "--weight", "-1" },
-	  "--weight: '-1' is not a number in 0..1000" },
-	{ "--weight x", { "backend", "set", VIP, BE, "--weight", "x" }, "--weight: 'x'" },
-	{ "--weight empty", { "backend", "set", VIP, BE, "--weight", "" }, "--weight: ''" },
-	{ "--weight 5x", { "backend", "set", VIP, BE, "--weight=5x" }, "--weight: '5x'" },
-	{ "--weight 2^32", { "backend", "add", VIP, BE, "--weight", "4294967296" },
-	  "--weight: '4294967296'" },
-	{ "--weight without value", { "backend", "set", VIP, BE, "--weight" },
-	  "missing value '--weight'" },
-	{ "--affinity 0", { "service", "add", VIP, "--affinity", "0" },
-	  "--affinity: '0' is not a number in 1..86400" },
-	{ "--affinity 86401", { "service", "add", VIP, "--affinity", "86401" },
-	  "--affinity: '86401'" },
-	{ "--affinity -5", { "service", "add", VIP, "--affinity", "-5" }, "--affinity: '-5'" },
-	{ "--affinity abc", { "service", "add", VIP, "--affinity", "abc" },
-	  "--affinity: 'abc'" },
-	{ "--name of 32", { "service", "add", VIP, "--name", NAME_32 },
-	  "--name: longer than 31 characters" },
-	{ "--name without value", { "service", "add", VIP, "--name" }, "missing value '--name'" },
-	{ "unknown long option", { "service", "add", VIP, "--bogus" }, "unknown option" },
-	{ "unknown short option", { "service", "add", VIP, "-x" }, "unknown option" },
-	{ "--name on service del", { "service", "del", VIP, "--name", "web" }, "unknown option" },
-	{ "--weight on backend del", { "backend", "del", VIP, BE, "--weight", "5" },
-	  "unknown option" },
-	{ "--affinity on backend add", { "backend", "add", VIP, BE, "--affinity", "5" },
-	  "unknown option" },
-	{ "--weight on service add", { "service", "add", VIP, "--weight", "5" },
-	  "unknown option" },
-	{ "service add, extra", { "service", "add", VIP, "198.19.0.11:80/tcp" },
-	  "usage: sluice service add" },
-	{ "service del, extra", { "service", "del", VIP, "x" }, "usage: sluice service del" },
-	{ "backend add, extra", { "backend", "add", VIP, BE, "198.18.1.3:80" },
+	{ 2,
+	  "no proto",
+	  { "service", "add", "198.19.0.10:80" },
+	  "invalid service '198.19.0.10:80'" },
+	{ 2, "sctp", { "service", "add", "198.19.0.10:80/sctp" }, "invalid service" },
+	{ 2, "empty proto", { "service", "add", "198.19.0.10:80/" }, "invalid service" },
+	{ 2, "octet 300", { "service", "add", "198.19.0.300:80/tcp" }, "invalid service" },
+	{ 2, "three octets", { "service", "add", "198.19.0:80/tcp" }, "invalid service" },
+	{ 2, "hostname", { "service", "add", "localhost:80/tcp" }, "invalid service" },
+	{ 2, "IPv6 without brackets", { "service", "add", "fd00::10:80/tcp" }, "invalid service" },
+	{ 2, "IPv4 in brackets", { "service", "add", "[198.19.0.10]:80/tcp" }, "invalid service" },
+	{ 2, "IPv6 without port", { "service", "add", "[fd00::10]/tcp" }, "invalid service" },
+	{ 2, "port 0", { "service", "add", "198.19.0.10:0/tcp" }, "invalid service" },
+	{ 2, "port 65536", { "service", "add", "198.19.0.10:65536/udp" }, "invalid service" },
+	{ 2, "port -1", { "service", "add", "198.19.0.10:-1/udp" }, "invalid service" },
+	{ 2, "empty port", { "service", "add", "198.19.0.10:/tcp" }, "invalid service" },
+	{ 2, "no port", { "service", "add", "198.19.0.10/tcp" }, "invalid service" },
+	{ 2, "service del without VIP", { "service", "del" }, "usage: sluice service del" },
+	{ 2, "service del, bad VIP", { "service", "del", "198.19.0.10:80" }, "invalid service" },
+	{ 2,
+	  "backend add without backend",
+	  { "backend", "add", VIP },
 	  "usage: sluice backend add" },
-	{ "backend del, extra", { "backend", "del", VIP, BE, "x" }, "usage: sluice backend del" },
-	{ "service list, extra", { "service", "list", "x" }, "usage: sluice service list" },
-	{ "stats, extra", { "stats", "x" }, "usage: sluice stats" },
-	{ "stats, option", { "stats", "--bogus" }, "usage: sluice stats" },
-	{ "status, extra", { "status", "x" }, "usage: sluice status" },
-	{ "--socket without value", { "service", "add", VIP, "--socket" },
+	{ 2, "backend add, no arguments", { "backend", "add" }, "usage: sluice backend add" },
+	{ 2,
+	  "backend add, bad VIP",
+	  { "backend", "add", "198.19.0.10:80", BE },
+	  "invalid service" },
+	{ 2,
+	  "backend without port",
+	  { "backend", "add", VIP, "198.18.1.2" },
+	  "invalid backend '198.18.1.2'" },
+	{ 2,
+	  "backend with proto",
+	  { "backend", "add", VIP, "198.18.1.2:80/tcp" },
+	  "invalid backend" },
+	{ 2, "backend port 0", { "backend", "add", VIP, "198.18.1.2:0" }, "invalid backend" },
+	{ 2,
+	  "backend IPv6 without brackets",
+	  { "backend", "add", VIP, "fd00::2:80" },
+	  "invalid backend" },
+	{ 2,
+	  "backend del, bad backend",
+	  { "backend", "del", VIP, "198.18.1.256:80" },
+	  "invalid backend" },
+	{ 2,
+	  "backend set without --weight",
+	  { "backend", "set", VIP, BE },
+	  "usage: sluice backend set" },
+	{ 2,
+	  "backend set without backend",
+	  { "backend", "set", VIP, "--weight", "3" },
+	  "usage: sluice backend set" },
+	{ 2,
+	  "--weight 1001",
+	  { "backend", "add", VIP, BE, "--weight", "1001" },
+	  "--weight: '1001' is not a number in 0..1000" },
+	{ 2,
+	  "--weight -1",
+	  { "backend", "set", VIP, BE, "--weight", "-1" },
+	  "--weight: '-1' is not a number in 0..1000" },
+	{ 2, "--weight x", { "backend", "set", VIP, BE, "--weight", "x" }, "--weight: 'x'" },
+	{ 2, "--weight empty", { "backend", "set", VIP, BE, "--weight", "" }, "--weight: ''" },
+	{ 2, "--weight 5x", { "backend", "set", VIP, BE, "--weight=5x" }, "--weight: '5x'" },
+	{ 2,
+	  "--weight 2^32",
+	  { "backend", "add", VIP, BE, "--weight", "4294967296" },
+	  "--weight: '4294967296'" },
+	{ 2,
+	  "--weight without value",
+	  { "backend", "set", VIP, BE, "--weight" },
+	  "missing value '--weight'" },
+	{ 2,
+	  "--affinity 0",
+	  { "service", "add", VIP, "--affinity", "0" },
+	  "--affinity: '0' is not a number in 1..86400" },
+	{ 2,
+	  "--affinity 86401",
+	  { "service", "add", VIP, "--affinity", "86401" },
+	  "--affinity: '86401'" },
+	{ 2, "--affinity -5", { "service", "add", VIP, "--affinity", "-5" }, "--affinity: '-5'" },
+	{ 2,
+	  "--affinity abc",
+	  { "service", "add", VIP, "--affinity", "abc" },
+	  "--affinity: 'abc'" },
+	{ 2,
+	  "--name of 32",
+	  { "service", "add", VIP, "--name", NAME_32 },
+	  "--name: longer than 31 characters" },
+	{ 2,
+	  "--name without value",
+	  { "service", "add", VIP, "--name" },
+	  "missing value '--name'" },
+	{ 2, "unknown long option", { "service", "add", VIP, "--bogus" }, "unknown option" },
+	{ 2, "unknown short option", { "service", "add", VIP, "-x" }, "unknown option" },
+	{ 2,
+	  "--name on service del",
+	  { "service", "del", VIP, "--name", "web" },
+	  "unknown option" },
+	{ 2,
+	  "--weight on backend del",
+	  { "backend", "del", VIP, BE, "--weight", "5" },
+	  "unknown option" },
+	{ 2,
+	  "--affinity on backend add",
+	  { "backend", "add", VIP, BE, "--affinity", "5" },
+	  "unknown option" },
+	{ 2,
+	  "--weight on service add",
+	  { "service", "add", VIP, "--weight", "5" },
+	  "unknown option" },
+	{ 2,
+	  "service add, extra",
+	  { "service", "add", VIP, "198.19.0.11:80/tcp" },
+	  "usage: sluice service add" },
+	{ 2, "service del, extra", { "service", "del", VIP, "x" }, "usage: sluice service del" },
+	{ 2,
+	  "backend add, extra",
+	  { "backend", "add", VIP, BE, "198.18.1.3:80" },
+	  "usage: sluice backend add" },
+	{ 2,
+	  "backend del, extra",
+	  { "backend", "del", VIP, BE, "x" },
+	  "usage: sluice backend del" },
+	{ 2, "service list, extra", { "service", "list", "x" }, "usage: sluice service list" },
+	{ 2, "stats, extra", { "stats", "x" }, "usage: sluice stats" },
+	{ 2, "stats, option", { "stats", "--bogus" }, "usage: sluice stats" },
+	{ 2, "status, extra", { "status", "x" }, "usage: sluice status" },
+	{ 2,
+	  "--socket without value",
+	  { "service", "add", VIP, "--socket" },
 	  "--socket needs a value" },
-	{ "--bpffs without value", { "stats", "--bpffs" }, "--bpffs needs a value" },
-	{ "apply without -f", { "apply" }, "usage: sluice apply -f FILE" },
-	{ "apply FILE", { "apply", "/etc/hostname" }, "usage: sluice apply -f FILE" },
-	{ "apply -f without file", { "apply", "-f" }, "usage: sluice apply -f FILE" },
-	{ "apply -x FILE", { "apply", "-x", "/etc/hostname" }, "usage: sluice apply -f FILE" },
-	{ "apply -f FILE extra", { "apply", "-f", "/etc/hostname", "x" },
+	{ 2, "--bpffs without value", { "stats", "--bpffs" }, "--bpffs needs a value" },
+	{ 2, "apply without -f", { "apply" }, "usage: sluice apply -f FILE" },
+	{ 2, "apply FILE", { "apply", "/etc/hostname" }, "usage: sluice apply -f FILE" },
+	{ 2, "apply -f without file", { "apply", "-f" }, "usage: sluice apply -f FILE" },
+	{ 2, "apply -x FILE", { "apply", "-x", "/etc/hostname" }, "usage: sluice apply -f FILE" },
+	{ 2,
+	  "apply -f FILE extra",
+	  { "apply", "-f", "/etc/hostname", "x" },
 	  "usage: sluice apply -f FILE" },
-	{ "apply -f missing file",
+	{ 1,
+	  "apply -f missing file",
 	  { "apply", "-f", "/nonexistent/sluice.yaml" },
-	  "cannot read /nonexistent/sluice.yaml: No such file or directory",
-	  1 },
-	{ "apply -f a directory", { "apply", "-f", "/" }, "cannot read /: Is a directory", 1 },
+	  "cannot read /nonexistent/sluice.yaml: No such file or directory" },
+	{ 1, "apply -f a directory", { "apply", "-f", "/" }, "cannot read /: Is a directory" },
 };
 
 static void test_usage_errors(void **state)
@@ -512,7 +591,7 @@ static void test_usage_errors(void **state)
 	for (size_t i = 0; i < sizeof(usage_cases) / sizeof(usage_cases[0]); i++) {
 		const struct usage_case *c = &usage_cases[i];
 		struct expect e = {
-			.status = c->status ? c->status : 2,
+			.status = c->status,
 			.out = "",
 			.err_has = { "Error: ", c->error },
 		};
@@ -570,27 +649,35 @@ static const struct request_case request_cases[] = {
 	{ "options first, = form",
 	  { "service", "add", "--affinity=86400", "--name=web.v2_x-1", VIP },
 	  SVC_REQ("service.add") ",\"name\":\"web.v2_x-1\",\"affinity\":86400}" },
-	{ "--affinity 1", { "service", "add", VIP, "--affinity", "1" },
+	{ "--affinity 1",
+	  { "service", "add", VIP, "--affinity", "1" },
 	  SVC_REQ("service.add") ",\"affinity\":1}" },
-	{ "--name of 31", { "service", "add", VIP, "--name", NAME_31 },
+	{ "--name of 31",
+	  { "service", "add", VIP, "--name", NAME_31 },
 	  SVC_REQ("service.add") ",\"name\":\"" NAME_31 "\"}" },
-	{ "IPv6 service", { "service", "add", "[fd00::10]:53/udp", "--name", "dns" },
+	{ "IPv6 service",
+	  { "service", "add", "[fd00::10]:53/udp", "--name", "dns" },
 	  "{\"op\":\"service.add\",\"service\":\"[fd00::10]:53/udp\",\"name\":\"dns\"}" },
-	{ "port 65535", { "service", "add", "198.19.0.10:65535/udp" },
+	{ "port 65535",
+	  { "service", "add", "198.19.0.10:65535/udp" },
 	  "{\"op\":\"service.add\",\"service\":\"198.19.0.10:65535/udp\"}" },
 	{ "service del", { "service", "del", VIP }, SVC_REQ("service.del") "}" },
-	{ "backend add, weight 1 by default", { "backend", "add", VIP, BE },
+	{ "backend add, weight 1 by default",
+	  { "backend", "add", VIP, BE },
 	  BE_REQ("backend.add") ",\"weight\":1}" },
-	{ "backend add --weight 0", { "backend", "add", VIP, BE, "--weight", "0" },
+	{ "backend add --weight 0",
+	  { "backend", "add", VIP, BE, "--weight", "0" },
 	  BE_REQ("backend.add") ",\"weight\":0}" },
-	{ "backend add --weight 1000 first", { "backend", "add", "--weight", "1000", VIP, BE },
+	{ "backend add --weight 1000 first",
+	  { "backend", "add", "--weight", "1000", VIP, BE },
 	  BE_REQ("backend.add") ",\"weight\":1000}" },
 	{ "backend add IPv6",
 	  { "backend", "add", "[fd00::10]:80/tcp", "[fd00:1::2]:8080", "--weight=7" },
 	  "{\"op\":\"backend.add\",\"service\":\"[fd00::10]:80/tcp\","
 	  "\"backend\":\"[fd00:1::2]:8080\",\"weight\":7}" },
 	{ "backend del, no weight", { "backend", "del", VIP, BE }, BE_REQ("backend.del") "}" },
-	{ "backend set", { "backend", "set", VIP, BE, "--weight", "0" },
+	{ "backend set",
+	  { "backend", "set", VIP, BE, "--weight", "0" },
 	  BE_REQ("backend.set") ",\"weight\":0}" },
 	{ "backend set, last --weight wins",
 	  { "backend", "set", VIP, BE, "--weight", "5", "--weight", "9" },
@@ -601,14 +688,17 @@ static const struct request_case request_cases[] = {
 	{ "b a", { "b", "a", VIP, BE }, BE_REQ("backend.add") ",\"weight\":1}" },
 	{ "back d", { "back", "d", VIP, BE }, BE_REQ("backend.del") "}" },
 	{ "b s, --w", { "b", "s", VIP, BE, "--w", "4" }, BE_REQ("backend.set") ",\"weight\":4}" },
-	{ "--n, --aff", { "service", "add", VIP, "--n", "web", "--aff", "9" },
+	{ "--n, --aff",
+	  { "service", "add", VIP, "--n", "web", "--aff", "9" },
 	  SVC_REQ("service.add") ",\"name\":\"web\",\"affinity\":9}" },
 	{ "-j first", { "-j", "service", "add", VIP }, SVC_REQ("service.add") "}" },
 	{ "--json between", { "service", "--json", "add", VIP }, SVC_REQ("service.add") "}" },
 	{ "-p after the verb", { "backend", "del", "-p", VIP, BE }, BE_REQ("backend.del") "}" },
-	{ "--pretty last", { "backend", "add", VIP, BE, "--pretty" },
+	{ "--pretty last",
+	  { "backend", "add", VIP, BE, "--pretty" },
 	  BE_REQ("backend.add") ",\"weight\":1}" },
-	{ "--bpffs anywhere", { "--bpffs", "/nonexistent", "service", "del", VIP, "--bpffs", "/x" },
+	{ "--bpffs anywhere",
+	  { "--bpffs", "/nonexistent", "service", "del", VIP, "--bpffs", "/x" },
 	  SVC_REQ("service.del") "}" },
 	{ "everything mixed",
 	  { "-j", "b", "--bpffs", "/x", "a", "--weight", "3", VIP, "-p", BE },
@@ -673,7 +763,9 @@ static void test_socket_option(void **state)
 	result_free(&r);
 
 	/* And the other way: the agent at SLUICE_SOCKET is not asked. */
-	e = (struct expect){ .status = 1, .out = "", .err_has = { "Error: cannot reach sluiced at " } };
+	e = (struct expect){ .status = 1,
+			     .out = "",
+			     .err_has = { "Error: cannot reach sluiced at " } };
 	e.err_has[1] = absent_sock;
 	assert_true(run_check("--socket over a working SLUICE_SOCKET", absent, OK_REPLY, &e));
 }
@@ -773,8 +865,8 @@ static void test_apply_large(void **state)
 	free(text);
 }
 
-#define APPLY_REPLY                                                                       \
-	"{\"ok\":true,\"services\":3,\"changed\":1,\"unchanged\":2,\"deleted\":4,"           \
+#define APPLY_REPLY                                                                \
+	"{\"ok\":true,\"services\":3,\"changed\":1,\"unchanged\":2,\"deleted\":4," \
 	"\"health_checks\":1}\n"
 
 /* The summary of a successful apply: a line of text, or the reply (less
@@ -839,8 +931,8 @@ static const struct reply_case reply_cases[] = {
 	{ "ok, no newline before close", "{\"ok\":true}", false, 0, "", "" },
 	{ "error", "{\"ok\":false,\"status\":1," FULL_ERROR "}\n", false, 1, "",
 	  "Error: E: X\nHint: H\n" },
-	{ "error without errno and hint", "{\"ok\":false,\"status\":1,\"error\":\"E\"}\n", false,
-	  1, "", "Error: E\n" },
+	{ "error without errno and hint", "{\"ok\":false,\"status\":1,\"error\":\"E\"}\n", false, 1,
+	  "", "Error: E\n" },
 	{ "usage error", "{\"ok\":false,\"status\":2," FULL_ERROR "}\n", false, 2, "",
 	  "Error: E: X\nHint: H\n" },
 	{ "no status", "{\"ok\":false,\"error\":\"E\"}\n", false, 1, "", "Error: E\n" },
@@ -940,8 +1032,8 @@ static void test_bad_replies(void **state)
 			agent_start(&a, replies[i]);
 			run_cli(json ? json_args : args, sock, &r);
 			agent_stop(&a);
-			if (!check_run(&r, &a, &e) ||
-			    (json && !strstr(r.out, "{\"error\":\"")) || (json && !strstr(r.out, sock))) {
+			if (!check_run(&r, &a, &e) || (json && !strstr(r.out, "{\"error\":\"")) ||
+			    (json && !strstr(r.out, sock))) {
 				show_failure(replies[i] ? replies[i] : "(closed)",
 					     json ? json_args : args, &r, &a, &e);
 				failed++;
@@ -951,4 +1043,205 @@ static void test_bad_replies(void **state)
 		}
 	}
 	assert_int_equal(failed, 0);
+}
+
+/* ---- no agent ---- */
+
+/* Nothing at the socket path, a stale socket, a path too long: exit 1 and
+ * "cannot reach sluiced at PATH" with a hint naming --socket and
+ * SLUICE_SOCKET, for every verb that changes something. */
+static void test_unreachable(void **state)
+{
+	static const char *const verbs[][8] = {
+		{ "service", "add", VIP, "--name", "web" },
+		{ "service", "del", VIP },
+		{ "backend", "add", VIP, BE },
+		{ "backend", "del", VIP, BE },
+		{ "backend", "set", VIP, BE, "--weight", "0" },
+		{ "apply", "-f", "/etc/hostname" },
+	};
+	char error[PATH_MAX + 128], stale[PATH_MAX], json_out[2 * PATH_MAX], longer[200];
+	const char *stale_args[] = { "service", "del", VIP, "--socket", stale, NULL };
+	const char *long_args[] = { "--socket", longer, "service", "del", VIP, NULL };
+	const char *json_args[] = { "-j", "service", "del", VIP, NULL };
+	struct sockaddr_un sun;
+	struct expect e = {
+		.status = 1,
+		.out = "",
+		.err_has = { error, "\nHint: is sluiced running?",
+			     "--socket PATH or SLUICE_SOCKET" },
+	};
+	size_t failed = 0;
+	int fd;
+
+	(void)state;
+	need_binary();
+	snprintf(error, sizeof(error),
+		 "Error: cannot reach sluiced at %s: No such file or directory\n", absent_sock);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		failed += !run_check(verbs[i][0], verbs[i], NULL, &e);
+	assert_int_equal(failed, 0);
+
+	/* A socket file nobody listens on (an agent that died). */
+	snprintf(stale, sizeof(stale), "%s/stale.sock", dir);
+	unix_addr(&sun, stale);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(fd);
+	snprintf(error, sizeof(error), "Error: cannot reach sluiced at %s: Connection refused\n",
+		 stale);
+	assert_true(run_check("stale socket", stale_args, NULL, &e));
+	unlink(stale);
+
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[0] = '/';
+	longer[sizeof(longer) - 1] = '\0';
+	snprintf(error, sizeof(error), "Error: cannot reach sluiced at %s: File name too long\n",
+		 longer);
+	assert_true(run_check("socket path too long", long_args, NULL, &e));
+
+	snprintf(json_out, sizeof(json_out),
+		 "{\"error\":\"cannot reach sluiced at %s: No such file or directory\","
+		 "\"hint\":\"is sluiced running? start it (see `sluiced --help`), or point to "
+		 "its socket with --socket PATH or SLUICE_SOCKET\"}\n",
+		 absent_sock);
+	e = (struct expect){ .status = 1, .out = json_out, .err = "" };
+	assert_true(run_check("-j unreachable", json_args, NULL, &e));
+}
+
+/* Reads go to the pinned maps: with none, exit 1 naming the directory
+ * (SLUICE_BPFFS, or --bpffs over it), and no request. */
+static void test_no_maps(void **state)
+{
+	static const char *const cmds[][4] = { { "stats" }, { "status" }, { "service", "list" } };
+	const char *flag_args[] = { "stats", "--bpffs", "/nonexistent/pins", NULL };
+	char error[PATH_MAX + 64];
+	struct expect e = {
+		.status = 1,
+		.out = "",
+		.err_has = { error, "\nHint: is the data path loaded?", "--bpffs / SLUICE_BPFFS" },
+	};
+	size_t failed = 0;
+
+	(void)state;
+	need_binary();
+	snprintf(error, sizeof(error), "Error: cannot open the maps pinned in %s: ", bpffs);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		failed += !run_check(cmds[i][0], cmds[i], OK_REPLY, &e);
+	assert_int_equal(failed, 0);
+	snprintf(error, sizeof(error), "Error: cannot open the maps pinned in /nonexistent/pins: ");
+	assert_true(run_check("--bpffs over SLUICE_BPFFS", flag_args, OK_REPLY, &e));
+}
+
+/* ---- help ---- */
+
+struct help_case {
+	int status;
+	const char *args[4];
+	const char *words[7]; /* each on stdout */
+};
+
+static const struct help_case help_cases[] = {
+	{ 0,
+	  { "help" },
+	  { "Usage: sluice [-j|--json] [-p|--pretty] [--socket PATH] [--bpffs DIR]", "service",
+	    "backend", "apply", "stats", "status", "help" } },
+	{ 0, { "h" }, { "Usage: sluice", "service", "backend" } },
+	{ 0, { "-j", "help" }, { "Usage: sluice", "service", "backend" } },
+	{ 0, { "service", "help" }, { "Usage: sluice", "service VERB", "add", "del", "list" } },
+	{ 0, { "serv", "help" }, { "Usage: sluice", "service VERB", "add", "del", "list" } },
+	{ 0,
+	  { "backend", "help" },
+	  { "Usage: sluice", "backend VERB", "add", "del", "set", "--weight N" } },
+	{ 0, { "apply", "help" }, { "Usage: sluice apply -f FILE" } },
+	{ 0, { "stats", "help" }, { "Usage: sluice stats" } },
+	{ 0, { "status", "help" }, { "Usage: sluice status" } },
+	/* Nothing named: the table, as a usage error. */
+	{ 2, {}, { "Usage: sluice", "service", "backend" } },
+	{ 2, { "service" }, { "Usage: sluice", "service VERB", "add" } },
+	{ 2, { "backend" }, { "Usage: sluice", "backend VERB", "set" } },
+};
+
+static void test_help(void **state)
+{
+	size_t failed = 0;
+
+	(void)state;
+	need_binary();
+	for (size_t i = 0; i < sizeof(help_cases) / sizeof(help_cases[0]); i++) {
+		const struct help_case *c = &help_cases[i];
+		struct expect e = { .status = c->status, .err = c->status ? NULL : "" };
+		struct result r = {};
+		struct agent a;
+		bool ok;
+
+		agent_start(&a, OK_REPLY);
+		run_cli(c->args, sock, &r);
+		agent_stop(&a);
+		ok = check_run(&r, &a, &e) && !strncmp(r.out, "Usage: sluice", 13);
+		for (int j = 0; ok && j < 7 && c->words[j]; j++)
+			ok = strstr(r.out, c->words[j]) != NULL;
+		if (!ok) {
+			show_failure("help", c->args, &r, &a, &e);
+			failed++;
+		}
+		agent_free(&a);
+		result_free(&r);
+	}
+	assert_int_equal(failed, 0);
+}
+
+/* ---- setup ---- */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* The binary as tools/run_tests.sh names it (SLUICE_BUILD, possibly
+ * relative to the repository root it runs from), and the temporary dir. */
+static int setup(void **state)
+{
+	const char *build = getenv("SLUICE_BUILD");
+
+	(void)state;
+	snprintf(bin, sizeof(bin), "%s/sluice", build && *build ? build : "build");
+	if (access(bin, X_OK)) {
+		print_message("no sluice binary at %s (%s): build it first (make %s), or set "
+			      "SLUICE_BUILD to its directory; the CLI tests are skipped\n",
+			      bin, strerror(errno), bin);
+		bin[0] = '\0';
+	}
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
+	snprintf(absent_sock, sizeof(absent_sock), "%s/absent.sock", dir);
+	snprintf(bpffs, sizeof(bpffs), "%s/bpffs", dir);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	return nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_usage_errors),  cmocka_unit_test(test_usage_errors_json),
+		cmocka_unit_test(test_requests),      cmocka_unit_test(test_socket_option),
+		cmocka_unit_test(test_apply_request), cmocka_unit_test(test_apply_large),
+		cmocka_unit_test(test_apply_summary), cmocka_unit_test(test_replies),
+		cmocka_unit_test(test_reply_pretty),  cmocka_unit_test(test_bad_replies),
+		cmocka_unit_test(test_unreachable),   cmocka_unit_test(test_no_maps),
+		cmocka_unit_test(test_help),
+	};
+
+	return cmocka_run_group_tests_name("cli", tests, setup, teardown);
 }

@@ -45,6 +45,7 @@ static const char full_config[] =
 	"  - name: web\n"
 	"    vip: 198.19.0.10:80/tcp\n"
 	"    affinity: 30\n"
+	"    l7: http\n"
 	"    health:\n"
 	"      type: http\n"
 	"      path: /healthz\n"
@@ -79,6 +80,7 @@ static void test_full_example(void **state)
 	assert_service_key(&web->key, "198.19.0.10:80/tcp");
 	assert_string_equal(web->name, "web");
 	assert_int_equal(web->affinity_s, 30);
+	assert_true(web->l7);
 	assert_int_equal(web->line, 3);
 	assert_int_equal(web->column, 5);
 	assert_int_equal(web->health.type, CFG_HEALTH_HTTP);
@@ -91,11 +93,11 @@ static void test_full_example(void **state)
 	assert_int_equal(web->n_backends, 3);
 	assert_endpoint(&web->backends[0].addr, "198.18.1.2:8080");
 	assert_int_equal(web->backends[0].weight, 1000);
-	assert_int_equal(web->backends[0].line, 15);
+	assert_int_equal(web->backends[0].line, 16);
 	assert_int_equal(web->backends[0].column, 9);
 	assert_endpoint(&web->backends[1].addr, "198.18.2.2:8080");
 	assert_int_equal(web->backends[1].weight, 1);
-	assert_int_equal(web->backends[1].line, 17);
+	assert_int_equal(web->backends[1].line, 18);
 	assert_endpoint(&web->backends[2].addr, "198.18.3.2:8081");
 	assert_int_equal(web->backends[2].weight, 0);
 
@@ -104,6 +106,7 @@ static void test_full_example(void **state)
 	assert_int_equal(dns->key.family, SL_AF_INET6);
 	assert_string_equal(dns->name, "dns.v6_x-1");
 	assert_int_equal(dns->affinity_s, 0);
+	assert_false(dns->l7);
 	assert_int_equal(dns->health.type, CFG_HEALTH_TCP);
 	assert_string_equal(dns->health.path, "");
 	assert_int_equal(dns->health.expect_status, 0);
@@ -231,7 +234,7 @@ static const struct bad_case bad_cases[] = {
 	      "        wieght: 2\n",
 	  5, 9, "services[0].backends[0].wieght", "unknown key 'wieght' (did you mean 'weight'?)" },
 	{ "unknown service key, listed", SVC "    port: 80\n", 3, 5, "services[0].port",
-	  "unknown key 'port' (expected name, vip, affinity, health, backends)" },
+	  "unknown key 'port' (expected name, vip, affinity, health, backends, l7)" },
 	{ "unknown health key", SVC "    health: {type: tcp, retries: 3}\n", 3, 25,
 	  "services[0].health.retries", "unknown key 'retries'" },
 	{ "services is a mapping", "services:\n  web: {}\n", 2, 3, "services",
@@ -292,6 +295,10 @@ static const struct bad_case bad_cases[] = {
 	{ "weight huge",
 	  SVC "    backends:\n      - {address: 198.18.1.2:80, weight: 99999999999999999999}\n", 4,
 	  42, "services[0].backends[0].weight", "99999999999999999999 is out of range" },
+	{ "l7: unknown protocol", SVC "    l7: grpc\n", 3, 9, "services[0].l7",
+	  "unknown L7 protocol 'grpc' (http)" },
+	{ "l7 on a UDP service", "services:\n  - vip: 198.19.0.10:53/udp\n    l7: http\n", 3, 5,
+	  "services[0].l7", "l7: http needs a TCP service" },
 	{ "affinity 0", SVC "    affinity: 0\n", 3, 15, "services[0].affinity",
 	  "0 is out of range 1..86400" },
 	{ "affinity too long", SVC "    affinity: 86401\n", 3, 15, "services[0].affinity",
@@ -438,7 +445,7 @@ static void test_load_file(void **state)
 	assert_int_equal(cfg_load_file(path, &st, &err), -EINVAL);
 	assert_null(st.services);
 	cfg_error_format(&err, buf, sizeof(buf));
-	assert_non_null(strstr(buf, ":26:1: bogus: unknown key 'bogus'"));
+	assert_non_null(strstr(buf, ":27:1: bogus: unknown key 'bogus'"));
 	assert_string_equal(err.file, path);
 	unlink(path);
 

@@ -56,7 +56,7 @@ struct sl_svc apply_settings_of(const struct cfg_service *svc)
 {
 	struct sl_svc want = { .affinity_timeout_s = svc->affinity_s };
 
-	want.flags = svc->affinity_s ? SL_SVC_AFFINITY : 0;
+	want.flags = (svc->affinity_s ? SL_SVC_AFFINITY : 0) | (svc->l7 ? SL_SVC_L7 : 0);
 	memcpy(want.name, svc->name, sizeof(want.name));
 	return want;
 }

@@ -833,7 +833,7 @@ static int parse_backends(struct cfg_parser *p, const struct cfg_field *f, void 
 }
 
 /* services[i] */
-enum { SF_NAME, SF_VIP, SF_AFFINITY, SF_HEALTH, SF_BACKENDS };
+enum { SF_NAME, SF_VIP, SF_AFFINITY, SF_HEALTH, SF_BACKENDS, SF_L7 };
 
 bool cfg_name_valid(const char *name)
 {
@@ -891,12 +891,30 @@ static int parse_vip(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 	return 0;
 }
 
+/* l7: http, the only L7 protocol (the proxy speaks HTTP/1.1). */
+static int parse_l7(struct cfg_parser *p, const struct cfg_field *f, void *obj)
+{
+	struct cfg_service *svc = obj;
+	const char *text;
+	int err;
+
+	(void)f;
+	err = scalar_text(p, "http", &text);
+	if (err)
+		return err;
+	if (strcmp(text, "http"))
+		return fail(p, "unknown L7 protocol '%.40s' (http)", text);
+	svc->l7 = true;
+	return 0;
+}
+
 static const struct cfg_field service_fields[] = {
 	[SF_NAME] = { .key = "name", .parse = parse_name },
 	[SF_VIP] = { .key = "vip", .parse = parse_vip },
 	[SF_AFFINITY] = CFG_UINT("affinity", struct cfg_service, affinity_s, 1, CFG_AFFINITY_MAX_S),
 	[SF_HEALTH] = { .key = "health", .parse = parse_health },
 	[SF_BACKENDS] = { .key = "backends", .parse = parse_backends },
+	[SF_L7] = { .key = "l7", .parse = parse_l7 },
 };
 
 /* Backends were read before or after the vip: compare families at the end. */
@@ -945,6 +963,8 @@ static int parse_service(struct cfg_parser *p, void *obj)
 		return err;
 	if (!(seen.mask & BIT(SF_VIP)))
 		return fail_key(p, "vip", seen.start, "missing required key 'vip'");
+	if (svc->l7 && svc->key.proto != SL_PROTO_TCP)
+		return fail_key(p, "l7", seen.key[SF_L7], "l7: http needs a TCP service");
 	return check_families(p, svc);
 }
 

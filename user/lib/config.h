@@ -48,6 +48,7 @@ struct cfg_service {
 	struct sl_svc_key key;
 	char name[SL_SVC_NAME_MAX]; /* may be empty */
 	uint32_t affinity_s; /* 0 = no client-IP affinity */
+	bool l7; /* l7: http: local clients go through sluice-proxy (socket layer) */
 	struct cfg_health health;
 	struct cfg_backend *backends; /* in file order, no two with one address */
 	size_t n_backends;

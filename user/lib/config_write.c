@@ -49,6 +49,8 @@ static void write_service(FILE *out, const struct cfg_service *svc)
 		fprintf(out, "    name: \"%s\"\n", svc->name);
 	if (svc->affinity_s)
 		fprintf(out, "    affinity: %u\n", svc->affinity_s);
+	if (svc->l7)
+		fprintf(out, "    l7: http\n");
 	if (svc->health.type != CFG_HEALTH_NONE)
 		write_health(out, &svc->health);
 	fprintf(out, "    backends:%s\n", svc->n_backends ? "" : " []");

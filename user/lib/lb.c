@@ -395,8 +395,9 @@ bool lb_service_valid(const struct sl_svc_key *key, const struct sl_svc *svc)
 
 	return lb_addr_valid(key->addr, key->family) && key->port &&
 	       (key->proto == SL_PROTO_TCP || key->proto == SL_PROTO_UDP) &&
-	       !(svc->flags & ~(__u32)SL_SVC_AFFINITY) && affinity == !!svc->affinity_timeout_s &&
-	       memchr(svc->name, '\0', sizeof(svc->name));
+	       !(svc->flags & ~(__u32)(SL_SVC_AFFINITY | SL_SVC_L7)) &&
+	       (!(svc->flags & SL_SVC_L7) || key->proto == SL_PROTO_TCP) &&
+	       affinity == !!svc->affinity_timeout_s && memchr(svc->name, '\0', sizeof(svc->name));
 }
 
 int lb_service_add(struct lb_maps *maps, const struct sl_svc_key *key, const struct sl_svc *want)

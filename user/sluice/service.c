@@ -10,15 +10,16 @@
 #include "cli.h"
 #include "sluice/limits.h"
 
-/* Parse the verb's options: --name, --affinity, --weight (those @allowed). */
+/* Parse the verb's options: --name, --affinity, --weight, --l7 (those @allowed). */
 struct verb_opts {
 	const char *name;
+	const char *l7;
 	__u32 affinity_s;
 	__u32 weight;
 	bool weight_set;
 };
 
-enum { OPT_NAME = 1, OPT_AFFINITY = 2, OPT_WEIGHT = 4 };
+enum { OPT_NAME = 1, OPT_AFFINITY = 2, OPT_WEIGHT = 4, OPT_L7 = 8 };
 
 static int verb_options(struct cli *cli, int argc, char **argv, int allowed, struct verb_opts *vo)
 {
@@ -26,6 +27,7 @@ static int verb_options(struct cli *cli, int argc, char **argv, int allowed, str
 		{ "name", required_argument, NULL, OPT_NAME },
 		{ "affinity", required_argument, NULL, OPT_AFFINITY },
 		{ "weight", required_argument, NULL, OPT_WEIGHT },
+		{ "l7", required_argument, NULL, OPT_L7 },
 		{},
 	};
 	int opt, status = CLI_OK;
@@ -39,6 +41,11 @@ static int verb_options(struct cli *cli, int argc, char **argv, int allowed, str
 					 argv[optind - 1], argv[0]);
 		if (opt == OPT_NAME)
 			vo->name = optarg;
+		else if (opt == OPT_L7 && strcmp(optarg, "http"))
+			status = cli_error(cli, CLI_USAGE, 0, NULL,
+					   "--l7: unknown protocol '%s' (http)", optarg);
+		else if (opt == OPT_L7)
+			vo->l7 = optarg;
 		else if (opt == OPT_AFFINITY)
 			status =
 				cli_parse_u32(cli, "--affinity", optarg, 1, 86400, &vo->affinity_s);
@@ -94,11 +101,11 @@ static int service_add(struct cli *cli, int argc, char **argv)
 	struct json_object *req;
 	int status;
 
-	status = verb_options(cli, argc, argv, OPT_NAME | OPT_AFFINITY, &vo);
+	status = verb_options(cli, argc, argv, OPT_NAME | OPT_AFFINITY | OPT_L7, &vo);
 	if (!status)
 		status = positionals(
 			cli, argc, 1,
-			"service add VIP:PORT/PROTO [--name NAME] [--affinity SECONDS]");
+			"service add VIP:PORT/PROTO [--name NAME] [--affinity SECONDS] [--l7 http]");
 	if (!status)
 		status = parse_service(cli, argv[optind], &key);
 	if (!status && vo.name && strlen(vo.name) >= SL_SVC_NAME_MAX)
@@ -111,6 +118,8 @@ static int service_add(struct cli *cli, int argc, char **argv)
 		json_object_object_add(req, "name", json_object_new_string(vo.name));
 	if (vo.affinity_s)
 		json_object_object_add(req, "affinity", json_object_new_int64(vo.affinity_s));
+	if (vo.l7)
+		json_object_object_add(req, "l7", json_object_new_string(vo.l7));
 	return cli_request(cli, req, NULL);
 }
 
@@ -237,6 +246,8 @@ static int service_json(const struct sl_svc_key *key, const struct sl_svc *svc, 
 	json_object_object_add(obj, "name", json_object_new_string(svc->name));
 	json_object_object_add(obj, "affinity_timeout",
 			       json_object_new_uint64(svc->affinity_timeout_s));
+	json_object_object_add(obj, "l7",
+			       svc->flags & SL_SVC_L7 ? json_object_new_string("http") : NULL);
 	json_object_object_add(obj, "active_backends", json_object_new_uint64(svc->backend_count));
 	err = lb_read_traffic(list->maps->svc_st, svc->id, &t);
 	json_object_object_add(obj, "stats", err ? NULL : cli_traffic_json(&t));
@@ -281,10 +292,11 @@ static void print_service_row(struct json_object *svc)
 	if (json_u64(svc, "affinity_timeout"))
 		snprintf(affinity, sizeof(affinity), "%llus",
 			 (unsigned long long)json_u64(svc, "affinity_timeout"));
-	printf("%-30s %5llu %-16s %4llu/%-3zu %8s %10llu %12llu\n", json_str(svc, "service"),
+	printf("%-30s %5llu %-16s %4llu/%-3zu %8s %4s %10llu %12llu\n", json_str(svc, "service"),
 	       (unsigned long long)json_u64(svc, "id"), json_str(svc, "name"),
 	       (unsigned long long)json_u64(svc, "active_backends"), json_object_array_length(bes),
-	       affinity, (unsigned long long)json_u64(st, "new_flows"), json_packets(st));
+	       affinity, json_str(svc, "l7") ? json_str(svc, "l7") : "-",
+	       (unsigned long long)json_u64(st, "new_flows"), json_packets(st));
 	for (size_t j = 0; j < json_object_array_length(bes); j++)
 		print_backend_row(json_object_array_get_idx(bes, j));
 }
@@ -292,8 +304,8 @@ static void print_service_row(struct json_object *svc)
 /* Active backends are those with weight > 0: BACKENDS shows active/all. */
 static void print_service_table(struct json_object *services)
 {
-	printf("%-30s %5s %-16s %8s %8s %10s %12s\n", "SERVICE", "ID", "NAME", "BACKENDS",
-	       "AFFINITY", "FLOWS", "PACKETS");
+	printf("%-30s %5s %-16s %8s %8s %4s %10s %12s\n", "SERVICE", "ID", "NAME", "BACKENDS",
+	       "AFFINITY", "L7", "FLOWS", "PACKETS");
 	for (size_t i = 0; i < json_object_array_length(services); i++)
 		print_service_row(json_object_array_get_idx(services, i));
 }
@@ -390,7 +402,8 @@ static int service_list(struct cli *cli, int argc, char **argv)
 }
 
 static const struct cli_cmd service_cmds[] = {
-	{ "add", service_add, "VIP:PORT/PROTO [--name NAME] [--affinity S]", "add a service" },
+	{ "add", service_add, "VIP:PORT/PROTO [--name N] [--affinity S] [--l7 http]",
+	  "add a service" },
 	{ "del", service_del, "VIP:PORT/PROTO", "delete a service and its flows" },
 	{ "list", service_list, "[--json]", "services, backends and counters" },
 	{},

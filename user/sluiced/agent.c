@@ -315,6 +315,8 @@ int agent_service_add(struct agent *a, const struct cfg_service *svc, struct age
 	else if (svc->name[0] && !cfg_name_valid(svc->name))
 		err = fail(e, 2, 0, NULL, "name '%s': use A-Z a-z 0-9 . _ - (at most %d)",
 			   svc->name, SL_SVC_NAME_MAX - 1);
+	else if (svc->l7 && svc->key.proto != SL_PROTO_TCP)
+		err = fail(e, 2, 0, NULL, "--l7 http needs a TCP service, not %s", text);
 	else if (svc->affinity_s > CFG_AFFINITY_MAX_S)
 		err = fail(e, 2, 0, NULL, "affinity %u s: the limit is %u", svc->affinity_s,
 			   CFG_AFFINITY_MAX_S);
@@ -596,7 +598,9 @@ struct adopt_ctx {
 static int adopt_service(const struct sl_svc_key *key, const struct sl_svc *svc, void *ctx)
 {
 	struct adopt_ctx *ac = ctx;
-	struct cfg_service entry = { .key = *key, .affinity_s = svc->affinity_timeout_s };
+	struct cfg_service entry = { .key = *key,
+				     .affinity_s = svc->affinity_timeout_s,
+				     .l7 = svc->flags & SL_SVC_L7 };
 
 	memcpy(entry.name, svc->name, sizeof(entry.name));
 	entry.name[sizeof(entry.name) - 1] = '\0';

@@ -145,7 +145,7 @@ static struct json_object *op_service_add(struct agent *a, struct json_object *r
 					  struct agent_error *e)
 {
 	struct cfg_service svc = {};
-	const char *name;
+	const char *name, *l7;
 
 	if (field_service(req, &svc.key, e) ||
 	    field_u32(req, "affinity", false, CFG_AFFINITY_MAX_S, &svc.affinity_s, e))
@@ -160,6 +160,14 @@ static struct json_object *op_service_add(struct agent *a, struct json_object *r
 	}
 	if (name)
 		strcpy(svc.name, name);
+	l7 = field_string(req, "l7", false, e);
+	if (!l7 && e->message[0])
+		return bad_request(e);
+	if (l7 && strcmp(l7, "http")) {
+		snprintf(e->message, sizeof(e->message), "unknown L7 protocol '%.40s' (http)", l7);
+		return bad_request(e);
+	}
+	svc.l7 = l7 != NULL;
 	return done(agent_service_add(a, &svc, e), e);
 }
 
