@@ -154,9 +154,9 @@ static int parse_message(const struct msg_buf *b, struct json_object **out, char
 	    !json_object_is_type(obj, json_type_object)) {
 		snprintf(why, why_len, "%s",
 			 !obj ? json_tokener_error_desc(json_tokener_get_error(tok))
-			      : json_tokener_get_parse_end(tok) != len
-				       ? "trailing bytes after the JSON object"
-				       : "the message is not a JSON object");
+			 : json_tokener_get_parse_end(tok) != len
+				 ? "trailing bytes after the JSON object"
+				 : "the message is not a JSON object");
 		json_object_put(obj);
 		json_tokener_free(tok);
 		return -EPROTO;

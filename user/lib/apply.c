@@ -46,8 +46,8 @@ struct lb_backend_spec *apply_specs_of(const struct cfg_service *svc, const stru
 		const struct cfg_backend *be = &svc->backends[i];
 
 		specs[i].addr = be->addr;
-		specs[i].weight = opts && opts->weight ? opts->weight(svc, be, opts->ctx)
-						       : be->weight;
+		specs[i].weight =
+			opts && opts->weight ? opts->weight(svc, be, opts->ctx) : be->weight;
 	}
 	return specs;
 }
@@ -65,7 +65,8 @@ struct sl_svc apply_settings_of(const struct cfg_service *svc)
  * the services and backend slots the config needs beyond what exists.
  * On a service the library would refuse, @what names it. */
 static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
-		       const struct apply_opts *opts, __u32 *services, __u32 *backends, char *what, size_t len)
+		       const struct apply_opts *opts, __u32 *services, __u32 *backends, char *what,
+		       size_t len)
 {
 	struct sl_svc existing;
 	int err = 0;
@@ -115,7 +116,8 @@ static int room_check(struct lb_maps *maps, struct lb_snapshot *snap, const stru
 }
 
 static int sync_all(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
-		    const struct apply_opts *opts, struct apply_summary *sum, char *what, size_t len)
+		    const struct apply_opts *opts, struct apply_summary *sum, char *what,
+		    size_t len)
 {
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *svc = &cfg->services[i];

@@ -128,8 +128,8 @@ static void *grow_one(void *array, size_t n, size_t size)
 
 struct cfg_service *cfg_add_service(struct cfg_state *state, const struct cfg_service *svc)
 {
-	struct cfg_service *services = grow_one(state->services, state->n_services,
-						sizeof(*services));
+	struct cfg_service *services =
+		grow_one(state->services, state->n_services, sizeof(*services));
 
 	if (!services)
 		return NULL;

@@ -51,7 +51,8 @@ int migrate_prepare(struct bpf_object *obj)
 	struct bpf_map *map;
 	int moved = 0, err = 0;
 
-	bpf_object__for_each_map(map, obj) {
+	bpf_object__for_each_map(map, obj)
+	{
 		const char *path = bpf_map__pin_path(map);
 		int fd = path ? bpf_obj_get(path) : -1;
 
@@ -184,8 +185,8 @@ static int map_copy(int from, int to, const char *name)
 }
 
 /* Call @fn(dir, name, old path, new path) for each NAME_old pin in @dir. */
-static int for_each_old(const char *dir, int (*fn)(const char *name, const char *old,
-						  const char *cur, void *ctx),
+static int for_each_old(const char *dir,
+			int (*fn)(const char *name, const char *old, const char *cur, void *ctx),
 			void *ctx)
 {
 	char old[PATH_MAX], cur[PATH_MAX], name[NAME_MAX + 1];

@@ -277,10 +277,10 @@ static void print_backend_row(struct json_object *be)
 	struct json_object *st = json_object_object_get(be, "stats");
 	const char *health = json_str(be, "health");
 
-	printf("  -> %-40s id %-5llu weight %-4llu %-9s %10llu %12llu\n",
-	       json_str(be, "address"), (unsigned long long)json_u64(be, "id"),
-	       (unsigned long long)json_u64(be, "weight"), health ? health : "?",
-	       (unsigned long long)json_u64(st, "new_flows"), json_packets(st));
+	printf("  -> %-40s id %-5llu weight %-4llu %-9s %10llu %12llu\n", json_str(be, "address"),
+	       (unsigned long long)json_u64(be, "id"), (unsigned long long)json_u64(be, "weight"),
+	       health ? health : "?", (unsigned long long)json_u64(st, "new_flows"),
+	       json_packets(st));
 }
 
 static void print_service_row(struct json_object *svc)
@@ -351,7 +351,8 @@ static void merge_health(struct cli *cli, struct json_object *services)
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		struct json_object *be = json_object_array_get_idx(list, i);
 
-		snprintf(key, sizeof(key), "%s %s", json_str(be, "service"), json_str(be, "backend"));
+		snprintf(key, sizeof(key), "%s %s", json_str(be, "service"),
+			 json_str(be, "backend"));
 		json_object_object_add(by_key, key, json_object_get(be));
 	}
 	for (size_t i = 0; i < json_object_array_length(services); i++) {
@@ -365,10 +366,12 @@ static void merge_health(struct cli *cli, struct json_object *services)
 				 json_str(be, "address"));
 			if (!json_object_object_get_ex(by_key, key, &found))
 				continue;
-			json_object_object_add(be, "configured_weight",
-					       json_object_get(json_object_object_get(found, "weight")));
-			json_object_object_add(be, "health",
-					       json_object_get(json_object_object_get(found, "health")));
+			json_object_object_add(
+				be, "configured_weight",
+				json_object_get(json_object_object_get(found, "weight")));
+			json_object_object_add(
+				be, "health",
+				json_object_get(json_object_object_get(found, "health")));
 		}
 	}
 	json_object_put(by_key);

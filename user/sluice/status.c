@@ -166,7 +166,8 @@ static int status_json(struct cli *cli, struct json_object *root)
 
 	json_object_object_add(root, "socket", json_object_new_string(cli->socket));
 	json_object_object_add(root, "agent",
-			       agent ? json_object_get(json_object_object_get(agent, "agent")) : NULL);
+			       agent ? json_object_get(json_object_object_get(agent, "agent"))
+				     : NULL);
 	json_object_put(agent);
 	json_object_object_add(root, "bpffs", json_object_new_string(cli->bpffs));
 	json_object_object_add(root, "version", json_object_new_uint64(cfg.version));

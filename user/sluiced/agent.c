@@ -170,8 +170,7 @@ static int state_save(struct agent *a)
 		log_error("agent", "cannot write the state file %s: %s", tmp, strerror(-err));
 		return err;
 	}
-	fprintf(out, STATE_HEADER STATE_DIGEST "%016llx\n",
-		(unsigned long long)a->config_digest);
+	fprintf(out, STATE_HEADER STATE_DIGEST "%016llx\n", (unsigned long long)a->config_digest);
 	err = cfg_write(out, &a->desired);
 	if (fflush(out) || fsync(fileno(out)))
 		err = -errno;
@@ -273,8 +272,8 @@ static struct cfg_service *service_or_fail(struct agent *a, const struct sl_svc_
 
 	if (!svc) {
 		addr_format_service(key, text, sizeof(text));
-		fail(e, 1, -ENOENT, "see `sluice service list` for the services",
-		     "no service %s", text);
+		fail(e, 1, -ENOENT, "see `sluice service list` for the services", "no service %s",
+		     text);
 	}
 	return svc;
 }
@@ -439,8 +438,8 @@ static int backend_verb(struct agent *a, enum backend_verb verb, const struct sl
 		return verb_done(a, started, err);
 	be = cfg_find_backend(&cand, addr);
 	if (verb == BE_ADD)
-		cand.backends[cand.n_backends++] = (struct cfg_backend){ .addr = *addr,
-									  .weight = weight };
+		cand.backends[cand.n_backends++] =
+			(struct cfg_backend){ .addr = *addr, .weight = weight };
 	else if (verb == BE_DEL)
 		cfg_remove_backend(&cand, be);
 	else
@@ -499,7 +498,7 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 		cfg_free(cfg);
 		/* No room and too many backends are said in words: no errno text. */
 		return fail(e, 1, err == -ENOSPC || err == -E2BIG ? 0 : err,
-			    err == -ENOSPC ? "nothing was changed; remove services or backends"
+			    err == -ENOSPC  ? "nothing was changed; remove services or backends"
 			    : err == -E2BIG ? "nothing was changed; start sluiced with a larger "
 					      "--maglev-size"
 					    : "the previous state was restored",
@@ -516,8 +515,8 @@ static int config_error(struct agent_error *e, int err, const struct cfg_error *
 	char text[1024];
 
 	cfg_error_format(cerr, text, sizeof(text));
-	fail(e, 1, err == -EINVAL ? 0 : err,
-	     "nothing was changed; docs/config.md has the format", "invalid config: %s", text);
+	fail(e, 1, err == -EINVAL ? 0 : err, "nothing was changed; docs/config.md has the format",
+	     "invalid config: %s", text);
 	e->has_cfg = err == -EINVAL;
 	e->cfg = *cerr;
 	return err;

@@ -212,8 +212,7 @@ static struct json_object *summary_reply(const struct apply_summary *sum)
 	return reply;
 }
 
-static struct json_object *op_apply(struct agent *a, struct json_object *req,
-				    struct agent_error *e)
+static struct json_object *op_apply(struct agent *a, struct json_object *req, struct agent_error *e)
 {
 	const char *content = field_string(req, "content", true, e), *file;
 	struct apply_summary sum;
@@ -269,7 +268,8 @@ static struct json_object *op_health(struct agent *a, struct json_object *req,
 				json_object_new_string(
 					svc->health.type == CFG_HEALTH_NONE
 						? "unchecked"
-						: health_state_name(agent_backend_health(a, svc, be))));
+						: health_state_name(
+							  agent_backend_health(a, svc, be))));
 			json_object_array_add(list, o);
 		}
 	}
@@ -308,8 +308,7 @@ static struct json_object *op_status(struct agent *a, struct json_object *req,
 
 struct api_op {
 	const char *name;
-	struct json_object *(*run)(struct agent *a, struct json_object *req,
-				   struct agent_error *e);
+	struct json_object *(*run)(struct agent *a, struct json_object *req, struct agent_error *e);
 };
 
 static struct json_object *op_backend_add(struct agent *a, struct json_object *req,

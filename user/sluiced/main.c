@@ -128,8 +128,20 @@ static void default_state_path(struct agent_args *args)
 /* Returns 0, or 2 for a usage error (the exit status). */
 static int parse_args(int argc, char **argv, struct agent_args *args)
 {
-	enum { O_XDP = 256, O_GENERIC, O_BPFFS, O_MAGLEV, O_CT, O_VERSION, O_CLEANUP, O_LOG,
-	       O_CONFIG, O_SOCKET, O_STATE, O_METRICS };
+	enum {
+		O_XDP = 256,
+		O_GENERIC,
+		O_BPFFS,
+		O_MAGLEV,
+		O_CT,
+		O_VERSION,
+		O_CLEANUP,
+		O_LOG,
+		O_CONFIG,
+		O_SOCKET,
+		O_STATE,
+		O_METRICS
+	};
 	static const struct option opts[] = {
 		{ "xdp", required_argument, NULL, O_XDP },
 		{ "xdp-generic", no_argument, NULL, O_GENERIC },
@@ -224,8 +236,10 @@ static int run_cleanup(const struct agent_args *args)
 	if (unlink(args->state) && errno != ENOENT)
 		log_warn("agent", "cannot remove the state file %s: %s", args->state,
 			 strerror(errno));
-	log_info("agent", "removed every pin under %s and the state file %s; the data path is "
-			  "detached", args->bpffs, args->state);
+	log_info("agent",
+		 "removed every pin under %s and the state file %s; the data path is "
+		 "detached",
+		 args->bpffs, args->state);
 	return 0;
 }
 
@@ -272,8 +286,7 @@ static int api_listen(const char *path)
 		return -errno;
 	/* Bind under a 0177 umask so the socket is never reachable by others. */
 	mode_t old = umask(0177);
-	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0600) ||
-			      listen(fd, 64)
+	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0600) || listen(fd, 64)
 		      ? -errno
 		      : 0;
 	umask(old);
@@ -315,7 +328,8 @@ static void serve_api_client(struct agent *a, int listen_fd)
 	if (err) {
 		a->stats.api_requests++;
 		a->stats.api_errors++;
-		log_warn("api", "%s", json_object_get_string(json_object_object_get(reply, "error")));
+		log_warn("api", "%s",
+			 json_object_get_string(json_object_object_get(reply, "error")));
 	} else {
 		json_object_put(req);
 	}
@@ -375,10 +389,9 @@ enum { FD_API, FD_SIGNAL, FD_HEALTH, FD_METRICS, FD_COUNT };
 
 static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_server *metrics)
 {
-	struct metrics_source src = { .maps = a->maps,
-				      .health = a->health,
-				      .stats = &a->stats,
-				      .version = AGENT_VERSION };
+	struct metrics_source src = {
+		.maps = a->maps, .health = a->health, .stats = &a->stats, .version = AGENT_VERSION
+	};
 	struct pollfd fds[FD_COUNT] = {
 		[FD_API] = { .fd = api_fd, .events = POLLIN },
 		[FD_SIGNAL] = { .fd = sig_fd, .events = POLLIN },

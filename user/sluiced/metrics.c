@@ -23,7 +23,6 @@
 /* service="<ADDR_STR_MAX>",name="<31 bytes, each escaped to at most 2>" */
 #define LABELS_MAX 192
 
-
 /* ---- label values ---- */
 
 /* Length of the UTF-8 sequence at @s, 0 if it is not valid UTF-8 (bad
@@ -560,4 +559,3 @@ int metrics_render(FILE *out, const struct metrics_source *src)
 	scrape_free(&s);
 	return err;
 }
-
