@@ -9,12 +9,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -216,33 +219,6 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 	return err ? 2 : 0;
 }
 
-static int run_cleanup(const struct agent_args *args)
-{
-	int live = api_connect(args->socket), err;
-
-	/* A running agent holds the links: stop it first, or they stay. */
-	if (live >= 0) {
-		close(live);
-		log_error("agent", "a sluiced serves %s: stop it first (SIGTERM), then --cleanup",
-			  args->socket);
-		return 1;
-	}
-	unlink(args->socket); /* left by an agent that was killed */
-	err = loader_cleanup(args->bpffs);
-	if (err) {
-		log_error("agent", "cleanup of %s failed: %s", args->bpffs, strerror(-err));
-		return 1;
-	}
-	if (unlink(args->state) && errno != ENOENT)
-		log_warn("agent", "cannot remove the state file %s: %s", args->state,
-			 strerror(errno));
-	log_info("agent",
-		 "removed every pin under %s and the state file %s; the data path is "
-		 "detached",
-		 args->bpffs, args->state);
-	return 0;
-}
-
 /* ---- the control socket ---- */
 
 /* mkdir -p for the socket's directory, 0700: only root reaches the socket. */
@@ -263,36 +239,69 @@ static int make_parent_dir(const char *path)
 	return mkdir(dir, 0700) ? -errno : 0;
 }
 
-/* Bind the API socket, refusing to steal one another agent is serving. */
-static int api_listen(const char *path)
+/* One agent per socket: a lock file next to it, held while the agent runs
+ * (checking for a live socket alone would let two agents that start at
+ * once both unlink and bind). Returns the lock's fd or -EADDRINUSE. */
+static int socket_lock(const char *path)
+{
+	char lock[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+	int fd;
+
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* A listening socket at @path that only root can connect to. */
+static int socket_bind(const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	int fd, live, err;
+	mode_t old_umask;
+	int fd, err = 0;
 
-	if (strlen(path) >= sizeof(sun.sun_path))
-		return -ENAMETOOLONG;
-	live = api_connect(path);
-	if (live >= 0) {
-		close(live);
-		return -EADDRINUSE;
-	}
-	err = make_parent_dir(path);
-	if (err)
-		return err;
-	unlink(path); /* a stale socket of an agent that died */
 	strcpy(sun.sun_path, path);
+	unlink(path); /* a stale socket of an agent that died */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	/* Bind under a 0177 umask so the socket is never reachable by others. */
-	mode_t old = umask(0177);
-	err = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || chmod(path, 0600) || listen(fd, 64)
-		      ? -errno
-		      : 0;
-	umask(old);
+	/* Bound under a 0177 umask: never reachable by others, not even briefly. */
+	old_umask = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) || listen(fd, 64))
+		err = -errno;
+	umask(old_umask);
 	if (err) {
 		close(fd);
 		return err;
+	}
+	return fd;
+}
+
+/* The API socket's fd, with its lock's in @lock_fd; refuses to steal the
+ * socket of another agent. */
+static int api_listen(const char *path, int *lock_fd)
+{
+	int fd, err;
+
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return -ENAMETOOLONG;
+	err = make_parent_dir(path);
+	if (err)
+		return err;
+	*lock_fd = socket_lock(path);
+	if (*lock_fd < 0)
+		return *lock_fd;
+	fd = socket_bind(path);
+	if (fd < 0) {
+		close(*lock_fd);
+		*lock_fd = -1;
 	}
 	return fd;
 }
@@ -334,6 +343,38 @@ static void serve_api_client(struct agent *a, int listen_fd)
 		json_object_put(req);
 	}
 	reply_and_close(fd, reply);
+}
+
+static int run_cleanup(const struct agent_args *args)
+{
+	int lock = socket_lock(args->socket), err;
+	char lock_path[PATH_MAX];
+
+	/* A running agent holds the links: stop it first, or they stay. */
+	if (lock == -EADDRINUSE) {
+		log_error("agent", "a sluiced serves %s: stop it first (SIGTERM), then --cleanup",
+			  args->socket);
+		return 1;
+	}
+	/* Left by an agent that was killed. */
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", args->socket);
+	unlink(args->socket);
+	unlink(lock_path);
+	if (lock >= 0)
+		close(lock);
+	err = loader_cleanup(args->bpffs);
+	if (err) {
+		log_error("agent", "cleanup of %s failed: %s", args->bpffs, strerror(-err));
+		return 1;
+	}
+	if (unlink(args->state) && errno != ENOENT)
+		log_warn("agent", "cannot remove the state file %s: %s", args->state,
+			 strerror(errno));
+	log_info("agent",
+		 "removed every pin under %s and the state file %s; the data path is "
+		 "detached",
+		 args->bpffs, args->state);
+	return 0;
 }
 
 /* ---- signals and the loop ---- */
@@ -453,40 +494,51 @@ static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *m
 	return skel;
 }
 
-/* The listeners: the API socket (its fd returned) and metrics (@metrics). */
-static int open_listeners(const struct agent_args *args, struct metrics_server **metrics)
+/* What the agent listens on; the lock makes the socket its own. */
+struct listeners {
+	int api_fd, lock_fd;
+	struct metrics_server *metrics; /* NULL without --metrics */
+};
+
+static void close_listeners(const struct agent_args *args, struct listeners *l)
+{
+	metrics_close(l->metrics);
+	if (l->api_fd >= 0) {
+		close(l->api_fd);
+		unlink(args->socket); /* before the lock goes: it is still ours */
+	}
+	if (l->lock_fd >= 0)
+		close(l->lock_fd);
+}
+
+static int open_listeners(const struct agent_args *args, struct listeners *l)
 {
 	char why[256];
-	int api_fd = api_listen(args->socket);
 
-	*metrics = NULL;
-	if (api_fd == -EADDRINUSE) {
+	*l = (struct listeners){ .lock_fd = -1 };
+	l->api_fd = api_listen(args->socket, &l->lock_fd);
+	if (l->api_fd == -EADDRINUSE)
 		log_error("agent", "another sluiced serves %s; stop it or pass --socket",
 			  args->socket);
-		return api_fd;
-	}
-	if (api_fd < 0) {
-		log_error("agent", "cannot listen on %s: %s", args->socket, strerror(-api_fd));
-		return api_fd;
-	}
-	if (!args->metrics)
-		return api_fd;
-	*metrics = metrics_listen(args->metrics, why, sizeof(why));
-	if (!*metrics) {
+	else if (l->api_fd < 0)
+		log_error("agent", "cannot listen on %s: %s", args->socket, strerror(-l->api_fd));
+	if (l->api_fd < 0 || !args->metrics)
+		return l->api_fd < 0 ? l->api_fd : 0;
+	l->metrics = metrics_listen(args->metrics, why, sizeof(why));
+	if (!l->metrics) {
 		log_error("agent", "--metrics %s: %s", args->metrics, why);
-		close(api_fd);
-		unlink(args->socket);
+		close_listeners(args, l);
 		return -EINVAL;
 	}
 	log_info("agent", "metrics at http://%s/metrics", args->metrics);
-	return api_fd;
+	return 0;
 }
 
 static int run_agent(struct agent_args *args)
 {
-	struct metrics_server *metrics = NULL;
-	int api_fd, sig_fd = -1, status = 1;
 	struct health *health = NULL;
+	int sig_fd = -1, status = 1;
+	struct listeners listen;
 	struct agent_error e;
 	struct lb_maps maps;
 	struct xdp_lb *skel;
@@ -495,8 +547,7 @@ static int run_agent(struct agent_args *args)
 	/* The socket first: a second agent must be refused before it touches
 	 * the data path or the first one's state file. Requests that arrive
 	 * during the start wait in the listen queue. */
-	api_fd = open_listeners(args, &metrics);
-	if (api_fd < 0)
+	if (open_listeners(args, &listen))
 		return 1;
 	sig_fd = signals_open();
 	skel = sig_fd < 0 ? NULL : load_and_attach(args, &maps);
@@ -513,7 +564,7 @@ static int run_agent(struct agent_args *args)
 	}
 	log_info("agent", "sluiced %s serving %s (state %s)", AGENT_VERSION, args->socket,
 		 args->state);
-	event_loop(&a, api_fd, sig_fd, metrics);
+	event_loop(&a, listen.api_fd, sig_fd, listen.metrics);
 	status = 0;
 out_agent:
 	agent_fini(&a);
@@ -524,9 +575,7 @@ out_skel:
 out_listeners:
 	if (sig_fd >= 0)
 		close(sig_fd);
-	metrics_close(metrics);
-	close(api_fd);
-	unlink(args->socket);
+	close_listeners(args, &listen);
 	return status;
 }
 
