@@ -74,7 +74,7 @@ static const char *say(const char *fmt, ...)
 /* ---- a pin directory and the LB loaded over it ---- */
 
 struct env {
-	char dir[PATH_MAX];
+	char dir[64]; /* /sys/fs/bpf/sluice_migtest_<pid>_<n> */
 	struct xdp_lb *skel;
 	struct lb_maps maps; /* the skeleton's: valid while it is loaded */
 };
@@ -279,8 +279,7 @@ static int map_like(const struct bpf_map_info *info, __u32 value_size, __u32 max
 			return inner;
 		opts.inner_map_fd = inner;
 	}
-	fd = bpf_map_create(info->type, info->name, info->key_size, value_size, max_entries,
-			    &opts);
+	fd = bpf_map_create(info->type, info->name, info->key_size, value_size, max_entries, &opts);
 	fd = fd < 0 ? -errno : fd;
 	if (inner >= 0)
 		close(inner);
@@ -528,9 +527,9 @@ static bool state_read(const struct env *e, struct lb_state *s)
 	for (int i = 0; ok && i < N_SVC; i++) {
 		key = svc_key(i);
 		ok = ASSERT_OK(lb_service_get(maps, &key, &s->svc[i]), "lb_service_get") &&
-		     ASSERT_OK(lb_backend_foreach(maps, s->svc[i].id, list_backend,
-						  &s->backends[i]),
-			       "lb_backend_foreach") &&
+		     ASSERT_OK(
+			     lb_backend_foreach(maps, s->svc[i].id, list_backend, &s->backends[i]),
+			     "lb_backend_foreach") &&
 		     ASSERT_OK(bpf_map_lookup_elem(maps->maglev, &s->svc[i].id, &s->maglev_id[i])
 				       ? -errno
 				       : 0,
@@ -543,8 +542,7 @@ static bool state_read(const struct env *e, struct lb_state *s)
 }
 
 /* @got must equal @want: services, backends, tables, sl_be, flows. */
-static void state_expect(const struct lb_state *want, const struct lb_state *got,
-			 const char *what)
+static void state_expect(const struct lb_state *want, const struct lb_state *got, const char *what)
 {
 	for (int i = 0; i < N_SVC; i++) {
 		ASSERT_BYTES(&want->svc[i], sizeof(want->svc[i]), &got->svc[i], sizeof(got->svc[i]),
@@ -589,8 +587,8 @@ static bool prog_uses(const struct env *e, __u32 id)
 
 /* After the upgrade of test_backends_grow(): new maps of the new size,
  * used by the program, holding what the old ones held. */
-static void grown_expect(const struct env *e, const struct lb_state *before,
-			 struct lb_state *after, __u32 be_old, __u32 st_old)
+static void grown_expect(const struct env *e, const struct lb_state *before, struct lb_state *after,
+			 __u32 be_old, __u32 st_old)
 {
 	struct bpf_map_info be, st;
 
@@ -958,7 +956,8 @@ static void test_maglev_size_refused(void)
 		ASSERT_EQ(pin_id(&e, "sl_cfg"), cfg_id, "sl_cfg pin untouched");
 		ASSERT_EQ(pin_id(&e, "sl_maglev"), maglev_id, "sl_maglev pin untouched");
 		fd = pin_get(&e, "sl_cfg");
-		ASSERT_OK(fd < 0 || bpf_map_lookup_elem(fd, &zero, &cfg) ? -errno : 0, "read sl_cfg");
+		ASSERT_OK(fd < 0 || bpf_map_lookup_elem(fd, &zero, &cfg) ? -errno : 0,
+			  "read sl_cfg");
 		ASSERT_EQ(cfg.maglev_size, MAGLEV_SIZE, "sl_cfg keeps Maglev size 251");
 		if (fd >= 0)
 			close(fd);
@@ -981,13 +980,12 @@ static int prepare_direct(const struct env *e, __u32 ct_size)
 
 	for (size_t i = 0; !err && lb_map_name(i); i++) {
 		snprintf(path, sizeof(path), "%s/%s", e->dir, lb_map_name(i));
-		err = bpf_map__set_pin_path(bpf_object__find_map_by_name(skel->obj,
-									 lb_map_name(i)),
+		err = bpf_map__set_pin_path(bpf_object__find_map_by_name(skel->obj, lb_map_name(i)),
 					    path);
 	}
 	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.sl_ct4, ct_size) ?:
-			      bpf_map__set_max_entries(skel->maps.sl_ct6, ct_size);
+		err = bpf_map__set_max_entries(skel->maps.sl_ct4, ct_size)
+			      ?: bpf_map__set_max_entries(skel->maps.sl_ct6, ct_size);
 	if (!err)
 		err = migrate_prepare(skel->obj);
 	xdp_lb__destroy(skel);
@@ -1054,7 +1052,9 @@ static void test_ct_size_rounded_by_kernel(void)
 /* Restart over a pinned XDP link whose interface name ends in _old.
  *
  *   [ netns of this case ]
- *     wan_old (dummy) <-- XDP (generic), link pinned as link_xdp_wan_old
+ *     wan_old (veth) <-- XDP (generic), link pinned as link_xdp_wan_old
+ *        |
+ *     wan_peer (veth)
  */
 static void link_old_expect(struct env *e)
 {
@@ -1080,8 +1080,9 @@ static void test_link_pin_named_old(void)
 	if (!ASSERT_GE(netns, 0, "open our netns"))
 		return;
 	if (ASSERT_OK(unshare(CLONE_NEWNET) ? -errno : 0, "unshare(CLONE_NEWNET)") &&
-	    ASSERT_OK(system("ip link add wan_old type dummy && ip link set wan_old up"),
-		      "ip link add wan_old type dummy") &&
+	    ASSERT_OK(system("ip link add wan_old type veth peer name wan_peer && "
+			     "ip link set wan_old up && ip link set wan_peer up"),
+		      "ip link add wan_old type veth") &&
 	    env_init(&e) && env_load(&e, CT_SIZE) &&
 	    ASSERT_OK(loader_attach_xdp(e.skel, e.dir, "wan_old", true), "attach to wan_old"))
 		link_old_expect(&e);

@@ -138,6 +138,8 @@ struct xdp_lb *loader_lb_load(const struct loader_opts *opts, struct lb_maps *ma
 	/* Before the new program is attached: it must find every service. */
 	if (!err && opts->pin_dir)
 		err = migrate_copy(opts->pin_dir);
+	if (err && opts->pin_dir && migrate_abort(opts->pin_dir))
+		log_error("loader", "cannot put the old maps back under %s", opts->pin_dir);
 	if (template_fd >= 0)
 		close(template_fd);
 	if (!err)

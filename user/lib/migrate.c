@@ -1,6 +1,7 @@
 /* Migration of pinned maps across a size change (migrate.h). */
-#include <dirent.h>
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "lb.h"
 #include "log.h"
 #include "migrate.h"
 
@@ -21,6 +23,21 @@ static int map_info(int fd, struct bpf_map_info *info)
 
 	memset(info, 0, len);
 	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
+}
+
+/* The size the kernel gives @map: one with per-CPU LRU lists is rounded
+ * up to a multiple of the possible CPUs. */
+static __u32 kernel_entries(const struct bpf_map *map)
+{
+	__u32 n = bpf_map__max_entries(map);
+	int ncpus = libbpf_num_possible_cpus();
+	bool lru = bpf_map__type(map) == BPF_MAP_TYPE_LRU_HASH ||
+		   bpf_map__type(map) == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+
+	if (!lru || !(bpf_map__map_flags(map) & BPF_F_NO_COMMON_LRU) || ncpus <= 1 ||
+	    n > UINT32_MAX - ncpus)
+		return n;
+	return (n + ncpus - 1) / ncpus * ncpus;
 }
 
 /* Whether the map pinned at @path is @map's layout (reusable as is, 1),
@@ -41,16 +58,17 @@ static int pinned_matches(const struct bpf_map *map, const char *path, int pinne
 			  bpf_map__key_size(map), bpf_map__value_size(map));
 		return -EPROTO;
 	}
-	return info.max_entries == bpf_map__max_entries(map) &&
-	       info.map_flags == bpf_map__map_flags(map);
+	return info.max_entries == kernel_entries(map) && info.map_flags == bpf_map__map_flags(map);
 }
 
-int migrate_prepare(struct bpf_object *obj)
+/* Whether each pinned map of @obj can be reused (1), must be migrated (0),
+ * or stops the load (<0). All are checked before any pin is touched. */
+static int prepare_check(struct bpf_object *obj, bool *any)
 {
-	char old[PATH_MAX];
 	struct bpf_map *map;
-	int moved = 0, err = 0;
+	int err = 0;
 
+	*any = false;
 	bpf_object__for_each_map(map, obj)
 	{
 		const char *path = bpf_map__pin_path(map);
@@ -62,7 +80,31 @@ int migrate_prepare(struct bpf_object *obj)
 		close(fd);
 		if (err < 0)
 			return err;
-		if (err == 1)
+		*any |= err == 0;
+	}
+	return 0;
+}
+
+int migrate_prepare(struct bpf_object *obj)
+{
+	char old[PATH_MAX];
+	struct bpf_map *map;
+	int moved = 0;
+	bool any;
+	int err = prepare_check(obj, &any);
+
+	if (err || !any)
+		return err;
+	bpf_object__for_each_map(map, obj)
+	{
+		const char *path = bpf_map__pin_path(map);
+		int fd = path ? bpf_obj_get(path) : -1;
+
+		if (fd < 0)
+			continue;
+		err = pinned_matches(map, path, fd);
+		close(fd);
+		if (err)
 			continue;
 		snprintf(old, sizeof(old), "%s" OLD_SUFFIX, path);
 		if (rename(path, old))
@@ -118,37 +160,111 @@ static __u32 ids_to_fds(const struct bpf_map_info *info, void *keys, __u32 *valu
 	return kept;
 }
 
+/* A hash with per-CPU LRU lists (BPF_F_NO_COMMON_LRU, the conntrack)
+ * gives each CPU max_entries / ncpus free entries, taken by the CPU that
+ * inserts: one thread inserting on one CPU would fill its share and then
+ * evict its own inserts. So the inserts move from CPU to CPU, each taking
+ * its share. */
+struct lru_spread {
+	bool active;
+	cpu_set_t allowed; /* the thread's affinity, put back at the end */
+	int cpu, ncpus;
+	__u32 share, left; /* per CPU; left on the current one */
+};
+
+static void spread_begin(struct lru_spread *sp, const struct bpf_map_info *to_info)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->active = (to_info->type == BPF_MAP_TYPE_LRU_HASH ||
+		      to_info->type == BPF_MAP_TYPE_LRU_PERCPU_HASH) &&
+		     (to_info->map_flags & BPF_F_NO_COMMON_LRU);
+	sp->ncpus = libbpf_num_possible_cpus();
+	if (!sp->active || sp->ncpus < 1 || sched_getaffinity(0, sizeof(sp->allowed), &sp->allowed))
+		sp->active = false;
+	sp->share = sp->active ? to_info->max_entries / sp->ncpus : 0;
+	sp->cpu = -1;
+}
+
+/* Move to the next CPU this thread may run on; false when none is left. */
+static bool spread_next_cpu(struct lru_spread *sp)
+{
+	cpu_set_t one;
+
+	/* Every possible CPU, not only those the thread is allowed now (the
+	 * agent may be pinned): the affinity is put back at the end. */
+	while (++sp->cpu < sp->ncpus && sp->cpu < CPU_SETSIZE) {
+		CPU_ZERO(&one);
+		CPU_SET(sp->cpu, &one);
+		if (sched_setaffinity(0, sizeof(one), &one))
+			continue;
+		sp->left = sp->share;
+		return true;
+	}
+	return false;
+}
+
+static void spread_end(struct lru_spread *sp)
+{
+	if (sp->active)
+		sched_setaffinity(0, sizeof(sp->allowed), &sp->allowed);
+}
+
+/* Insert @n entries, a share per CPU. Returns how many went in. */
+static __u32 spread_put(int to, struct lru_spread *sp, const struct bpf_map_info *info, size_t vlen,
+			char *keys, char *values, __u32 n)
+{
+	__u32 done = 0;
+
+	while (done < n) {
+		__u32 count;
+
+		if (!sp->left && !spread_next_cpu(sp))
+			break; /* every CPU's share is full */
+		count = n - done < sp->left ? n - done : sp->left;
+		if (bpf_map_update_batch(to, keys + (size_t)done * info->key_size,
+					 values + done * vlen, &count, NULL)) {
+			break;
+		}
+		sp->left -= count;
+		done += count;
+	}
+	return done;
+}
+
 /* One batch of @n entries read from the old map into the new one. An
- * array keeps only the indexes the new map has. */
-static int batch_put(int to, const struct bpf_map_info *info, const struct bpf_map_info *to_info,
-		     void *keys, void *values, int *fds, __u32 n)
+ * array keeps only the indexes the new map has. Returns how many went in. */
+static __u32 batch_put(int to, const struct bpf_map_info *info, const struct bpf_map_info *to_info,
+		       struct lru_spread *sp, size_t vlen, void *keys, void *values, int *fds,
+		       __u32 n)
 {
 	__u32 count;
-	int err = 0;
 
 	if (indexed(info)) {
 		while (n && ((__u32 *)keys)[n - 1] >= to_info->max_entries)
 			n--;
 	}
+	if (sp->active)
+		return spread_put(to, sp, info, vlen, keys, values, n);
 	if (map_of_maps(info))
 		n = ids_to_fds(info, keys, values, fds, n);
 	count = n;
 	if (n && bpf_map_update_batch(to, keys, values, &count, NULL))
-		err = -errno;
+		count = 0;
 	for (__u32 i = 0; map_of_maps(info) && i < n; i++)
 		close(fds[i]);
-	return err;
+	return count;
 }
 
-/* Every entry of @from into @to, COPY_BATCH at a time. A full new hash
- * stops the copy with a warning (what fitted stays). */
+/* Every entry of @from into @to, COPY_BATCH at a time. What does not fit
+ * in the new map (smaller than the old) is dropped, with a warning. */
 static int map_copy(int from, int to, const char *name)
 {
 	struct bpf_map_info info, to_info;
+	struct lru_spread sp;
 	size_t vlen;
 	void *keys = NULL, *values = NULL;
 	int *fds = NULL;
-	__u32 in_batch, out_batch, copied = 0;
+	__u32 in_batch, out_batch, copied = 0, read = 0;
 	void *cursor = NULL;
 	int err = map_info(from, &info) ?: map_info(to, &to_info);
 
@@ -159,6 +275,8 @@ static int map_copy(int from, int to, const char *name)
 		fds = calloc(COPY_BATCH, sizeof(*fds));
 		err = keys && values && fds && vlen ? 0 : -ENOMEM;
 	}
+	if (!err)
+		spread_begin(&sp, &to_info);
 	while (!err) {
 		in_batch = COPY_BATCH;
 		err = bpf_map_lookup_batch(from, cursor, &out_batch, keys, values, &in_batch, NULL)
@@ -167,16 +285,19 @@ static int map_copy(int from, int to, const char *name)
 		if (err && err != -ENOENT)
 			break; /* ENOENT: this was the last batch */
 		cursor = &out_batch;
-		if (batch_put(to, &info, &to_info, keys, values, fds, in_batch) == 0)
-			copied += in_batch;
-		else if (info.type != BPF_MAP_TYPE_ARRAY)
-			log_warn("migrate", "%s: the new map took only part of the entries", name);
+		read += in_batch;
+		copied += batch_put(to, &info, &to_info, &sp, vlen, keys, values, fds, in_batch);
 		if (err == -ENOENT) {
 			err = 0;
 			break;
 		}
 	}
-	if (!err)
+	if (keys)
+		spread_end(&sp);
+	if (!err && copied < read && !indexed(&info))
+		log_warn("migrate", "%s: %u of %u entries copied: the new map is smaller", name,
+			 copied, read);
+	else if (!err)
 		log_info("migrate", "%s: %u entries copied", name, copied);
 	free(keys);
 	free(values);
@@ -184,29 +305,22 @@ static int map_copy(int from, int to, const char *name)
 	return err;
 }
 
-/* Call @fn(dir, name, old path, new path) for each NAME_old pin in @dir. */
+/* Call @fn(name, old path, new path) for each map NAME of the LB whose
+ * NAME_old pin is in @dir (only map names: a link pin of an interface
+ * called "x_old" is not a map set aside). */
 static int for_each_old(const char *dir,
 			int (*fn)(const char *name, const char *old, const char *cur, void *ctx),
 			void *ctx)
 {
-	char old[PATH_MAX], cur[PATH_MAX], name[NAME_MAX + 1];
-	struct dirent *entry;
-	DIR *d = opendir(dir);
+	char old[PATH_MAX], cur[PATH_MAX];
 	int err = 0;
 
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	while (!err && (entry = readdir(d))) {
-		size_t len = strlen(entry->d_name), suffix = strlen(OLD_SUFFIX);
-
-		if (len <= suffix || strcmp(entry->d_name + len - suffix, OLD_SUFFIX))
-			continue;
-		snprintf(name, sizeof(name), "%.*s", (int)(len - suffix), entry->d_name);
-		snprintf(old, sizeof(old), "%s/%s", dir, entry->d_name);
-		snprintf(cur, sizeof(cur), "%s/%s", dir, name);
-		err = fn(name, old, cur, ctx);
+	for (size_t i = 0; !err && lb_map_name(i); i++) {
+		snprintf(old, sizeof(old), "%s/%s" OLD_SUFFIX, dir, lb_map_name(i));
+		snprintf(cur, sizeof(cur), "%s/%s", dir, lb_map_name(i));
+		if (!access(old, F_OK))
+			err = fn(lb_map_name(i), old, cur, ctx);
 	}
-	closedir(d);
 	return err;
 }
 
@@ -234,6 +348,20 @@ static int unlink_old(const char *name, const char *old, const char *cur, void *
 int migrate_copy(const char *dir)
 {
 	return for_each_old(dir, copy_one, NULL);
+}
+
+/* Put an old pin back where it was, over the new map's pin if any. */
+static int restore_old(const char *name, const char *old, const char *cur, void *ctx)
+{
+	(void)name;
+	(void)ctx;
+	unlink(cur);
+	return rename(old, cur) ? -errno : 0;
+}
+
+int migrate_abort(const char *dir)
+{
+	return for_each_old(dir, restore_old, NULL);
 }
 
 int migrate_finish(const char *dir)

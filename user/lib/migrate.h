@@ -10,12 +10,16 @@
 struct bpf_object;
 
 /* Before load: for each map of @obj with a pin path whose pinned map
- * differs only in size or flags, rename the pin to NAME_old. Returns how
- * many were set aside, or -errno (-EPROTO: a layout change, logged). */
+ * differs only in size or flags, rename the pin to NAME_old. Every pinned
+ * map is checked before any is renamed. Returns how many were set aside,
+ * or -errno (-EPROTO: a layout change, logged; nothing renamed). */
 int migrate_prepare(struct bpf_object *obj);
 /* After load, before the new program is attached: copy every entry of each
  * NAME_old pin under @dir into the map now pinned as NAME. */
 int migrate_copy(const char *dir);
+/* After a failed load: put every NAME_old pin back as NAME (dropping the
+ * new map pinned there), so the old build's maps stay the ones in use. */
+int migrate_abort(const char *dir);
 /* After the new program is attached: remove the NAME_old pins. What the
  * old program wrote between the copy and the attach (milliseconds) is not
  * carried over: counters lose those increments, and a flow whose conntrack
