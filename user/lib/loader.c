@@ -72,6 +72,13 @@ static int maglev_template(__u32 size)
 	return fd < 0 ? -errno : fd;
 }
 
+/* --ct-size as the kernel will size the map (libbpf's reuse check and
+ * the migration compare the pinned size with it). */
+static __u32 ct_entries(const struct bpf_map *map, const struct loader_opts *opts)
+{
+	return migrate_kernel_entries(bpf_map__type(map), bpf_map__map_flags(map), opts->ct_size);
+}
+
 /* Apply the sizes of @opts; @template_fd receives the fd to close after load. */
 static int lb_size(struct xdp_lb *skel, const struct loader_opts *opts, int *template_fd)
 {
@@ -86,9 +93,11 @@ static int lb_size(struct xdp_lb *skel, const struct loader_opts *opts, int *tem
 	 * (it crashes in set_max_entries): hand it a template fd instead. */
 	err = bpf_map__set_inner_map_fd(skel->maps.sl_maglev, *template_fd);
 	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.sl_ct4, opts->ct_size);
+		err = bpf_map__set_max_entries(skel->maps.sl_ct4,
+					       ct_entries(skel->maps.sl_ct4, opts));
 	if (!err)
-		err = bpf_map__set_max_entries(skel->maps.sl_ct6, opts->ct_size);
+		err = bpf_map__set_max_entries(skel->maps.sl_ct6,
+					       ct_entries(skel->maps.sl_ct6, opts));
 	return err;
 }
 

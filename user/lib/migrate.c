@@ -25,19 +25,20 @@ static int map_info(int fd, struct bpf_map_info *info)
 	return bpf_obj_get_info_by_fd(fd, info, &len) ? -errno : 0;
 }
 
-/* The size the kernel gives @map: one with per-CPU LRU lists is rounded
- * up to a multiple of the possible CPUs. */
-static __u32 kernel_entries(const struct bpf_map *map)
+__u32 migrate_kernel_entries(enum bpf_map_type type, __u32 flags, __u32 n)
 {
-	__u32 n = bpf_map__max_entries(map);
 	int ncpus = libbpf_num_possible_cpus();
-	bool lru = bpf_map__type(map) == BPF_MAP_TYPE_LRU_HASH ||
-		   bpf_map__type(map) == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+	bool lru = type == BPF_MAP_TYPE_LRU_HASH || type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
 
-	if (!lru || !(bpf_map__map_flags(map) & BPF_F_NO_COMMON_LRU) || ncpus <= 1 ||
-	    n > UINT32_MAX - ncpus)
+	if (!lru || !(flags & BPF_F_NO_COMMON_LRU) || ncpus <= 1 || n > UINT32_MAX - ncpus)
 		return n;
 	return (n + ncpus - 1) / ncpus * ncpus;
+}
+
+static __u32 kernel_entries(const struct bpf_map *map)
+{
+	return migrate_kernel_entries(bpf_map__type(map), bpf_map__map_flags(map),
+				      bpf_map__max_entries(map));
 }
 
 /* Whether the map pinned at @path is @map's layout (reusable as is, 1),

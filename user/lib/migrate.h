@@ -7,7 +7,14 @@
 #ifndef SLUICE_MIGRATE_H
 #define SLUICE_MIGRATE_H
 
+#include <linux/bpf.h>
+
 struct bpf_object;
+
+/* The size the kernel gives a map of @type, @flags and @n entries: one with
+ * per-CPU LRU lists (BPF_F_NO_COMMON_LRU) is rounded up to a multiple of
+ * the possible CPUs. Ask for that size, or a pinned map never matches. */
+__u32 migrate_kernel_entries(enum bpf_map_type type, __u32 flags, __u32 n);
 
 /* Before load: for each map of @obj with a pin path whose pinned map
  * differs only in size or flags, rename the pin to NAME_old. Every pinned
