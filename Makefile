@@ -116,7 +116,7 @@ $(MAGLEV_BENCH): tools/bench/maglev_bench.c user/lib/maglev.h $(LIB) | deps
 test: all
 	$(Q)tools/run_tests.sh $(BUILD) $(TESTS)
 
-test-unit: $(UNIT_BINS)
+test-unit: $(UNIT_BINS) $(BUILD)/sluice
 	$(Q)tools/run_tests.sh $(BUILD) unit
 
 test-bpf: $(BPFT_BINS)

@@ -1,6 +1,7 @@
 /* sluice: the CLI. `sluice [-j|--json] [-p|--pretty] [--bpffs DIR] OBJECT
  * VERB ARGS`, dispatched from command tables; exit 0 ok, 1 error, 2 usage.
  * This file holds the top level, the error printer and the map access. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,7 +58,8 @@ int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min,
 
 	errno = 0;
 	value = strtoul(text, &end, 10);
-	if (errno || *end || !*text || text[0] == '-' || value < min || value > max)
+	/* strtoul takes " 7" and "+7": only digits are a number here. */
+	if (errno || *end || !isdigit((unsigned char)text[0]) || value < min || value > max)
 		return cli_error(cli, CLI_USAGE, 0, NULL, "%s: '%s' is not a number in %u..%u", opt,
 				 text, min, max);
 	*out = (__u32)value;
@@ -66,9 +68,9 @@ int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min,
 
 static void print_help(const struct cli_cmd *cmds, const char *what)
 {
-	printf("Usage: sluice [-j|--json] [-p|--pretty] [--socket PATH] [--bpffs DIR] %s%sVERB "
+	printf("Usage: sluice [-j|--json] [-p|--pretty] [--socket PATH] [--bpffs DIR] %s VERB "
 	       "...\n\n",
-	       what ? what : "", what ? " " : "");
+	       what ? what : "OBJECT");
 	for (const struct cli_cmd *cmd = cmds; cmd->name; cmd++)
 		printf("  %-8s %-40s %s\n", cmd->name, cmd->usage, cmd->help);
 	printf("\nAbbreviations are accepted when they are unambiguous.\n");
@@ -98,9 +100,14 @@ int cli_dispatch(struct cli *cli, const struct cli_cmd *cmds, const char *what, 
 	const struct cli_cmd *cmd;
 	bool ambiguous;
 
-	if (argc < 1 || !strcmp(argv[0], "help")) {
+	if (argc >= 1 && !strcmp(argv[0], "help")) {
 		print_help(cmds, what);
-		return argc < 1 ? CLI_USAGE : CLI_OK;
+		return CLI_OK;
+	}
+	if (argc < 1) {
+		print_help(cmds, what);
+		return cli_error(cli, CLI_USAGE, 0, NULL, "expected a %s",
+				 what ? "verb" : "command");
 	}
 	cmd = cmd_find(cmds, argv[0], &ambiguous);
 	if (!cmd)
@@ -149,21 +156,51 @@ static int agent_refused(struct cli *cli, struct json_object *reply)
 	const char *errno_text = json_object_get_string(json_object_object_get(reply, "errno"));
 	int status = json_object_get_int(json_object_object_get(reply, "status"));
 
+	const char *error = json_object_get_string(json_object_object_get(reply, "error"));
+
 	status = status == CLI_USAGE ? CLI_USAGE : CLI_ERROR;
 	return cli_error(cli, status, 0, hint ? json_object_get_string(hint) : NULL, "%s%s%s",
-			 json_object_get_string(json_object_object_get(reply, "error")),
-			 errno_text ? ": " : "", errno_text ? errno_text : "");
+			 error ? error : "sluiced refused the request", errno_text ? ": " : "",
+			 errno_text ? errno_text : "");
+}
+
+/* Only a JSON true is a success: "ok": "false" is not. */
+static bool reply_ok(struct json_object *reply)
+{
+	struct json_object *ok = json_object_object_get(reply, "ok");
+
+	return json_object_is_type(ok, json_type_boolean) && json_object_get_boolean(ok);
+}
+
+/* Send @req and read the reply: a failed connect is "cannot reach", a
+ * failure after it a bad reply (the agent was there). */
+static int exchange(struct cli *cli, struct json_object *req, struct json_object **reply)
+{
+	char why[128] = "";
+	int fd = api_connect(cli->socket), err;
+
+	if (fd < 0)
+		return unreachable(cli, fd);
+	err = api_send(fd, req);
+	if (!err)
+		err = api_recv(fd, API_REPLY_TIMEOUT_MS, reply, why, sizeof(why));
+	close(fd);
+	if (!err)
+		return CLI_OK;
+	return cli_error(cli, CLI_ERROR, why[0] ? 0 : err, "see sluiced's log",
+			 "no valid reply from sluiced at %s%s%s", cli->socket, why[0] ? ": " : "",
+			 why);
 }
 
 int cli_request(struct cli *cli, struct json_object *req, struct json_object **reply)
 {
 	struct json_object *got = NULL;
-	int err = api_call(cli->socket, req, &got), status = CLI_OK;
+	int status = exchange(cli, req, &got);
 
 	json_object_put(req);
-	if (err)
-		return unreachable(cli, err);
-	if (!json_object_get_boolean(json_object_object_get(got, "ok")))
+	if (status)
+		return status;
+	if (!reply_ok(got))
 		status = agent_refused(cli, got);
 	if (status || !reply)
 		json_object_put(got);
@@ -177,8 +214,7 @@ struct json_object *cli_ask(struct cli *cli, const char *op)
 	struct json_object *req = json_object_new_object(), *reply = NULL;
 
 	json_object_object_add(req, "op", json_object_new_string(op));
-	if (api_call(cli->socket, req, &reply) ||
-	    !json_object_get_boolean(json_object_object_get(reply, "ok"))) {
+	if (api_call(cli->socket, req, &reply) || !reply_ok(reply)) {
 		json_object_put(reply);
 		reply = NULL;
 	}

@@ -21,6 +21,21 @@ struct verb_opts {
 
 enum { OPT_NAME = 1, OPT_AFFINITY = 2, OPT_WEIGHT = 4, OPT_L7 = 8 };
 
+/* What getopt_long refused: optopt is 0 for an unknown long option, the
+ * option's value (OPT_*, below ' ') for a known one without its argument,
+ * else the letter of an unknown short option. */
+static int bad_option(struct cli *cli, char **argv)
+{
+	if (optopt > 0 && optopt < ' ')
+		return cli_error(cli, CLI_USAGE, 0, "see `sluice help`", "%s needs a value",
+				 argv[optind - 1]);
+	if (optopt)
+		return cli_error(cli, CLI_USAGE, 0, "see `sluice help`", "unknown option -%c",
+				 optopt);
+	return cli_error(cli, CLI_USAGE, 0, "see `sluice help`", "unknown option '%s'",
+			 argv[optind - 1]);
+}
+
 static int verb_options(struct cli *cli, int argc, char **argv, int allowed, struct verb_opts *vo)
 {
 	static const struct option opts[] = {
@@ -30,15 +45,17 @@ static int verb_options(struct cli *cli, int argc, char **argv, int allowed, str
 		{ "l7", required_argument, NULL, OPT_L7 },
 		{},
 	};
-	int opt, status = CLI_OK;
+	int opt, index, status = CLI_OK;
 
 	optind = 0; /* glibc: restart scanning for this verb's argv */
 	opterr = 0;
-	while (!status && (opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (opt == '?' || !(opt & allowed))
+	while (!status && (opt = getopt_long(argc, argv, "", opts, &index)) != -1) {
+		if (opt == '?')
+			return bad_option(cli, argv);
+		if (!(opt & allowed))
 			return cli_error(cli, CLI_USAGE, 0, "see `sluice help`",
-					 "unknown option or missing value '%s' for %s",
-					 argv[optind - 1], argv[0]);
+					 "option --%s does not go with %s", opts[index].name,
+					 argv[0]);
 		if (opt == OPT_NAME)
 			vo->name = optarg;
 		else if (opt == OPT_L7 && strcmp(optarg, "http"))
