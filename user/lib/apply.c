@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "log.h"
 
 static int key_cmp(const void *a, const void *b)
 {
@@ -164,16 +165,18 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, const struct
 		goto free_all;
 	}
 	sum->deleted = err;
-	/* Their slots are room for the services that follow. */
-	err = lb_snapshot_commit(maps, snap);
-	if (!err)
-		err = sync_all(maps, snap, cfg, opts, sum, what, what_len);
-	/* Even after a failure: what was removed must not keep its flows. */
-	flush_err = lb_snapshot_flush(maps, snap);
-	if (flush_err && !err) {
-		snprintf(what, what_len, "flushing the flows of removed backends");
-		err = flush_err;
+	err = sync_all(maps, snap, cfg, opts, sum, what, what_len);
+	if (!err) {
+		snprintf(what, what_len, "publishing the services");
+		err = lb_snapshot_commit(maps, snap);
 	}
+	/* Even after a failure: what was removed must not keep its flows.
+	 * The change stands whether this works or not (the snapshot keeps
+	 * the flush pending for the next change). */
+	flush_err = lb_snapshot_flush(maps, snap);
+	if (flush_err)
+		log_warn("apply", "removing the flows of removed backends failed: %s",
+			 strerror(-flush_err));
 free_all:
 	if (!opts || snap != opts->snap)
 		lb_snapshot_free(snap);

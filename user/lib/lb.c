@@ -239,24 +239,25 @@ static size_t maglev_inputs(const struct sl_backend *all, const __u32 *ids, size
 }
 
 int lb_table_build(struct lb_maps *maps, const struct sl_backend *all, const __u32 *ids,
-		   size_t n_ids, __u32 *active)
+		   size_t n_ids, __u32 *active, int *fd)
 {
 	struct maglev_backend *inputs = calloc(n_ids ? n_ids : 1, sizeof(*inputs));
 	__u32 *table = calloc(maps->maglev_size, sizeof(*table));
-	int ret = -ENOMEM;
+	int err = -ENOMEM;
 
+	*fd = -1;
 	if (!inputs || !table)
 		goto free_bufs;
 	*active = maglev_inputs(all, ids, n_ids, inputs);
-	ret = 0;
-	if (*active)
-		ret = maglev_build(inputs, *active, table, maps->maglev_size);
-	if (*active && !ret)
-		ret = table_map_create(table, maps->maglev_size);
+	err = *active ? maglev_build(inputs, *active, table, maps->maglev_size) : 0;
+	if (*active && !err) {
+		*fd = table_map_create(table, maps->maglev_size);
+		err = *fd < 0 ? *fd : 0;
+	}
 free_bufs:
 	free(table);
 	free(inputs);
-	return ret;
+	return err;
 }
 
 /* Publish service @svc_id's table built from backends @ids of @all: build
@@ -266,11 +267,11 @@ static int maglev_publish(struct lb_maps *maps, __u32 svc_id, const struct sl_ba
 			  const __u32 *ids, size_t n_ids)
 {
 	__u32 active;
-	int fd = lb_table_build(maps, all, ids, n_ids, &active), err;
+	int fd, err = lb_table_build(maps, all, ids, n_ids, &active, &fd);
 
+	if (err)
+		return err;
 	if (fd < 0)
-		return fd;
-	if (fd == 0)
 		return bpf_map_delete_elem(maps->maglev, &svc_id) && errno != ENOENT ? -errno : 0;
 	err = bpf_map_update_elem(maps->maglev, &svc_id, &fd, BPF_ANY) ? -errno : 0;
 	close(fd); /* the outer map holds its own reference */

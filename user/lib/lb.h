@@ -111,9 +111,10 @@ int lb_specs_check(const struct lb_maps *maps, const struct sl_svc_key *key,
 int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct sl_svc_key *key,
 		    const struct sl_svc *want, const struct lb_backend_spec *specs, size_t n);
 /* Commit what is staged, then delete every service of @snap for which
- * @keep(key, ctx) is false: their entries at once (no new flow picks them), their tables and backend slots
- * at the next commit, their flows at the next lb_snapshot_flush(). Returns
- * how many were deleted, or -errno. */
+ * @keep(key, ctx) is false: their entries first (no new flow picks them),
+ * then their tables and backend slots (committed before it returns), their
+ * flows at the next lb_snapshot_flush(). Returns how many were deleted, or
+ * -errno. */
 int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn keep, void *ctx);
 /* Do what the calls above staged, in a few batch syscalls and in an order
  * the data path can follow at any moment: new backend slots, then every

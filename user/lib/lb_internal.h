@@ -13,11 +13,11 @@ size_t lb_backend_ids(const struct sl_backend *all, __u32 svc_id, __u32 *ids);
  * (with its new active count) under @key, which must exist. */
 int lb_service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc,
 		       const struct sl_backend *all, const __u32 *ids, size_t n_ids);
-/* Build the Maglev table of backends @ids of @all into a new inner map:
- * its fd (the caller closes it), 0 when no backend takes new flows (no
- * table), or -errno. @active gets the number that take new flows. */
+/* Build the Maglev table of backends @ids of @all into a new inner map,
+ * its fd in @fd (the caller closes it; -1 when no backend takes new flows:
+ * no table). @active gets the number that take new flows. 0 or -errno. */
 int lb_table_build(struct lb_maps *maps, const struct sl_backend *all, const __u32 *ids,
-		   size_t n_ids, __u32 *active);
+		   size_t n_ids, __u32 *active, int *fd);
 /* How many of backends @ids of @all take new flows (weight > 0). */
 __u32 lb_active_count(const struct sl_backend *all, const __u32 *ids, size_t n_ids);
 /* Zero a per-CPU traffic slot so a reused id starts from nothing. */

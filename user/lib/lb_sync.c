@@ -711,11 +711,11 @@ static int service_stage(struct lb_maps *maps, struct lb_snapshot *snap,
 {
 	struct lb_stage *st = &snap->stage;
 	__u32 active;
-	int fd = lb_table_build(maps, snap->all, ids, n, &active);
+	int fd, err = lb_table_build(maps, snap->all, ids, n, &active, &fd);
 
-	if (fd < 0)
-		return fd;
-	if (fd) {
+	if (err)
+		return err;
+	if (fd >= 0) {
 		st->table_ids[st->n_tables] = svc->id;
 		st->table_fds[st->n_tables++] = fd;
 	} else if (snap->has_table[svc->id]) {
@@ -778,10 +778,10 @@ free_assign:
 int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn keep, void *ctx)
 {
 	/* A service staged but not committed has no entry to delete yet. */
-	int pruned = lb_snapshot_commit(maps, snap);
+	int pruned = 0, err = lb_snapshot_commit(maps, snap);
 
-	if (pruned)
-		return pruned;
+	if (err)
+		return err;
 
 	for (__u32 id = 1; id < SL_MAX_SERVICES; id++) {
 		const __u32 *cur;
@@ -805,7 +805,10 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
 		n_cur = snapshot_current(snap, id, &cur);
 		slots_release(snap, cur, n_cur, NULL, false);
 	}
-	return pruned;
+	/* Done now, not at the caller's commit: an id freed here must not be
+	 * given to a new service while its old slots are still linked to it. */
+	err = lb_snapshot_commit(maps, snap);
+	return err ? err : pruned;
 }
 
 int lb_snapshot_backend(struct lb_maps *maps, const struct lb_snapshot *snap,

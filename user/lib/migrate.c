@@ -210,50 +210,50 @@ static void spread_end(struct lru_spread *sp)
 		sched_setaffinity(0, sizeof(sp->allowed), &sp->allowed);
 }
 
-/* Insert @n entries, a share per CPU. Returns how many went in. */
-static __u32 spread_put(int to, struct lru_spread *sp, const struct bpf_map_info *info, size_t vlen,
-			char *keys, char *values, __u32 n)
+/* Insert @n entries, a share per CPU; @put counts those that went in
+ * (fewer when every CPU's share is full). Returns 0 or -errno. */
+static int spread_put(int to, struct lru_spread *sp, const struct bpf_map_info *info, size_t vlen,
+		      char *keys, char *values, __u32 n, __u32 *put)
 {
-	__u32 done = 0;
-
-	while (done < n) {
+	*put = 0;
+	while (*put < n) {
 		__u32 count;
 
 		if (!sp->left && !spread_next_cpu(sp))
-			break; /* every CPU's share is full */
-		count = n - done < sp->left ? n - done : sp->left;
-		if (bpf_map_update_batch(to, keys + (size_t)done * info->key_size,
-					 values + done * vlen, &count, NULL)) {
-			break;
-		}
+			return 0; /* every CPU's share is full */
+		count = n - *put < sp->left ? n - *put : sp->left;
+		if (bpf_map_update_batch(to, keys + (size_t)*put * info->key_size,
+					 values + *put * vlen, &count, NULL))
+			return -errno;
 		sp->left -= count;
-		done += count;
+		*put += count;
 	}
-	return done;
+	return 0;
 }
 
-/* One batch of @n entries read from the old map into the new one. An
- * array keeps only the indexes the new map has. Returns how many went in. */
-static __u32 batch_put(int to, const struct bpf_map_info *info, const struct bpf_map_info *to_info,
-		       struct lru_spread *sp, size_t vlen, void *keys, void *values, int *fds,
-		       __u32 n)
+/* One batch of @n entries read from the old map into the new one, @put
+ * counting those that went in. An array keeps only the indexes the new
+ * map has. Returns 0 or -errno: a refused write fails the migration. */
+static int batch_put(int to, const struct bpf_map_info *info, const struct bpf_map_info *to_info,
+		     struct lru_spread *sp, size_t vlen, void *keys, void *values, int *fds,
+		     __u32 n, __u32 *put)
 {
-	__u32 count;
+	int err = 0;
 
 	if (indexed(info)) {
 		while (n && ((__u32 *)keys)[n - 1] >= to_info->max_entries)
 			n--;
 	}
 	if (sp->active)
-		return spread_put(to, sp, info, vlen, keys, values, n);
+		return spread_put(to, sp, info, vlen, keys, values, n, put);
 	if (map_of_maps(info))
 		n = ids_to_fds(info, keys, values, fds, n);
-	count = n;
-	if (n && bpf_map_update_batch(to, keys, values, &count, NULL))
-		count = 0;
+	*put = n;
+	if (n && bpf_map_update_batch(to, keys, values, put, NULL))
+		err = -errno;
 	for (__u32 i = 0; map_of_maps(info) && i < n; i++)
 		close(fds[i]);
-	return count;
+	return err;
 }
 
 /* Every entry of @from into @to, COPY_BATCH at a time. What does not fit
@@ -261,11 +261,12 @@ static __u32 batch_put(int to, const struct bpf_map_info *info, const struct bpf
 static int map_copy(int from, int to, const char *name)
 {
 	struct bpf_map_info info, to_info;
-	struct lru_spread sp;
+	struct lru_spread sp = {};
 	size_t vlen;
 	void *keys = NULL, *values = NULL;
 	int *fds = NULL;
-	__u32 in_batch, out_batch, copied = 0, read = 0;
+	__u32 in_batch, out_batch, copied = 0, read = 0, put;
+	bool last;
 	void *cursor = NULL;
 	int err = map_info(from, &info) ?: map_info(to, &to_info);
 
@@ -287,14 +288,16 @@ static int map_copy(int from, int to, const char *name)
 			break; /* ENOENT: this was the last batch */
 		cursor = &out_batch;
 		read += in_batch;
-		copied += batch_put(to, &info, &to_info, &sp, vlen, keys, values, fds, in_batch);
-		if (err == -ENOENT) {
-			err = 0;
+		last = err == -ENOENT;
+		err = batch_put(to, &info, &to_info, &sp, vlen, keys, values, fds, in_batch, &put);
+		copied += put;
+		if (!err && last)
 			break;
-		}
 	}
-	if (keys)
-		spread_end(&sp);
+	spread_end(&sp);
+	if (err)
+		log_error("migrate", "%s: copying failed after %u entries: %s", name, copied,
+			  strerror(-err));
 	if (!err && copied < read && !indexed(&info))
 		log_warn("migrate", "%s: %u of %u entries copied: the new map is smaller", name,
 			 copied, read);

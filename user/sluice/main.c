@@ -66,14 +66,15 @@ int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min,
 	return CLI_OK;
 }
 
-static void print_help(const struct cli_cmd *cmds, const char *what)
+static void print_help(FILE *out, const struct cli_cmd *cmds, const char *what)
 {
-	printf("Usage: sluice [-j|--json] [-p|--pretty] [--socket PATH] [--bpffs DIR] %s VERB "
-	       "...\n\n",
-	       what ? what : "OBJECT");
+	fprintf(out,
+		"Usage: sluice [-j|--json] [-p|--pretty] [--socket PATH] [--bpffs DIR] %s VERB "
+		"...\n\n",
+		what ? what : "OBJECT");
 	for (const struct cli_cmd *cmd = cmds; cmd->name; cmd++)
-		printf("  %-8s %-40s %s\n", cmd->name, cmd->usage, cmd->help);
-	printf("\nAbbreviations are accepted when they are unambiguous.\n");
+		fprintf(out, "  %-8s %-40s %s\n", cmd->name, cmd->usage, cmd->help);
+	fprintf(out, "\nAbbreviations are accepted when they are unambiguous.\n");
 }
 
 /* The entry @word names exactly, or the only one it abbreviates. */
@@ -101,11 +102,12 @@ int cli_dispatch(struct cli *cli, const struct cli_cmd *cmds, const char *what, 
 	bool ambiguous;
 
 	if (argc >= 1 && !strcmp(argv[0], "help")) {
-		print_help(cmds, what);
+		print_help(stdout, cmds, what);
 		return CLI_OK;
 	}
 	if (argc < 1) {
-		print_help(cmds, what);
+		/* On stderr: stdout stays the JSON error alone with -j. */
+		print_help(stderr, cmds, what);
 		return cli_error(cli, CLI_USAGE, 0, NULL, "expected a %s",
 				 what ? "verb" : "command");
 	}
@@ -239,7 +241,7 @@ static int cmd_help(struct cli *cli, int argc, char **argv)
 	(void)cli;
 	(void)argc;
 	(void)argv;
-	print_help(top_cmds, NULL);
+	print_help(stdout, top_cmds, NULL);
 	return CLI_OK;
 }
 

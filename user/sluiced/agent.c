@@ -234,24 +234,78 @@ static void snapshot_reread(struct agent *a)
 	a->snap = fresh;
 }
 
+static bool keep_all_but(const struct sl_svc_key *key, void *ctx)
+{
+	return memcmp(key, ctx, sizeof(*key)) != 0;
+}
+
+/* Remove the flows a published change left to remove. The change stands
+ * either way: a failure is logged and the flush is tried again with the
+ * next change (the snapshot keeps what is pending). */
+static void flows_flush(struct agent *a)
+{
+	int err = lb_snapshot_flush(a->maps, a->snap);
+
+	if (err)
+		log_warn("agent",
+			 "removing the flows of removed backends failed: %s; retried "
+			 "with the next change",
+			 strerror(-err));
+}
+
+/* Sync service @svc's key to @svc (or, with @svc NULL, prune @key) and
+ * commit. Returns 0 or -errno (the snapshot then no longer matches). */
+static int service_commit(struct agent *a, const struct sl_svc_key *key,
+			  const struct cfg_service *svc)
+{
+	struct apply_opts opts = apply_opts_of(a);
+	struct lb_backend_spec *specs;
+	struct sl_svc want;
+	struct sl_svc_key gone = *key;
+	int err;
+
+	if (!svc)
+		err = lb_services_prune(a->maps, a->snap, keep_all_but, &gone);
+	else if (!(specs = apply_specs_of(svc, &opts)))
+		return -ENOMEM;
+	else {
+		want = apply_settings_of(svc);
+		err = lb_service_sync(a->maps, a->snap, key, &want, specs, svc->n_backends);
+		free(specs);
+	}
+	return err < 0 ? err : lb_snapshot_commit(a->maps, a->snap);
+}
+
+/* After a failed commit: read the maps again and put service @key back as
+ * the desired state has it (or remove it, when it is not there). */
+static void service_restore(struct agent *a, const struct sl_svc_key *key)
+{
+	char text[ADDR_STR_MAX];
+
+	snapshot_reread(a);
+	if (service_commit(a, key, cfg_find_service(&a->desired, key))) {
+		addr_format_service(key, text, sizeof(text));
+		log_error("agent",
+			  "putting %s back as it was failed; `sluice apply` or SIGHUP "
+			  "publishes the whole state again",
+			  text);
+		snapshot_reread(a);
+	}
+}
+
 /* Publish service @svc as it would be with @cand's backends. */
 static int publish_service(struct agent *a, const struct cfg_service *cand, struct agent_error *e)
 {
-	struct apply_opts opts = apply_opts_of(a);
-	struct lb_backend_spec *specs = apply_specs_of(cand, &opts);
-	struct sl_svc want = apply_settings_of(cand);
 	char text[ADDR_STR_MAX];
-	int err;
+	int err = service_commit(a, &cand->key, cand);
 
-	if (!specs)
-		return fail(e, 1, -ENOMEM, NULL, "out of memory");
-	err = lb_service_sync(a->maps, a->snap, &cand->key, &want, specs, cand->n_backends);
-	free(specs);
-	if (err >= 0)
-		err = lb_snapshot_flush(a->maps, a->snap);
-	if (err >= 0)
+	if (!err) {
+		flows_flush(a);
 		return 0;
-	snapshot_reread(a);
+	}
+	/* Refused before anything was written (no room, bad specs) or half
+	 * way: either way, the maps get the desired service back. */
+	service_restore(a, &cand->key);
 	addr_format_service(&cand->key, text, sizeof(text));
 	if (err == -ENOSPC)
 		return fail(e, 1, 0, "remove unused services or backends", "no room for %s", text);
@@ -279,7 +333,7 @@ static struct cfg_service *service_or_fail(struct agent *a, const struct sl_svc_
 }
 
 /* Finish a verb: count it, and mark the state to be saved when it was
- * published (agent_save_state(), once the caller has its reply). */
+ * published (agent_save_state(), before the caller gets its reply). */
 static int verb_done(struct agent *a, double started, int err)
 {
 	count_transaction(a, started, err);
@@ -330,30 +384,24 @@ int agent_service_add(struct agent *a, const struct cfg_service *svc, struct age
 	return verb_done(a, started, err);
 }
 
-static bool keep_all_but(const struct sl_svc_key *key, void *ctx)
-{
-	return memcmp(key, ctx, sizeof(*key)) != 0;
-}
-
 int agent_service_del(struct agent *a, const struct sl_svc_key *key, struct agent_error *e)
 {
 	double started = now_s(CLOCK_MONOTONIC);
 	struct cfg_service *svc = service_or_fail(a, key, e);
-	struct sl_svc_key gone = *key;
+	struct sl_svc_key gone = *key; /* @key may point into what is removed */
 	char text[ADDR_STR_MAX];
 	bool checked;
 	int err;
 
 	if (!svc)
 		return verb_done(a, started, -ENOENT);
-	err = lb_services_prune(a->maps, a->snap, keep_all_but, &gone);
-	if (err >= 0)
-		err = lb_snapshot_flush(a->maps, a->snap);
+	err = service_commit(a, &gone, NULL);
 	if (err < 0) {
-		snapshot_reread(a);
+		service_restore(a, &gone);
 		addr_format_service(key, text, sizeof(text));
 		return verb_done(a, started, fail(e, 1, err, NULL, "deleting %s failed", text));
 	}
+	flows_flush(a);
 	checked = svc->health.type != CFG_HEALTH_NONE;
 	cfg_remove_service(&a->desired, svc);
 	if (checked)
@@ -492,7 +540,9 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 		snapshot_reread(a);
 		opts.snap = a->snap;
 		health_targets_update(a);
-		if (err != -ENOSPC && err != -E2BIG &&
+		/* At start there is no previous state to put back: the maps
+		 * keep what they had (an empty one would delete it all). */
+		if (err != -ENOSPC && err != -E2BIG && a->published &&
 		    apply_config(a->maps, &a->desired, &opts, &undo, again, sizeof(again)))
 			log_error("agent", "restoring the previous state failed at %s", again);
 		cfg_free(cfg);
@@ -507,6 +557,7 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	cfg_free(&a->desired);
 	a->desired = *cfg;
 	a->config_digest = digest;
+	a->published = true;
 	return 0;
 }
 

@@ -3,8 +3,8 @@
  * health checks and backends with configured weights). Every change is a
  * transaction: validated against the desired state first, then published
  * to the maps (one Maglev publication per service touched), and only then
- * taken into the desired state and (after the reply) saved to the state
- * file. On any error
+ * taken into the desired state and saved to the state file (before the
+ * reply). On any error
  * the maps and the desired state stay as they were. */
 #ifndef SLUICE_AGENT_H
 #define SLUICE_AGENT_H
@@ -30,6 +30,7 @@ struct agent {
 	const char *state_path; /* NULL: nothing saved */
 	uint64_t config_digest; /* of the config the desired state last came from */
 	bool state_dirty; /* changed since the state file was written */
+	bool published; /* the desired state is in the maps (false until the restore) */
 };
 
 /* Why a transaction was refused: status 2 for a request that is wrong in
@@ -55,9 +56,8 @@ void agent_fini(struct agent *a);
 int agent_restore(struct agent *a, struct agent_error *e);
 
 /* Write the state file if a change since the last call needs it. The
- * agent calls it after replying, so the caller does not wait for the disk;
- * a crash in between loses the change from the file (not from the maps),
- * and the restarted agent publishes the file's state again. */
+ * agent calls it before replying to a request (an acknowledged change
+ * survives a crash) and after a SIGHUP reload. */
 int agent_save_state(struct agent *a);
 
 /* The CLI's verbs. @svc gives key, name and affinity; no backends. */

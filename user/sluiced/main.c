@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -260,6 +261,27 @@ static int socket_lock(const char *path)
 	return fd;
 }
 
+/* One agent per pin directory too: two agents with sockets of their own
+ * on one bpffs would each hand out ids from their own snapshot. Returns
+ * the locked directory's fd, or -EBUSY when another agent holds it. */
+static int pins_lock(const char *dir)
+{
+	int fd;
+
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 /* A listening socket at @path that only root can connect to. */
 static int socket_bind(const char *path)
 {
@@ -323,8 +345,12 @@ static void serve_api_client(struct agent *a, int listen_fd)
 	char why[256];
 	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC), err;
 
+	struct timeval send_limit = { .tv_sec = API_REQUEST_TIMEOUT_MS / 1000 };
+
 	if (fd < 0)
 		return;
+	/* A client that stops reading must not hold the agent either. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof(send_limit));
 	err = api_recv(fd, API_REQUEST_TIMEOUT_MS, &req, why, sizeof(why));
 	if (err == -EMSGSIZE)
 		reply = agent_api_error(2, "request larger than %u bytes", API_MAX_MESSAGE);
@@ -342,31 +368,34 @@ static void serve_api_client(struct agent *a, int listen_fd)
 	} else {
 		json_object_put(req);
 	}
+	/* On disk before the caller hears "ok": a crash after the reply must
+	 * not undo an acknowledged change at the next start. */
+	agent_save_state(a);
 	reply_and_close(fd, reply);
 }
 
 static int run_cleanup(const struct agent_args *args)
 {
-	int lock = socket_lock(args->socket), err;
-	char lock_path[PATH_MAX];
+	int lock = socket_lock(args->socket), pins = pins_lock(args->bpffs), err;
 
-	/* A running agent holds the links: stop it first, or they stay. */
-	if (lock == -EADDRINUSE) {
-		log_error("agent", "a sluiced serves %s: stop it first (SIGTERM), then --cleanup",
-			  args->socket);
-		return 1;
+	/* A running agent holds the links: stop it first, or they stay. Both
+	 * locks are held to the end, so no agent starts meanwhile. */
+	if (lock == -EADDRINUSE || pins == -EBUSY) {
+		log_error("agent", "a sluiced runs on %s: stop it first (SIGTERM), then --cleanup",
+			  lock == -EADDRINUSE ? args->socket : args->bpffs);
+		err = -EBUSY;
+	} else {
+		unlink(args->socket); /* left by an agent that was killed */
+		err = loader_cleanup(args->bpffs);
+		if (err)
+			log_error("agent", "cleanup of %s failed: %s", args->bpffs, strerror(-err));
 	}
-	/* Left by an agent that was killed. */
-	snprintf(lock_path, sizeof(lock_path), "%s.lock", args->socket);
-	unlink(args->socket);
-	unlink(lock_path);
 	if (lock >= 0)
 		close(lock);
-	err = loader_cleanup(args->bpffs);
-	if (err) {
-		log_error("agent", "cleanup of %s failed: %s", args->bpffs, strerror(-err));
+	if (pins >= 0)
+		close(pins);
+	if (err)
 		return 1;
-	}
 	if (unlink(args->state) && errno != ENOENT)
 		log_warn("agent", "cannot remove the state file %s: %s", args->state,
 			 strerror(errno));
@@ -496,7 +525,7 @@ static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *m
 
 /* What the agent listens on; the lock makes the socket its own. */
 struct listeners {
-	int api_fd, lock_fd;
+	int api_fd, lock_fd, pins_fd;
 	struct metrics_server *metrics; /* NULL without --metrics */
 };
 
@@ -509,21 +538,33 @@ static void close_listeners(const struct agent_args *args, struct listeners *l)
 	}
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);
+	if (l->pins_fd >= 0)
+		close(l->pins_fd);
 }
 
 static int open_listeners(const struct agent_args *args, struct listeners *l)
 {
 	char why[256];
 
-	*l = (struct listeners){ .lock_fd = -1 };
+	*l = (struct listeners){ .lock_fd = -1, .pins_fd = -1 };
 	l->api_fd = api_listen(args->socket, &l->lock_fd);
 	if (l->api_fd == -EADDRINUSE)
 		log_error("agent", "another sluiced serves %s; stop it or pass --socket",
 			  args->socket);
 	else if (l->api_fd < 0)
 		log_error("agent", "cannot listen on %s: %s", args->socket, strerror(-l->api_fd));
-	if (l->api_fd < 0 || !args->metrics)
-		return l->api_fd < 0 ? l->api_fd : 0;
+	if (l->api_fd < 0)
+		return l->api_fd;
+	l->pins_fd = pins_lock(args->bpffs);
+	if (l->pins_fd < 0) {
+		log_error("agent", "%s: %s", args->bpffs,
+			  l->pins_fd == -EBUSY ? "another sluiced uses it; stop it or pass --bpffs"
+					       : strerror(-l->pins_fd));
+		close_listeners(args, l);
+		return -EBUSY;
+	}
+	if (!args->metrics)
+		return 0;
 	l->metrics = metrics_listen(args->metrics, why, sizeof(why));
 	if (!l->metrics) {
 		log_error("agent", "--metrics %s: %s", args->metrics, why);
