@@ -166,6 +166,10 @@ jcheck "$(sluice status --json)" "" "first sluiced still answers (same pid)" \
 check "the socket is still there" test -S "$SLUICE_SOCKET"
 check "the first agent's state file untouched by the refused one" state_same "$E2E_TMP/state.before"
 check_spread "tcp spread after the refused agent" "$(spread 4 tcp 30)" 30 10 70
+out=$(in_ns "$NS_NODE" timeout 30 "$SLUICED" --bpffs "$PIN" --socket "$E2E_TMP/other.sock" 2>&1) && rc=0 || rc=$?
+check_eq "second sluiced on the same --bpffs (own socket): exit 1" "$rc" 1 || log "its output: $out"
+check "... its message names the pin directory" says "$PIN: another sluiced uses it" "$out"
+check "... and it left no socket behind" test ! -e "$E2E_TMP/other.sock"
 # refused before loading anything: no pins of its own
 check "the refused agent pinned nothing" bash -c "[[ -z \$(ls -A '$PIN2' 2>/dev/null) ]]"
 
