@@ -170,6 +170,8 @@ static int state_save(struct agent *a)
 		log_error("agent", "cannot write the state file %s: %s", tmp, strerror(-err));
 		return err;
 	}
+	/* Big writes: 10,000 services are about 4 MB. */
+	setvbuf(out, NULL, _IOFBF, 1 << 20);
 	fprintf(out, STATE_HEADER STATE_DIGEST "%016llx\n", (unsigned long long)a->config_digest);
 	err = cfg_write(out, &a->desired);
 	if (fflush(out) || fsync(fileno(out)))
