@@ -62,50 +62,44 @@ static int pinned_matches(const struct bpf_map *map, const char *path, int pinne
 	return info.max_entries == kernel_entries(map) && info.map_flags == bpf_map__map_flags(map);
 }
 
-/* Whether each pinned map of @obj can be reused (1), must be migrated (0),
- * or stops the load (<0). All are checked before any pin is touched. */
-static int prepare_check(struct bpf_object *obj, bool *any)
+#define PIN_ABSENT 2
+
+/* Whether @map's pin can be reused (1), must be migrated (0), is absent
+ * (PIN_ABSENT), or stops the load (<0). */
+static int pin_state(const struct bpf_map *map)
 {
-	struct bpf_map *map;
-	int err = 0;
+	const char *path = bpf_map__pin_path(map);
+	int fd = path ? bpf_obj_get(path) : -1, state;
 
-	*any = false;
-	bpf_object__for_each_map(map, obj)
-	{
-		const char *path = bpf_map__pin_path(map);
-		int fd = path ? bpf_obj_get(path) : -1;
-
-		if (fd < 0)
-			continue;
-		err = pinned_matches(map, path, fd);
-		close(fd);
-		if (err < 0)
-			return err;
-		*any |= err == 0;
-	}
-	return 0;
+	if (fd < 0)
+		return PIN_ABSENT;
+	state = pinned_matches(map, path, fd);
+	close(fd);
+	return state;
 }
 
 int migrate_prepare(struct bpf_object *obj)
 {
 	char old[PATH_MAX];
 	struct bpf_map *map;
-	int moved = 0;
-	bool any;
-	int err = prepare_check(obj, &any);
+	int moved = 0, state;
+	bool any = false;
 
-	if (err || !any)
-		return err;
+	/* Every pin checked before any is renamed: a refusal touches nothing. */
+	bpf_object__for_each_map(map, obj)
+	{
+		state = pin_state(map);
+		if (state < 0)
+			return state;
+		any |= state == 0;
+	}
+	if (!any)
+		return 0;
 	bpf_object__for_each_map(map, obj)
 	{
 		const char *path = bpf_map__pin_path(map);
-		int fd = path ? bpf_obj_get(path) : -1;
 
-		if (fd < 0)
-			continue;
-		err = pinned_matches(map, path, fd);
-		close(fd);
-		if (err)
+		if (pin_state(map) != 0)
 			continue;
 		snprintf(old, sizeof(old), "%s" OLD_SUFFIX, path);
 		if (rename(path, old))

@@ -240,25 +240,30 @@ static int make_parent_dir(const char *path)
 	return mkdir(dir, 0700) ? -errno : 0;
 }
 
+/* An exclusive flock on @path, opened with @flags: the fd that holds it,
+ * @busy when another process does, or -errno. */
+static int lock_exclusive(const char *path, int flags, int busy)
+{
+	int fd = open(path, flags | O_CLOEXEC, 0600), err;
+
+	if (fd < 0)
+		return -errno;
+	if (!flock(fd, LOCK_EX | LOCK_NB))
+		return fd;
+	err = errno == EWOULDBLOCK ? busy : -errno;
+	close(fd);
+	return err;
+}
+
 /* One agent per socket: a lock file next to it, held while the agent runs
  * (checking for a live socket alone would let two agents that start at
  * once both unlink and bind). Returns the lock's fd or -EADDRINUSE. */
 static int socket_lock(const char *path)
 {
 	char lock[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
-	int fd;
 
 	snprintf(lock, sizeof(lock), "%s.lock", path);
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		int err = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
+	return lock_exclusive(lock, O_RDWR | O_CREAT, -EADDRINUSE);
 }
 
 /* One agent per pin directory too: two agents with sockets of their own
@@ -266,20 +271,9 @@ static int socket_lock(const char *path)
  * the locked directory's fd, or -EBUSY when another agent holds it. */
 static int pins_lock(const char *dir)
 {
-	int fd;
-
 	if (mkdir(dir, 0700) && errno != EEXIST)
 		return -errno;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
+	return lock_exclusive(dir, O_RDONLY | O_DIRECTORY, -EBUSY);
 }
 
 /* A listening socket at @path that only root can connect to. */
