@@ -56,6 +56,7 @@ int agent_init(struct agent *a, struct lb_maps *maps, struct health *health,
 
 void agent_fini(struct agent *a)
 {
+	free(a->health_pending);
 	lb_snapshot_free(a->snap);
 	cfg_free(&a->desired);
 	memset(a, 0, sizeof(*a));
@@ -776,12 +777,33 @@ int agent_restore(struct agent *a, struct agent_error *e)
 
 void agent_health_changed(struct agent *a, const struct health_event *ev)
 {
-	struct cfg_service *svc = cfg_find_service(&a->desired, &ev->svc), cand;
-	struct agent_error e;
+	struct sl_svc_key *keys;
 
 	a->stats.health_transitions++;
-	if (!svc || !cfg_find_backend(svc, &ev->addr))
-		return; /* removed since the probe was sent */
-	if (candidate_of(svc, &cand, &e) || backends_commit(a, svc, &cand, &e))
-		log_error("agent", "applying a health change failed: %s", e.message);
+	for (size_t i = 0; i < a->n_health_pending; i++) {
+		if (!memcmp(&a->health_pending[i], &ev->svc, sizeof(ev->svc)))
+			return; /* its service is republished already */
+	}
+	keys = realloc(a->health_pending, (a->n_health_pending + 1) * sizeof(*keys));
+	if (!keys) {
+		log_error("agent", "no memory to note a health change");
+		return;
+	}
+	a->health_pending = keys;
+	a->health_pending[a->n_health_pending++] = ev->svc;
+}
+
+void agent_health_publish(struct agent *a)
+{
+	struct agent_error e;
+
+	for (size_t i = 0; i < a->n_health_pending; i++) {
+		const struct cfg_service *svc =
+			cfg_find_service(&a->desired, &a->health_pending[i]);
+
+		/* The desired service as it is: its weights follow the states. */
+		if (svc && publish_service(a, svc, &e))
+			log_error("agent", "applying a health change failed: %s", e.message);
+	}
+	a->n_health_pending = 0;
 }

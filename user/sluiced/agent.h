@@ -31,6 +31,8 @@ struct agent {
 	uint64_t config_digest; /* of the config the desired state last came from */
 	bool state_dirty; /* changed since the state file was written */
 	bool published; /* the desired state is in the maps (false until the restore) */
+	struct sl_svc_key *health_pending; /* services to republish for health */
+	size_t n_health_pending;
 };
 
 /* Why a transaction was refused: status 2 for a request that is wrong in
@@ -76,9 +78,12 @@ int agent_apply(struct agent *a, const char *name, const char *text, size_t len,
 /* Re-read --config and apply it (SIGHUP). */
 int agent_reload(struct agent *a, struct apply_summary *sum, struct agent_error *e);
 
-/* A health transition: republish the backend's service with the weight
- * its new state gives it. */
+/* A health transition: its service is noted, and republished (with the
+ * weights the new states give) by agent_health_publish(), once however
+ * many of its backends changed: a mass failure is one publication per
+ * service, not per backend. */
 void agent_health_changed(struct agent *a, const struct health_event *ev);
+void agent_health_publish(struct agent *a);
 /* The weight a backend has in the maps: its configured weight, or 0 while
  * its health check says it is down. */
 uint32_t agent_effective_weight(const struct agent *a, const struct cfg_service *svc,

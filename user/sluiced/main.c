@@ -447,6 +447,7 @@ static void drain_health_events(struct agent *a)
 
 	while (health_next_event(a->health, &ev) == 1)
 		agent_health_changed(a, &ev);
+	agent_health_publish(a);
 }
 
 enum { FD_API, FD_SIGNAL, FD_HEALTH, FD_METRICS, FD_COUNT };
