@@ -518,6 +518,89 @@ int lb_ct_count(struct lb_maps *maps, __u32 *v4, __u32 *v6)
 	return err ? err : ct_walk(maps->ct6, sizeof(struct sl_ct6_key), ct_count_one, v6);
 }
 
+/* Entries of hash map @fd, read in batches (any key and value size). */
+static int hash_count(int fd, __u64 *count)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	__u64 in_batch = 0, out_batch = 0;
+	bool first = true, done = false;
+	void *keys, *vals;
+	int err;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	keys = calloc(CT_BATCH, info.key_size);
+	vals = calloc(CT_BATCH, info.value_size);
+	err = keys && vals ? 0 : -ENOMEM;
+	*count = 0;
+	while (!err && !done) {
+		__u32 n = CT_BATCH;
+
+		if (bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch, keys, vals, &n,
+					 &opts)) {
+			if (errno != ENOENT)
+				err = -errno;
+			done = true; /* ENOENT: this was the last batch */
+		}
+		*count += n;
+		in_batch = out_batch;
+		first = false;
+	}
+	free(keys);
+	free(vals);
+	return err;
+}
+
+static int capacity_of(int fd, bool by_id, __u64 *capacity)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	/* Maps indexed by id never use id 0. */
+	*capacity = by_id ? info.max_entries - 1 : info.max_entries;
+	return 0;
+}
+
+static int slots_in_use(struct lb_maps *maps, __u64 *used)
+{
+	struct sl_backend *all = calloc(SL_MAX_BACKENDS, sizeof(*all));
+	int err = all ? lb_backends_read(maps, all) : -ENOMEM;
+
+	*used = 0;
+	for (__u32 id = 1; !err && id < SL_MAX_BACKENDS; id++)
+		*used += !!(all[id].flags & SL_BE_IN_USE);
+	free(all);
+	return err;
+}
+
+int lb_map_usage(struct lb_maps *maps, struct lb_map_use use[LB_USE_COUNT])
+{
+	static const char *const names[LB_USE_COUNT] = {
+		[LB_USE_SVC] = "sl_svc",	   [LB_USE_BE] = "sl_be",
+		[LB_USE_CT4] = "sl_ct4",	   [LB_USE_CT6] = "sl_ct6",
+		[LB_USE_AFFINITY] = "sl_affinity",
+	};
+	const int fds[LB_USE_COUNT] = { maps->svc, maps->be, maps->ct4, maps->ct6, maps->affinity };
+	__u32 v4, v6;
+	int err = 0;
+
+	for (int i = 0; !err && i < LB_USE_COUNT; i++) {
+		use[i].name = names[i];
+		err = capacity_of(fds[i], i == LB_USE_SVC || i == LB_USE_BE, &use[i].capacity);
+	}
+	err = err ?: hash_count(maps->svc, &use[LB_USE_SVC].used);
+	err = err ?: slots_in_use(maps, &use[LB_USE_BE].used);
+	err = err ?: lb_ct_count(maps, &v4, &v6);
+	err = err ?: hash_count(maps->affinity, &use[LB_USE_AFFINITY].used);
+	use[LB_USE_CT4].used = v4;
+	use[LB_USE_CT6].used = v6;
+	return err;
+}
+
 /* Which conntrack entries a flush removes: every entry of the services
  * marked in svc_ids, and the UDP entries of the backends marked in
  * udp_be_ids (a byte per id; either may be NULL). */

@@ -134,4 +134,13 @@ int lb_read_traffic(int map_fd, __u32 id, struct sl_traffic *sum);
 /* Number of entries in sl_ct4 and sl_ct6 (each flow has two). */
 int lb_ct_count(struct lb_maps *maps, __u32 *v4, __u32 *v6);
 
+/* Occupancy of each map the data path fills, against its capacity. */
+enum { LB_USE_SVC, LB_USE_BE, LB_USE_CT4, LB_USE_CT6, LB_USE_AFFINITY, LB_USE_COUNT };
+struct lb_map_use {
+	const char *name; /* the map's name, e.g. "sl_ct4" */
+	__u64 used; /* sl_be: slots in use (weight 0 included); sl_ct4/6: two per flow */
+	__u64 capacity; /* id-indexed maps: ids 1..max_entries-1 */
+};
+int lb_map_usage(struct lb_maps *maps, struct lb_map_use use[LB_USE_COUNT]);
+
 #endif

@@ -88,24 +88,32 @@ static struct json_object *occupancy_json(__u64 used, __u64 capacity)
 	return obj;
 }
 
+/* Active backends (weight > 0) from the services, then every map's
+ * occupancy (lb_map_usage(): sl_be counts weight-0 slots too). */
 static int maps_json(struct lb_maps *maps, struct json_object **out)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info), v4, v6, counts[2] = {};
-	int err = lb_ct_count(maps, &v4, &v6);
+	struct lb_map_use use[LB_USE_COUNT];
+	__u32 counts[2] = {};
+	int err = lb_service_foreach(maps, count_service, counts);
 
 	if (!err)
-		err = lb_service_foreach(maps, count_service, counts);
-	if (!err && bpf_obj_get_info_by_fd(maps->ct4, &info, &len))
-		err = -errno;
+		err = lb_map_usage(maps, use);
 	if (err)
 		return err;
 	*out = json_object_new_object();
-	json_object_object_add(*out, "services", occupancy_json(counts[0], SL_MAX_SERVICES - 1));
+	json_object_object_add(*out, "services",
+			       occupancy_json(counts[0], use[LB_USE_SVC].capacity));
 	json_object_object_add(*out, "active_backends",
-			       occupancy_json(counts[1], SL_MAX_BACKENDS - 1));
-	json_object_object_add(*out, "conntrack_ipv4", occupancy_json(v4, info.max_entries));
-	json_object_object_add(*out, "conntrack_ipv6", occupancy_json(v6, info.max_entries));
+			       occupancy_json(counts[1], use[LB_USE_BE].capacity));
+	json_object_object_add(*out, "backend_slots",
+			       occupancy_json(use[LB_USE_BE].used, use[LB_USE_BE].capacity));
+	json_object_object_add(*out, "conntrack_ipv4",
+			       occupancy_json(use[LB_USE_CT4].used, use[LB_USE_CT4].capacity));
+	json_object_object_add(*out, "conntrack_ipv6",
+			       occupancy_json(use[LB_USE_CT6].used, use[LB_USE_CT6].capacity));
+	json_object_object_add(
+		*out, "affinity",
+		occupancy_json(use[LB_USE_AFFINITY].used, use[LB_USE_AFFINITY].capacity));
 	return 0;
 }
 

@@ -19,7 +19,6 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define COUNT_BATCH 4096 /* hash entries read per syscall when counting */
 /* service="<ADDR_STR_MAX>",name="<31 bytes, each escaped to at most 2>" */
 #define LABELS_MAX 192
 
@@ -107,7 +106,6 @@ struct scrape {
 	size_t n_svc, cap_svc;
 	struct row *bes; /* in id order; only those whose service was read */
 	size_t n_be, cap_be;
-	__u64 be_slots; /* backend slots in use, orphans included */
 };
 
 /* Make room for one more row in *@rows; 0 or -ENOMEM. */
@@ -172,7 +170,6 @@ static int be_collect(__u32 id, const struct sl_backend *be, void *ctx)
 	struct row *row;
 	int err;
 
-	s->be_slots++;
 	/* A backend whose service is gone (or not yet read) is mid-change:
 	 * without its service it has no labels, and the next scrape has it. */
 	owner = bsearch(&be->svc_id, s->svcs, s->n_svc, sizeof(*s->svcs), row_id_cmp);
@@ -412,81 +409,21 @@ static int render_counter_set(FILE *out, struct lb_maps *maps, const struct coun
 
 /* ---- map occupancy ---- */
 
-/* Entries of hash map @fd, read in batches (a syscall per COUNT_BATCH
- * entries, not per entry); @info gives the key and value sizes. */
-static int hash_count(int fd, const struct bpf_map_info *info, __u64 *count)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	void *keys = calloc(COUNT_BATCH, info->key_size);
-	void *vals = calloc(COUNT_BATCH, info->value_size);
-	__u64 in_batch = 0, out_batch = 0;
-	bool first = true, done = false;
-	int err = keys && vals ? 0 : -ENOMEM;
-
-	*count = 0;
-	while (!err && !done) {
-		__u32 n = COUNT_BATCH;
-
-		if (bpf_map_lookup_batch(fd, first ? NULL : &in_batch, &out_batch, keys, vals, &n,
-					 &opts)) {
-			if (errno != ENOENT)
-				err = -errno;
-			done = true; /* ENOENT: this was the last batch */
-		}
-		*count += n;
-		in_batch = out_batch;
-		first = false;
-	}
-	free(keys);
-	free(vals);
-	return err;
-}
-
-struct map_use {
-	const char *name;
-	int fd;
-	bool by_id; /* an array indexed by id: slot 0 is never used */
-	bool count; /* count its entries here (else: already known) */
-	__u64 entries, capacity;
-};
-
-static int map_use_read(struct map_use *use)
-{
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(use->fd, &info, &len))
-		return -errno;
-	use->capacity = use->by_id ? info.max_entries - 1 : info.max_entries;
-	return use->count ? hash_count(use->fd, &info, &use->entries) : 0;
-}
-
+/* What each map holds against what it can hold (lb_map_usage()). */
 static int render_maps(FILE *out, const struct scrape *s)
 {
-	struct lb_maps *maps = s->src->maps;
-	struct map_use use[] = {
-		{ "sl_svc", maps->svc, true, false, s->n_svc, 0 },
-		{ "sl_be", maps->be, true, false, s->be_slots, 0 },
-		{ "sl_ct4", maps->ct4, false, false, 0, 0 },
-		{ "sl_ct6", maps->ct6, false, false, 0, 0 },
-		{ "sl_affinity", maps->affinity, false, true, 0, 0 },
-	};
-	__u32 v4, v6;
-	int err = lb_ct_count(maps, &v4, &v6);
+	struct lb_map_use use[LB_USE_COUNT];
+	int err = lb_map_usage(s->src->maps, use);
 
-	use[2].entries = v4;
-	use[3].entries = v6;
-	for (size_t i = 0; !err && i < ARRAY_SIZE(use); i++)
-		err = map_use_read(&use[i]);
 	if (err)
 		return err;
 	family(out, "sluice_map_entries", "gauge",
 	       "Entries in a BPF map (sl_be: backend slots in use; sl_ct4/6: two per flow).");
-	for (size_t i = 0; i < ARRAY_SIZE(use); i++)
-		sample(out, "sluice_map_entries", NULL, "map", use[i].name, use[i].entries);
+	for (size_t i = 0; i < LB_USE_COUNT; i++)
+		sample(out, "sluice_map_entries", NULL, "map", use[i].name, use[i].used);
 	family(out, "sluice_map_capacity", "gauge",
 	       "Entries a BPF map can hold (id-indexed maps: ids 1..max_entries-1).");
-	for (size_t i = 0; i < ARRAY_SIZE(use); i++)
+	for (size_t i = 0; i < LB_USE_COUNT; i++)
 		sample(out, "sluice_map_capacity", NULL, "map", use[i].name, use[i].capacity);
 	return 0;
 }
