@@ -378,10 +378,14 @@ int agent_service_add(struct agent *a, const struct cfg_service *svc, struct age
 			   CFG_AFFINITY_MAX_S);
 	else if (a->desired.n_services >= CFG_MAX_SERVICES)
 		err = fail(e, 1, -ENOSPC, "remove unused services", "no room for %s", text);
-	else if (!cfg_add_service(&a->desired, &cand))
+	else
+		err = publish_service(a, &cand, e);
+	/* Into the desired state once published (a failed publication puts
+	 * the maps back to the desired state, which must not have it yet). */
+	if (!err && !cfg_add_service(&a->desired, &cand)) {
+		service_restore(a, &cand.key); /* not desired: taken out again */
 		err = fail(e, 1, -ENOMEM, NULL, "out of memory");
-	else if ((err = publish_service(a, &cand, e)))
-		cfg_remove_service(&a->desired, &a->desired.services[a->desired.n_services - 1]);
+	}
 	if (!err)
 		log_info("agent", "service %s added", text);
 	return verb_done(a, started, err);
