@@ -39,12 +39,20 @@ int api_connect(const char *path)
 	return fd;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
+static long long now_ms(void);
+static int wait_fd(int fd, short events, long long deadline);
+
+/* Send all of @buf, by @deadline (CLOCK_MONOTONIC ms; 0: no limit). */
+static int write_all(int fd, const char *buf, size_t len, long long deadline)
 {
 	while (len) {
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		ssize_t n;
+		int err = deadline ? wait_fd(fd, POLLOUT, deadline) : 0;
 
-		if (n < 0 && errno == EINTR)
+		if (err)
+			return err;
+		n = send(fd, buf, len, MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return -errno;
@@ -54,13 +62,23 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-int api_send(int fd, struct json_object *obj)
+static int send_message(int fd, struct json_object *obj, long long deadline)
 {
 	const char *text = json_object_to_json_string_ext(
 		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	int err = write_all(fd, text, strlen(text));
+	int err = write_all(fd, text, strlen(text), deadline);
 
-	return err ? err : write_all(fd, "\n", 1);
+	return err ? err : write_all(fd, "\n", 1, deadline);
+}
+
+int api_send(int fd, struct json_object *obj)
+{
+	return send_message(fd, obj, 0);
+}
+
+int api_send_within(int fd, struct json_object *obj, int timeout_ms)
+{
+	return send_message(fd, obj, now_ms() + timeout_ms);
 }
 
 static long long now_ms(void)
@@ -71,10 +89,10 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* Wait until @fd is readable or @deadline passes. */
-static int wait_readable(int fd, long long deadline)
+/* Wait until @fd has @events or @deadline passes. */
+static int wait_fd(int fd, short events, long long deadline)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct pollfd pfd = { .fd = fd, .events = events };
 	long long left = deadline - now_ms();
 	int n;
 
@@ -116,7 +134,7 @@ static int read_message(int fd, int timeout_ms, struct msg_buf *b)
 
 	for (;;) {
 		ssize_t n;
-		int err = wait_readable(fd, deadline);
+		int err = wait_fd(fd, POLLIN, deadline);
 
 		if (!err)
 			err = buf_reserve(b, 65536);

@@ -23,6 +23,8 @@ const char *api_socket_path(const char *flag);
 int api_connect(const char *path);
 /* Send @obj as one line. Returns 0 or -errno. */
 int api_send(int fd, struct json_object *obj);
+/* The same, all of it within @timeout_ms (-ETIMEDOUT after). */
+int api_send_within(int fd, struct json_object *obj, int timeout_ms);
 /* Read one message (up to a newline or EOF, at most API_MAX_MESSAGE bytes)
  * within @timeout_ms and parse it as a JSON object into @out. Returns 0,
  * -ETIMEDOUT, -EMSGSIZE (too long), -EPROTO (not a JSON object, message

@@ -66,8 +66,7 @@ struct sl_svc apply_settings_of(const struct cfg_service *svc)
  * the services and backend slots the config needs beyond what exists.
  * On a service the library would refuse, @what names it. */
 static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
-		       const struct apply_opts *opts, __u32 *services, __u32 *backends, char *what,
-		       size_t len)
+		       __u32 *services, __u32 *backends, char *what, size_t len)
 {
 	struct sl_svc existing;
 	int err = 0;
@@ -75,7 +74,8 @@ static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const str
 	*services = *backends = 0;
 	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct cfg_service *svc = &cfg->services[i];
-		struct lb_backend_spec *specs = apply_specs_of(svc, opts);
+		/* Configured weights: a backend down now counts, it comes back. */
+		struct lb_backend_spec *specs = apply_specs_of(svc, NULL);
 		struct sl_svc want = apply_settings_of(svc);
 
 		err = specs ? lb_specs_check(maps, &svc->key, &want, specs, svc->n_backends)
@@ -100,10 +100,10 @@ static int room_needed(struct lb_maps *maps, struct lb_snapshot *snap, const str
 }
 
 static int room_check(struct lb_maps *maps, struct lb_snapshot *snap, const struct cfg_state *cfg,
-		      const struct apply_opts *opts, struct key_set *keep, char *what, size_t len)
+		      struct key_set *keep, char *what, size_t len)
 {
 	__u32 free_svcs, free_bes, need_svcs, need_bes;
-	int err = room_needed(maps, snap, cfg, opts, &need_svcs, &need_bes, what, len);
+	int err = room_needed(maps, snap, cfg, &need_svcs, &need_bes, what, len);
 
 	if (err)
 		return err;
@@ -155,7 +155,7 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, const struct
 	if (!err && !snap)
 		err = lb_snapshot_read(maps, &snap);
 	if (!err)
-		err = room_check(maps, snap, cfg, opts, &keep, what, what_len);
+		err = room_check(maps, snap, cfg, &keep, what, what_len);
 	if (err)
 		goto free_all;
 	snprintf(what, what_len, "removing services the config no longer has");
@@ -165,7 +165,14 @@ int apply_config(struct lb_maps *maps, const struct cfg_state *cfg, const struct
 		goto free_all;
 	}
 	sum->deleted = err;
+	/* Their flows go now: until then their ids are not handed out again. */
+	if (err > 0 && (flush_err = lb_snapshot_flush(maps, snap)))
+		log_warn("apply", "removing the flows of deleted services failed: %s",
+			 strerror(-flush_err));
 	err = sync_all(maps, snap, cfg, opts, sum, what, what_len);
+	/* Half a config is never published: what was staged goes. */
+	if (err)
+		lb_snapshot_abort(snap);
 	if (!err) {
 		snprintf(what, what_len, "publishing the services");
 		err = lb_snapshot_commit(maps, snap);

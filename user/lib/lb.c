@@ -585,7 +585,7 @@ int lb_map_usage(struct lb_maps *maps, struct lb_map_use use[LB_USE_COUNT])
 		[LB_USE_AFFINITY] = "sl_affinity",
 	};
 	const int fds[LB_USE_COUNT] = { maps->svc, maps->be, maps->ct4, maps->ct6, maps->affinity };
-	__u32 v4, v6;
+	__u32 v4 = 0, v6 = 0;
 	int err = 0;
 
 	for (int i = 0; !err && i < LB_USE_COUNT; i++) {

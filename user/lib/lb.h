@@ -123,6 +123,12 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
  * Returns 0 or -errno; after an error the snapshot no longer matches the
  * maps: free it and read another. */
 int lb_snapshot_commit(struct lb_maps *maps, struct lb_snapshot *snap);
+/* Drop what is staged, uncommitted (a bulk change that failed half way:
+ * the maps keep what they had; the snapshot no longer matches them). */
+void lb_snapshot_abort(struct lb_snapshot *snap);
+/* Carry the flows @from still has to remove into @to (a snapshot read
+ * after @from stopped matching the maps). */
+void lb_snapshot_take_flush(struct lb_snapshot *to, const struct lb_snapshot *from);
 /* Commit, then remove the conntrack entries the changes left to remove:
  * every flow of a pruned service, and the UDP flows of a backend a sync
  * dropped (its TCP connections drain). One walk of each conntrack map. */

@@ -296,16 +296,21 @@ static bool spec_valid(const struct sl_svc_key *key, const struct lb_backend_spe
 	       lb_addr_valid(spec->addr.addr, spec->addr.family) && spec->weight <= LB_WEIGHT_MAX;
 }
 
+/* Ids whose flows are still to be removed are not handed out: a new
+ * service or backend would inherit the old one's conntrack entries. */
 static __u32 alloc_service_id(struct lb_snapshot *snap)
 {
-	while (snap->next_svc < SL_MAX_SERVICES && snap->svc_used[snap->next_svc])
+	while (snap->next_svc < SL_MAX_SERVICES &&
+	       (snap->svc_used[snap->next_svc] || snap->flush_svc[snap->next_svc]))
 		snap->next_svc++;
 	return snap->next_svc < SL_MAX_SERVICES ? snap->next_svc : 0;
 }
 
 static __u32 alloc_backend_id(struct lb_snapshot *snap)
 {
-	while (snap->next_be < SL_MAX_BACKENDS && (snap->all[snap->next_be].flags & SL_BE_IN_USE))
+	while (snap->next_be < SL_MAX_BACKENDS &&
+	       ((snap->all[snap->next_be].flags & SL_BE_IN_USE) ||
+		snap->flush_udp_be[snap->next_be]))
 		snap->next_be++;
 	return snap->next_be < SL_MAX_BACKENDS ? snap->next_be : 0;
 }
@@ -548,6 +553,8 @@ int lb_snapshot_flush(struct lb_maps *maps, struct lb_snapshot *snap)
 	memset(snap->flush_svc, 0, SL_MAX_SERVICES);
 	memset(snap->flush_udp_be, 0, SL_MAX_BACKENDS);
 	snap->flush_pending = false;
+	/* The ids held back for the flush are free again. */
+	snap->next_svc = snap->next_be = 1;
 	return 0;
 }
 
@@ -809,6 +816,21 @@ int lb_services_prune(struct lb_maps *maps, struct lb_snapshot *snap, lb_keep_fn
 	 * given to a new service while its old slots are still linked to it. */
 	err = lb_snapshot_commit(maps, snap);
 	return err ? err : pruned;
+}
+
+void lb_snapshot_take_flush(struct lb_snapshot *to, const struct lb_snapshot *from)
+{
+	for (__u32 id = 0; id < SL_MAX_SERVICES; id++)
+		to->flush_svc[id] |= from->flush_svc[id];
+	for (__u32 id = 0; id < SL_MAX_BACKENDS; id++)
+		to->flush_udp_be[id] |= from->flush_udp_be[id];
+	to->flush_pending |= from->flush_pending;
+	to->next_svc = to->next_be = 1;
+}
+
+void lb_snapshot_abort(struct lb_snapshot *snap)
+{
+	stage_drop(snap);
 }
 
 int lb_snapshot_backend(struct lb_maps *maps, const struct lb_snapshot *snap,

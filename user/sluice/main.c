@@ -204,6 +204,9 @@ int cli_request(struct cli *cli, struct json_object *req, struct json_object **r
 		return status;
 	if (!reply_ok(got))
 		status = agent_refused(cli, got);
+	else if (json_object_object_get(got, "warning"))
+		fprintf(stderr, "Warning: %s\n",
+			json_object_get_string(json_object_object_get(got, "warning")));
 	if (status || !reply)
 		json_object_put(got);
 	else

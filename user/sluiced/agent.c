@@ -233,6 +233,7 @@ static void snapshot_reread(struct agent *a)
 		log_error("agent", "cannot re-read the maps after a failed change");
 		return;
 	}
+	lb_snapshot_take_flush(fresh, a->snap); /* flows still to remove stay so */
 	lb_snapshot_free(a->snap);
 	a->snap = fresh;
 }
@@ -413,7 +414,7 @@ int agent_service_del(struct agent *a, const struct sl_svc_key *key, struct agen
 	cfg_remove_service(&a->desired, svc);
 	if (checked)
 		health_targets_update(a);
-	addr_format_service(key, text, sizeof(text));
+	addr_format_service(&gone, text, sizeof(text));
 	log_info("agent", "service %s deleted", text);
 	return verb_done(a, started, 0);
 }
@@ -446,6 +447,15 @@ static int backends_commit(struct agent *a, struct cfg_service *svc, struct cfg_
 	if (svc->health.type != CFG_HEALTH_NONE)
 		health_targets_update(a);
 	return 0;
+}
+
+static size_t configured_active(const struct cfg_service *svc)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < svc->n_backends; i++)
+		n += svc->backends[i].weight > 0;
+	return n;
 }
 
 enum backend_verb { BE_ADD, BE_DEL, BE_SET };
@@ -499,6 +509,17 @@ static int backend_verb(struct agent *a, enum backend_verb verb, const struct sl
 		cfg_remove_backend(&cand, be);
 	else
 		be->weight = weight;
+	/* Configured weights, not the health-adjusted ones: a backend down
+	 * now needs its Maglev slots when it comes back. */
+	if (configured_active(&cand) > a->maps->maglev_size) {
+		free(cand.backends);
+		addr_format_service(key, svc_text, sizeof(svc_text));
+		return verb_done(a, started,
+				 fail(e, 1, 0, "start sluiced with a larger --maglev-size",
+				      "%s would have more active backends than its Maglev "
+				      "table has slots",
+				      svc_text));
+	}
 	err = backends_commit(a, svc, &cand, e);
 	if (!err) {
 		addr_format_service(key, svc_text, sizeof(svc_text));
@@ -540,7 +561,7 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	int err;
 
 	/* Probe targets first, so the weights published are those of the new
-	 * checks' states (a check that changed starts over, from unknown). */
+	 * checks' states (a check that changed keeps its backend's state). */
 	health_targets_set(a, cfg, false);
 	err = apply_config(a->maps, cfg, &opts, sum, what, sizeof(what));
 	if (err) {
@@ -549,7 +570,7 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 		health_targets_update(a);
 		/* At start there is no previous state to put back: the maps
 		 * keep what they had (an empty one would delete it all). */
-		if (err != -ENOSPC && err != -E2BIG && a->published &&
+		if (a->published &&
 		    apply_config(a->maps, &a->desired, &opts, &undo, again, sizeof(again)))
 			log_error("agent", "restoring the previous state failed at %s", again);
 		cfg_free(cfg);

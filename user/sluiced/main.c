@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
-#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -324,7 +323,9 @@ static int api_listen(const char *path, int *lock_fd)
 
 static void reply_and_close(int fd, struct json_object *reply)
 {
-	int err = api_send(fd, reply);
+	/* A client that stops reading must not hold the agent: the whole reply
+	 * within the request timeout. */
+	int err = api_send_within(fd, reply, API_REQUEST_TIMEOUT_MS);
 
 	if (err)
 		log_debug("api", "the client left before the reply: %s", strerror(-err));
@@ -339,12 +340,8 @@ static void serve_api_client(struct agent *a, int listen_fd)
 	char why[256];
 	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC), err;
 
-	struct timeval send_limit = { .tv_sec = API_REQUEST_TIMEOUT_MS / 1000 };
-
 	if (fd < 0)
 		return;
-	/* A client that stops reading must not hold the agent either. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_limit, sizeof(send_limit));
 	err = api_recv(fd, API_REQUEST_TIMEOUT_MS, &req, why, sizeof(why));
 	if (err == -EMSGSIZE)
 		reply = agent_api_error(2, "request larger than %u bytes", API_MAX_MESSAGE);
@@ -364,7 +361,11 @@ static void serve_api_client(struct agent *a, int listen_fd)
 	}
 	/* On disk before the caller hears "ok": a crash after the reply must
 	 * not undo an acknowledged change at the next start. */
-	agent_save_state(a);
+	if (agent_save_state(a) && json_object_get_boolean(json_object_object_get(reply, "ok")))
+		json_object_object_add(reply, "warning",
+				       json_object_new_string("published, but the state file could "
+							      "not be written (see the agent's "
+							      "log): a restart would lose it"));
 	reply_and_close(fd, reply);
 }
 
@@ -384,20 +385,19 @@ static int run_cleanup(const struct agent_args *args)
 		if (err)
 			log_error("agent", "cleanup of %s failed: %s", args->bpffs, strerror(-err));
 	}
+	if (!err && unlink(args->state) && errno != ENOENT)
+		log_warn("agent", "cannot remove the state file %s: %s", args->state,
+			 strerror(errno));
+	if (!err)
+		log_info("agent",
+			 "removed every pin under %s and the state file %s; the data path is "
+			 "detached",
+			 args->bpffs, args->state);
 	if (lock >= 0)
 		close(lock);
 	if (pins >= 0)
 		close(pins);
-	if (err)
-		return 1;
-	if (unlink(args->state) && errno != ENOENT)
-		log_warn("agent", "cannot remove the state file %s: %s", args->state,
-			 strerror(errno));
-	log_info("agent",
-		 "removed every pin under %s and the state file %s; the data path is "
-		 "detached",
-		 args->bpffs, args->state);
-	return 0;
+	return err ? 1 : 0;
 }
 
 /* ---- signals and the loop ---- */
