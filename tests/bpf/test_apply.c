@@ -1207,6 +1207,21 @@ static void test_snapshot_stays_current(void)
 	lb_snapshot_free(snap);
 }
 
+/* A service whose table went missing (a change that failed half way) is
+ * republished by the next apply, though its backends are as asked. */
+static void test_lost_table_republished(void)
+{
+	struct sl_svc svc;
+	__u32 inner_id;
+
+	if (!fresh_maps(MAGLEV_SIZE) || !apply_ok(CFG_BASE, 3, 0, 0, "first apply") ||
+	    !ASSERT_OK(lb_service_get(&maps, &k_web, &svc), "web's id"))
+		return;
+	ASSERT_OK(bpf_map_delete_elem(maps.maglev, &svc.id), "remove web's table by hand");
+	apply_ok(CFG_BASE, 1, 2, 0, "re-apply: web republished, the others unchanged");
+	ASSERT_OK(bpf_map_lookup_elem(maps.maglev, &svc.id, &inner_id), "web has a table again");
+}
+
 static bool keep_none(const struct sl_svc_key *key, void *ctx)
 {
 	(void)key;
@@ -1315,6 +1330,7 @@ static const struct test_case cases[] = {
 	{ "16383 services (the maximum)", test_max_services },
 	{ "lb_service_sync validation: -EINVAL changes nothing", test_sync_validation },
 	{ "apply after single-object changes", test_after_single_object_changes },
+	{ "a lost table is republished", test_lost_table_republished },
 	{ "snapshot stays current across syncs", test_snapshot_stays_current },
 	{ "snapshot: prune after sync frees everything", test_snapshot_prune_after_sync },
 	{ "timing: 10000 services x 6 backends", test_timing },

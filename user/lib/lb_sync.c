@@ -767,7 +767,10 @@ int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 	n_cur = snapshot_current(snap, svc.id, &cur);
 	err = assign_alloc(&a, n, n_cur);
 	changed = err ? err : backends_assign(maps, snap, svc.id, specs, n, cur, n_cur, &a);
-	if (changed == 0 && !st.created && !st.settings_changed)
+	/* A service with backends to pick but no table (one lost to a change
+	 * that failed half way) is not "as asked": its table is published. */
+	if (changed == 0 && !st.created && !st.settings_changed &&
+	    (snap->has_table[svc.id] || !specs_active(specs, n)))
 		goto free_assign;
 	err = changed < 0 ? changed : service_stage(maps, snap, key, &svc, a.ids, n);
 	if (err) {
