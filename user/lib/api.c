@@ -6,10 +6,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "deadline.h"
 
 const char *api_socket_path(const char *flag)
 {
@@ -38,9 +38,6 @@ int api_connect(const char *path)
 	}
 	return fd;
 }
-
-static long long now_ms(void);
-static int wait_fd(int fd, short events, long long deadline);
 
 /* Send all of @buf, by @deadline (CLOCK_MONOTONIC ms; 0: no limit). */
 static int write_all(int fd, const char *buf, size_t len, long long deadline)
@@ -79,29 +76,6 @@ int api_send(int fd, struct json_object *obj)
 int api_send_within(int fd, struct json_object *obj, int timeout_ms)
 {
 	return send_message(fd, obj, now_ms() + timeout_ms);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* Wait until @fd has @events or @deadline passes. */
-static int wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-	long long left = deadline - now_ms();
-	int n;
-
-	if (left <= 0)
-		return -ETIMEDOUT;
-	n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
-	return n ? 0 : (now_ms() >= deadline ? -ETIMEDOUT : 0);
 }
 
 /* A growing buffer for one message. */

@@ -208,7 +208,7 @@ static int table_map_create(const __u32 *table, __u32 size)
 }
 
 /* The ids of service @svc_id's backends in @all, in id order; returns how many. */
-size_t lb_backend_ids(const struct sl_backend *all, __u32 svc_id, __u32 *ids)
+static size_t lb_backend_ids(const struct sl_backend *all, __u32 svc_id, __u32 *ids)
 {
 	size_t n = 0;
 
@@ -278,7 +278,8 @@ static int maglev_publish(struct lb_maps *maps, __u32 svc_id, const struct sl_ba
 	return err;
 }
 
-__u32 lb_active_count(const struct sl_backend *all, const __u32 *ids, size_t n_ids)
+/* How many of backends @ids of @all take new flows (weight > 0). */
+static __u32 lb_active_count(const struct sl_backend *all, const __u32 *ids, size_t n_ids)
 {
 	__u32 n = 0;
 
@@ -287,8 +288,11 @@ __u32 lb_active_count(const struct sl_backend *all, const __u32 *ids, size_t n_i
 	return n;
 }
 
-int lb_service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc,
-		       const struct sl_backend *all, const __u32 *ids, size_t n_ids)
+/* Publish @key's table built from backends @ids of @all and store @svc
+ * (with its new active count) under @key, which must exist. */
+static int lb_service_publish(struct lb_maps *maps, const struct sl_svc_key *key,
+			      struct sl_svc *svc, const struct sl_backend *all, const __u32 *ids,
+			      size_t n_ids)
 {
 	/* The service entry first (its count is informational): if the table
 	 * swap then fails, the old table is still the one in use. */
@@ -366,7 +370,7 @@ static int service_free_id(struct lb_maps *maps, __u32 *id)
 }
 
 /* Zero a per-CPU traffic slot so a reused id starts from nothing. */
-int lb_traffic_reset(int map_fd, __u32 id)
+static int lb_traffic_reset(int map_fd, __u32 id)
 {
 	int ncpus = libbpf_num_possible_cpus();
 	struct sl_traffic *zero;

@@ -7,21 +7,11 @@
 
 /* Read every sl_be slot into @all (SL_MAX_BACKENDS entries). */
 int lb_backends_read(struct lb_maps *maps, struct sl_backend *all);
-/* The ids of service @svc_id's backends in @all, in id order; returns how many. */
-size_t lb_backend_ids(const struct sl_backend *all, __u32 svc_id, __u32 *ids);
-/* Publish @key's table built from backends @ids of @all and store @svc
- * (with its new active count) under @key, which must exist. */
-int lb_service_publish(struct lb_maps *maps, const struct sl_svc_key *key, struct sl_svc *svc,
-		       const struct sl_backend *all, const __u32 *ids, size_t n_ids);
 /* Build the Maglev table of backends @ids of @all into a new inner map,
  * its fd in @fd (the caller closes it; -1 when no backend takes new flows:
  * no table). @active gets the number that take new flows. 0 or -errno. */
 int lb_table_build(struct lb_maps *maps, const struct sl_backend *all, const __u32 *ids,
 		   size_t n_ids, __u32 *active, int *fd);
-/* How many of backends @ids of @all take new flows (weight > 0). */
-__u32 lb_active_count(const struct sl_backend *all, const __u32 *ids, size_t n_ids);
-/* Zero a per-CPU traffic slot so a reused id starts from nothing. */
-int lb_traffic_reset(int map_fd, __u32 id);
 /* An address of @family as the maps hold it: IPv4 in word 0, the rest zero. */
 bool lb_addr_valid(const __be32 *addr, __u8 family);
 /* Key and settings a service may have (flags, affinity, NUL-terminated name). */

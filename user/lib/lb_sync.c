@@ -316,13 +316,11 @@ static __u32 alloc_backend_id(struct lb_snapshot *snap)
 }
 
 /* Create service @key (no table yet) with @want's settings into @svc. */
-static int service_create(struct lb_maps *maps, struct lb_snapshot *snap,
-			  const struct sl_svc_key *key, const struct sl_svc *want,
-			  struct sl_svc *svc)
+static int service_create(struct lb_snapshot *snap, const struct sl_svc_key *key,
+			  const struct sl_svc *want, struct sl_svc *svc)
 {
 	struct lb_stage *st = &snap->stage;
 
-	(void)maps;
 	*svc = *want;
 	svc->backend_count = 0;
 	svc->id = alloc_service_id(snap);
@@ -353,21 +351,18 @@ static void slot_set(struct lb_snapshot *snap, __u32 id, const struct sl_backend
 
 /* Write backend slot @id: in the snapshot now, in sl_be at the commit
  * (before any table that uses it is published). */
-static int slot_write(struct lb_maps *maps, struct lb_snapshot *snap, __u32 id,
-		      const struct sl_backend *be)
+static void slot_write(struct lb_snapshot *snap, __u32 id, const struct sl_backend *be)
 {
 	struct lb_stage *st = &snap->stage;
 
-	(void)maps;
 	slot_set(snap, id, be);
 	if (!st->dirty[id])
 		st->writes[st->n_writes++] = id;
 	st->dirty[id] = 1;
-	return 0;
 }
 
 /* A slot for a backend the service does not have yet; its id in @id. */
-static int backend_create(struct lb_maps *maps, struct lb_snapshot *snap, __u32 svc_id,
+static int backend_create(struct lb_snapshot *snap, __u32 svc_id,
 			  const struct lb_backend_spec *spec, __u32 *id)
 {
 	struct sl_backend be = { .port = spec->addr.port,
@@ -381,7 +376,8 @@ static int backend_create(struct lb_maps *maps, struct lb_snapshot *snap, __u32 
 	if (!*id)
 		return -ENOSPC;
 	snap->stage.be_resets[snap->stage.n_be_resets++] = *id;
-	return slot_write(maps, snap, *id, &be);
+	slot_write(snap, *id, &be);
+	return 0;
 }
 
 /* Free the slots of @ids that @keep does not mark, at the commit, once
@@ -504,7 +500,7 @@ static int slots_free(struct lb_maps *maps, struct lb_snapshot *snap)
 	for (size_t i = 0; i < st->n_releases; i++) {
 		__u32 id = st->releases[i];
 
-		slot_write(maps, snap, id, &empty);
+		slot_write(snap, id, &empty);
 		if (st->release_udp[id]) {
 			snap->flush_udp_be[id] = 1;
 			snap->flush_pending = true;
@@ -576,7 +572,7 @@ struct assign {
 
 /* Map @specs onto slots: an existing one (weight updated) or a new one.
  * Returns 1 if anything differs from @cur, 0 if not, or -errno. */
-static int backends_assign(struct lb_maps *maps, struct lb_snapshot *snap, __u32 svc_id,
+static int backends_assign(struct lb_snapshot *snap, __u32 svc_id,
 			   const struct lb_backend_spec *specs, size_t n, const __u32 *cur,
 			   size_t n_cur, struct assign *a)
 {
@@ -587,7 +583,7 @@ static int backends_assign(struct lb_maps *maps, struct lb_snapshot *snap, __u32
 		struct sl_backend be;
 
 		if (j < 0) {
-			err = backend_create(maps, snap, svc_id, &specs[i], &a->ids[i]);
+			err = backend_create(snap, svc_id, &specs[i], &a->ids[i]);
 			a->written[i] = !err;
 			changed = 1;
 			continue;
@@ -597,8 +593,8 @@ static int backends_assign(struct lb_maps *maps, struct lb_snapshot *snap, __u32
 		be = a->prev[i] = snap->all[a->ids[i]];
 		if (be.weight != specs[i].weight) {
 			be.weight = specs[i].weight;
-			err = slot_write(maps, snap, a->ids[i], &be);
-			a->written[i] = !err;
+			slot_write(snap, a->ids[i], &be);
+			a->written[i] = 1;
 			changed = 1;
 		}
 	}
@@ -606,12 +602,11 @@ static int backends_assign(struct lb_maps *maps, struct lb_snapshot *snap, __u32
 }
 
 /* Put back every slot backends_assign() wrote. */
-static void backends_rollback(struct lb_maps *maps, struct lb_snapshot *snap, size_t n,
-			      const struct assign *a)
+static void backends_rollback(struct lb_snapshot *snap, size_t n, const struct assign *a)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (a->written[i])
-			slot_write(maps, snap, a->ids[i], &a->prev[i]);
+			slot_write(snap, a->ids[i], &a->prev[i]);
 	}
 }
 
@@ -702,7 +697,7 @@ static int service_prepare(struct lb_maps *maps, struct lb_snapshot *snap,
 {
 	st->created = !service_id(maps, key, svc);
 	if (st->created)
-		return service_create(maps, snap, key, want, svc);
+		return service_create(snap, key, want, svc);
 	st->settings_changed = !settings_equal(svc, want);
 	svc->flags = want->flags;
 	svc->affinity_timeout_s = want->affinity_timeout_s;
@@ -736,12 +731,10 @@ static int service_stage(struct lb_maps *maps, struct lb_snapshot *snap,
 
 /* Undo a failed sync: the slots it wrote, and the service if it made it
  * (nothing of it reached the maps: its entry comes with the commit). */
-static void sync_rollback(struct lb_maps *maps, struct lb_snapshot *snap,
-			  const struct sl_svc_key *key, const struct sl_svc *svc,
+static void sync_rollback(struct lb_snapshot *snap, const struct sl_svc *svc,
 			  const struct sync_state *st, size_t n, const struct assign *a)
 {
-	(void)key;
-	backends_rollback(maps, snap, n, a);
+	backends_rollback(snap, n, a);
 	if (!st->created)
 		return;
 	snap->svc_used[svc->id] = 0;
@@ -766,7 +759,7 @@ int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 		return err;
 	n_cur = snapshot_current(snap, svc.id, &cur);
 	err = assign_alloc(&a, n, n_cur);
-	changed = err ? err : backends_assign(maps, snap, svc.id, specs, n, cur, n_cur, &a);
+	changed = err ? err : backends_assign(snap, svc.id, specs, n, cur, n_cur, &a);
 	/* A service with backends to pick but no table (one lost to a change
 	 * that failed half way) is not "as asked": its table is published. */
 	if (changed == 0 && !st.created && !st.settings_changed &&
@@ -774,7 +767,7 @@ int lb_service_sync(struct lb_maps *maps, struct lb_snapshot *snap, const struct
 		goto free_assign;
 	err = changed < 0 ? changed : service_stage(maps, snap, key, &svc, a.ids, n);
 	if (err) {
-		sync_rollback(maps, snap, key, &svc, &st, n, &a);
+		sync_rollback(snap, &svc, &st, n, &a);
 		goto free_assign;
 	}
 	/* Freed once the table without them is published. */

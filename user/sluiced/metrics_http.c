@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -150,34 +150,6 @@ struct metrics_server {
 	int fd;
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* Wait for @events on @fd until @deadline (now_ms() time): 1 ready, 0 the
- * deadline passed, or -errno. */
-static int wait_fd(int fd, short events, long long deadline)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-
-	for (;;) {
-		long long left = deadline - now_ms();
-		int n;
-
-		if (left <= 0)
-			return 0;
-		n = poll(&pfd, 1, (int)left);
-		if (n >= 0)
-			return n > 0;
-		if (errno != EINTR)
-			return -errno;
-	}
-}
-
 enum head_result {
 	HEAD_OK,
 	HEAD_BAD, /* not HTTP/1.x */
@@ -197,8 +169,8 @@ static enum head_result read_head(int fd, char *buf, size_t cap, size_t *got,
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			ret = wait_fd(fd, POLLIN, deadline);
-			if (ret <= 0)
-				return ret ? HEAD_CLOSED : HEAD_TIMEOUT;
+			if (ret)
+				return ret == -ETIMEDOUT ? HEAD_TIMEOUT : HEAD_CLOSED;
 			continue;
 		}
 		if (n <= 0)
@@ -246,8 +218,8 @@ static int send_all(int fd, struct iovec *iov, size_t n, long long deadline)
 		if (errno != EAGAIN && errno != EINTR)
 			return -errno;
 		ret = wait_fd(fd, POLLOUT, deadline);
-		if (ret <= 0)
-			return ret ? ret : -ETIMEDOUT;
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
