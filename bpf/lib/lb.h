@@ -21,10 +21,10 @@ static __always_inline struct sl_svc *svc_lookup(const struct sl_flow *flow)
 	return bpf_map_lookup_elem(&sl_svc, &key);
 }
 
-/* Backend id from the service's Maglev table, or SL_MAGLEV_EMPTY. */
-static __always_inline __u32 maglev_pick(const struct sl_svc *svc, const struct sl_flow *flow)
+/* Backend id in slot @hash of the service's Maglev table, or SL_MAGLEV_EMPTY. */
+static __always_inline __u32 maglev_lookup(const struct sl_svc *svc, __u32 hash)
 {
-	__u32 slot = flow_hash(flow) % maglev_size;
+	__u32 slot = hash % maglev_size;
 	void *table = bpf_map_lookup_elem(&sl_maglev, &svc->id);
 	__u32 *be_id;
 
@@ -32,6 +32,11 @@ static __always_inline __u32 maglev_pick(const struct sl_svc *svc, const struct 
 		return SL_MAGLEV_EMPTY;
 	be_id = bpf_map_lookup_elem(table, &slot);
 	return be_id ? *be_id : SL_MAGLEV_EMPTY;
+}
+
+static __always_inline __u32 maglev_pick(const struct sl_svc *svc, const struct sl_flow *flow)
+{
+	return maglev_lookup(svc, flow_hash(flow));
 }
 
 static __always_inline struct sl_backend *backend_lookup(__u32 be_id, __u32 svc_id, __u8 family)

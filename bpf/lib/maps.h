@@ -1,6 +1,8 @@
-/* Every map of the XDP load balancer, in one place. Names carry the sl_
- * prefix and stay within 15 characters (the kernel truncates longer ones);
- * the agent pins each one by name under its bpffs directory. */
+/* Every map of Sluice's BPF programs, in one place: each object declares
+ * them all and the loader hands the later objects the first one's maps,
+ * so there is one map per name. Names carry the sl_ prefix and stay
+ * within 15 characters (the kernel truncates longer ones); the agent pins
+ * each one by name under its bpffs directory. */
 #ifndef SL_BPF_MAPS_H
 #define SL_BPF_MAPS_H
 
@@ -12,6 +14,7 @@
 #include "sluice/limits.h"
 #include "sluice/maglev.h"
 #include "sluice/service.h"
+#include "sluice/sock.h"
 #include "sluice/stats.h"
 
 /* sl_svc: VIP:port/proto -> service. Writer: agent. Reader: XDP (new flows). */
@@ -128,5 +131,70 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sl_traffic);
 } sl_be_st SEC(".maps");
+
+/* sl_sock_rev: {socket cookie, backend} -> the VIP it asked for. Writer:
+ * connect/sendmsg hooks. Reader: getpeername/recvmsg hooks, sockops (L7).
+ * LRU: a closed socket's entry ages out instead of needing a close hook. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_SOCK_REV_SIZE);
+	__type(key, struct sl_sock_rev_key);
+	__type(value, struct sl_vip);
+} sl_sock_rev SEC(".maps");
+
+/* sl_l7_pair: steered connection (client side of it) -> VIP. Writer:
+ * sockops when the client's connection is established. Reader: the
+ * getsockopt hook answering the proxy's SO_ORIGINAL_DST. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_L7_PAIR_SIZE);
+	__type(key, struct sl_l7_pair_key);
+	__type(value, struct sl_vip);
+} sl_l7_pair SEC(".maps");
+
+/* sl_sockhash: enrolled TCP sockets. Writer: sockops (insert); the kernel
+ * removes a socket when it closes. Reader: sk_msg (redirect target). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SL_SOCKHASH_SIZE);
+	__type(key, struct sl_sock_key);
+	__type(value, __u64);
+} sl_sockhash SEC(".maps");
+
+/* sl_sock_info: enrolled socket -> its kernel addresses and write streak.
+ * Writer: sockops (insert), sk_msg (streaks). Reader: sk_msg (the peer's
+ * entry). LRU: entries of closed sockets age out; a stale one is never
+ * used, since a redirect needs the peer in sl_sockhash too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_SOCKHASH_SIZE);
+	__type(key, struct sl_sock_key);
+	__type(value, struct sl_sock_info);
+} sl_sock_info SEC(".maps");
+
+/* sl_redir_sk: per-socket redirection state, freed with the socket.
+ * Writer and reader: sk_msg. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sl_redir_sk);
+} sl_redir_sk SEC(".maps");
+
+/* sl_sock_cfg: proxy address and redirect mode. Writer: agent. Reader:
+ * the socket programs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_sock_cfg);
+} sl_sock_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_SOCK_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sl_sock_st SEC(".maps");
 
 #endif

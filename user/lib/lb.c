@@ -41,6 +41,13 @@ static const struct {
 	{ "sl_drop_st", offsetof(struct lb_maps, drop_st) },
 	{ "sl_svc_st", offsetof(struct lb_maps, svc_st) },
 	{ "sl_be_st", offsetof(struct lb_maps, be_st) },
+	{ "sl_sock_rev", offsetof(struct lb_maps, sock_rev) },
+	{ "sl_l7_pair", offsetof(struct lb_maps, l7_pair) },
+	{ "sl_sockhash", offsetof(struct lb_maps, sockhash) },
+	{ "sl_sock_info", offsetof(struct lb_maps, sock_info) },
+	{ "sl_redir_sk", offsetof(struct lb_maps, redir_sk) },
+	{ "sl_sock_cfg", offsetof(struct lb_maps, sock_cfg) },
+	{ "sl_sock_st", offsetof(struct lb_maps, sock_st) },
 };
 #define N_MAPS (sizeof(map_table) / sizeof(map_table[0]))
 
@@ -523,6 +530,21 @@ int lb_ct_count(struct lb_maps *maps, __u32 *v4, __u32 *v6)
 }
 
 /* Entries of hash map @fd, read in batches (any key and value size). */
+/* Entries of a map without batch lookups (SOCKHASH), key by key. */
+static int key_count(int fd, __u64 *count)
+{
+	unsigned char key[64], next[64];
+	void *prev = NULL;
+
+	*count = 0;
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(key, next, sizeof(key));
+		prev = key;
+		++*count;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
 static int hash_count(int fd, __u64 *count)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
@@ -586,9 +608,11 @@ int lb_map_usage(struct lb_maps *maps, struct lb_map_use use[LB_USE_COUNT])
 	static const char *const names[LB_USE_COUNT] = {
 		[LB_USE_SVC] = "sl_svc",	   [LB_USE_BE] = "sl_be",
 		[LB_USE_CT4] = "sl_ct4",	   [LB_USE_CT6] = "sl_ct6",
-		[LB_USE_AFFINITY] = "sl_affinity",
+		[LB_USE_AFFINITY] = "sl_affinity", [LB_USE_SOCK_REV] = "sl_sock_rev",
+		[LB_USE_SOCKHASH] = "sl_sockhash",
 	};
-	const int fds[LB_USE_COUNT] = { maps->svc, maps->be, maps->ct4, maps->ct6, maps->affinity };
+	const int fds[LB_USE_COUNT] = { maps->svc,	maps->be,	maps->ct4,     maps->ct6,
+					maps->affinity, maps->sock_rev, maps->sockhash };
 	__u32 v4 = 0, v6 = 0;
 	int err = 0;
 
@@ -600,6 +624,8 @@ int lb_map_usage(struct lb_maps *maps, struct lb_map_use use[LB_USE_COUNT])
 	err = err ?: slots_in_use(maps, &use[LB_USE_BE].used);
 	err = err ?: lb_ct_count(maps, &v4, &v6);
 	err = err ?: hash_count(maps->affinity, &use[LB_USE_AFFINITY].used);
+	err = err ?: hash_count(maps->sock_rev, &use[LB_USE_SOCK_REV].used);
+	err = err ?: key_count(maps->sockhash, &use[LB_USE_SOCKHASH].used);
 	use[LB_USE_CT4].used = v4;
 	use[LB_USE_CT6].used = v6;
 	return err;

@@ -22,6 +22,7 @@ struct lb_maps {
 	int svc, be, maglev, cfg;
 	int ct4, ct6, affinity;
 	int proto_st, perr_st, lb_st, drop_st, svc_st, be_st;
+	int sock_rev, l7_pair, sockhash, sock_info, redir_sk, sock_cfg, sock_st; /* sock.h */
 	__u32 maglev_size; /* read from sl_cfg */
 	bool owned; /* fds were opened here and are closed by lb_maps_close */
 };
@@ -141,7 +142,16 @@ int lb_read_traffic(int map_fd, __u32 id, struct sl_traffic *sum);
 int lb_ct_count(struct lb_maps *maps, __u32 *v4, __u32 *v6);
 
 /* Occupancy of each map the data path fills, against its capacity. */
-enum { LB_USE_SVC, LB_USE_BE, LB_USE_CT4, LB_USE_CT6, LB_USE_AFFINITY, LB_USE_COUNT };
+enum {
+	LB_USE_SVC,
+	LB_USE_BE,
+	LB_USE_CT4,
+	LB_USE_CT6,
+	LB_USE_AFFINITY,
+	LB_USE_SOCK_REV, /* sockets with a translated destination */
+	LB_USE_SOCKHASH, /* sockets enrolled for redirection */
+	LB_USE_COUNT
+};
 struct lb_map_use {
 	const char *name; /* the map's name, e.g. "sl_ct4" */
 	__u64 used; /* sl_be: slots in use (weight 0 included); sl_ct4/6: two per flow */

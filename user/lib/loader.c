@@ -163,21 +163,25 @@ struct xdp_lb *loader_lb_load(const struct loader_opts *opts, struct lb_maps *ma
 	return skel;
 }
 
-/* Swap the program of the link pinned at @path; returns 0 or -errno. */
-static int link_update(const char *path, int prog_fd, int ifindex)
+int loader_link_update(const char *path, int prog_fd, __u32 type, __u64 target)
 {
 	struct bpf_link_info info = {};
 	__u32 len = sizeof(info);
 	int fd = bpf_obj_get(path), err = 0;
+	__u64 pinned_target;
 
 	if (fd < 0)
 		return -errno;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 		err = -errno;
-	else if (info.type != BPF_LINK_TYPE_XDP || (int)info.xdp.ifindex != ifindex)
-		err = -ESTALE; /* the interface was recreated: its pin is stale */
+		goto close_link;
+	}
+	pinned_target = info.type == BPF_LINK_TYPE_XDP ? info.xdp.ifindex : info.cgroup.cgroup_id;
+	if (info.type != type || pinned_target != target)
+		err = -ESTALE;
 	else if (bpf_link_update(fd, prog_fd, NULL))
 		err = -errno;
+close_link:
 	close(fd);
 	return err;
 }
@@ -222,7 +226,7 @@ int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifna
 	if (!ifindex)
 		return -ENODEV;
 	snprintf(path, sizeof(path), "%s/" LB_LINK_PREFIX "%s", pin_dir, ifname);
-	err = link_update(path, prog_fd, ifindex);
+	err = loader_link_update(path, prog_fd, BPF_LINK_TYPE_XDP, ifindex);
 	if (err == -ESTALE) {
 		log_warn("loader", "%s: pinned link is for another interface; replacing it",
 			 ifname);

@@ -27,6 +27,12 @@ struct xdp_lb *loader_lb_load(const struct loader_opts *opts, struct lb_maps *ma
  * unless @generic. Returns 0 or -errno. */
 int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifname, bool generic);
 
+/* Swap the program of the link pinned at @path when it is a link of
+ * @type to @target (XDP: ifindex; cgroup: cgroup id). Returns 0, -ENOENT
+ * when nothing is pinned there, -ESTALE when the pin is for another
+ * target (the interface or cgroup was recreated), or -errno. */
+int loader_link_update(const char *path, int prog_fd, __u32 type, __u64 target);
+
 /* Remove every pin under @pin_dir (links detach, maps are freed once no
  * program uses them) and the directory. Returns 0 or -errno. */
 int loader_cleanup(const char *pin_dir);

@@ -1,7 +1,8 @@
 /* `sluice status`: the agent (version, pid, transactions; when it
  * answers), and what is loaded under the pin directory: the datapath
  * version and settings, every XDP attachment (interface, program, link),
- * and each map's occupancy against its capacity. */
+ * the socket layer (cgroup, redirect mode, self-test), and each map's
+ * occupancy against its capacity. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -114,6 +115,12 @@ static int maps_json(struct lb_maps *maps, struct json_object **out)
 	json_object_object_add(
 		*out, "affinity",
 		occupancy_json(use[LB_USE_AFFINITY].used, use[LB_USE_AFFINITY].capacity));
+	json_object_object_add(
+		*out, "socket_translations",
+		occupancy_json(use[LB_USE_SOCK_REV].used, use[LB_USE_SOCK_REV].capacity));
+	json_object_object_add(
+		*out, "sockets_enrolled",
+		occupancy_json(use[LB_USE_SOCKHASH].used, use[LB_USE_SOCKHASH].capacity));
 	return 0;
 }
 
@@ -137,11 +144,32 @@ static void print_agent(struct json_object *root)
 	       field(agent, "transaction_errors"), field(agent, "reloads"));
 }
 
+/* One line on the socket layer, as the agent reports it. */
+static void print_socket_layer(struct json_object *root)
+{
+	struct json_object *sl = json_object_object_get(root, "socket_layer");
+
+	if (!sl)
+		return;
+	if (!json_object_get_boolean(json_object_object_get(sl, "attached"))) {
+		printf("socket    not attached (sluiced has no --cgroup)\n");
+		return;
+	}
+	printf("socket    cgroup %s, redirect %s (asked %s), self-test %s\n", field(sl, "cgroup"),
+	       field(sl, "redirect"), field(sl, "redirect_requested"), field(sl, "selftest"));
+	for (const char *const *key = (const char *const[]){ "l7_proxy4", "l7_proxy6", NULL }; *key;
+	     key++) {
+		if (field(sl, *key))
+			printf("l7 proxy  %s\n", field(sl, *key));
+	}
+}
+
 static void print_status(struct json_object *root)
 {
 	struct json_object *links = json_object_object_get(root, "attachments");
 
 	print_agent(root);
+	print_socket_layer(root);
 	printf("datapath  version %s, Maglev table %s slots, pinned in %s\n",
 	       json_object_get_string(json_object_object_get(root, "version")),
 	       json_object_get_string(json_object_object_get(root, "maglev_size")),
@@ -176,6 +204,9 @@ static int status_json(struct cli *cli, struct json_object *root)
 	json_object_object_add(root, "agent",
 			       agent ? json_object_get(json_object_object_get(agent, "agent"))
 				     : NULL);
+	json_object_object_add(
+		root, "socket_layer",
+		agent ? json_object_get(json_object_object_get(agent, "socket_layer")) : NULL);
 	json_object_put(agent);
 	json_object_object_add(root, "bpffs", json_object_new_string(cli->bpffs));
 	json_object_object_add(root, "version", json_object_new_uint64(cfg.version));

@@ -18,6 +18,8 @@
 #include "health.h"
 #include "lb.h"
 
+struct agent_sock_status;
+
 #define AGENT_VERSION "0.4.0"
 
 struct agent {
@@ -31,6 +33,7 @@ struct agent {
 	uint64_t config_digest; /* of the config the desired state last came from */
 	bool state_dirty; /* changed since the state file was written */
 	bool published; /* the desired state is in the maps (false until the restore) */
+	const struct agent_sock_status *sock; /* NULL: not started (tests) */
 	struct sl_svc_key *health_pending; /* services to republish for health */
 	size_t n_health_pending;
 };

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "agent_api.h"
+#include "agent_sock.h"
+#include "sock.h"
 
 struct json_object *agent_api_error(int status, const char *fmt, ...)
 {
@@ -277,6 +279,33 @@ static struct json_object *op_health(struct agent *a, struct json_object *req,
 	return reply;
 }
 
+static struct json_object *proxy_json(const struct addr_port *ap)
+{
+	char text[ADDR_STR_MAX];
+
+	if (!ap->port)
+		return NULL;
+	addr_format_endpoint(ap, text, sizeof(text));
+	return json_object_new_string(text);
+}
+
+static struct json_object *socket_layer_json(const struct agent_sock_status *st)
+{
+	struct json_object *obj = json_object_new_object();
+
+	json_object_object_add(obj, "attached", json_object_new_boolean(st->attached));
+	json_object_object_add(obj, "cgroup",
+			       st->attached ? json_object_new_string(st->cgroup) : NULL);
+	json_object_object_add(obj, "redirect_requested",
+			       json_object_new_string(sock_redirect_mode_name(st->requested)));
+	json_object_object_add(obj, "redirect",
+			       json_object_new_string(sock_redirect_mode_name(st->effective)));
+	json_object_object_add(obj, "selftest", json_object_new_string(st->selftest));
+	json_object_object_add(obj, "l7_proxy4", proxy_json(&st->proxy4));
+	json_object_object_add(obj, "l7_proxy6", proxy_json(&st->proxy6));
+	return obj;
+}
+
 static struct json_object *op_status(struct agent *a, struct json_object *req,
 				     struct agent_error *e)
 {
@@ -303,6 +332,8 @@ static struct json_object *op_status(struct agent *a, struct json_object *req,
 	json_object_object_add(agent, "api_requests", json_object_new_int64(st->api_requests));
 	json_object_object_add(agent, "api_errors", json_object_new_int64(st->api_errors));
 	json_object_object_add(reply, "agent", agent);
+	if (a->sock)
+		json_object_object_add(reply, "socket_layer", socket_layer_json(a->sock));
 	return reply;
 }
 

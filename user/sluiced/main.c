@@ -27,11 +27,13 @@
 #include <bpf/libbpf.h>
 
 #include "agent_api.h"
+#include "agent_sock.h"
 #include "api.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "sock.h"
 #include "sluice/limits.h"
 #include "sluice/maglev.h"
 #include "xdp_lb.skel.h"
@@ -48,6 +50,7 @@ struct agent_args {
 	const char *socket;
 	const char *state; /* NULL: next to the socket */
 	const char *metrics; /* NULL: off */
+	struct agent_sock_args sock;
 	struct loader_opts load;
 	char state_buf[4096];
 };
@@ -66,6 +69,13 @@ static void usage(FILE *out)
 		"  --state FILE         where the desired state is saved (default: the socket\n"
 		"                       path with .state.yaml for .sock)\n"
 		"  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		"  --cgroup DIR         attach the socket layer (connect-time load balancing,\n"
+		"                       L7 steering, socket redirection) to this cgroup v2\n"
+		"                       directory and everything under it\n"
+		"  --redirect MODE      socket-to-socket redirection: off, auto (default:\n"
+		"                       loopback pairs) or all; on only if the self-test passes\n"
+		"  --l7-proxy ADDR:PORT sluice-proxy's listener, one per family: connections\n"
+		"                       to L7 services are steered there\n"
 		"  --maglev-size N      Maglev table size, a prime (default %u)\n"
 		"  --ct-size N          conntrack entries per family (default %u)\n"
 		"  --datapath-version N build identity of the program (default %u)\n"
@@ -101,6 +111,33 @@ static int parse_level(const char *text)
 		return -EINVAL;
 	}
 	log_set_level(level);
+	return 0;
+}
+
+static int parse_redirect(const char *text, enum sl_redirect_mode *mode)
+{
+	if (!sock_redirect_mode_parse(text, mode))
+		return 0;
+	fprintf(stderr, "Error: --redirect: '%s' is not off, auto or all\n", text);
+	return -EINVAL;
+}
+
+/* --l7-proxy ADDR:PORT, at most one per family. */
+static int parse_proxy(const char *text, struct agent_sock_args *sock)
+{
+	struct addr_port ap;
+	struct addr_port *slot;
+
+	if (addr_parse_endpoint(text, &ap) || !ap.port) {
+		fprintf(stderr, "Error: --l7-proxy: '%s' is not ADDR:PORT\n", text);
+		return -EINVAL;
+	}
+	slot = ap.family == SL_AF_INET ? &sock->proxy4 : &sock->proxy6;
+	if (slot->port) {
+		fprintf(stderr, "Error: --l7-proxy: one listener per address family\n");
+		return -EINVAL;
+	}
+	*slot = ap;
 	return 0;
 }
 
@@ -143,7 +180,11 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 		O_CONFIG,
 		O_SOCKET,
 		O_STATE,
-		O_METRICS
+		O_METRICS,
+		O_CGROUP,
+		O_REDIRECT,
+		O_L7_PROXY,
+		O_SELFTEST_FAULT
 	};
 	static const struct option opts[] = {
 		{ "xdp", required_argument, NULL, O_XDP },
@@ -153,6 +194,10 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 		{ "socket", required_argument, NULL, O_SOCKET },
 		{ "state", required_argument, NULL, O_STATE },
 		{ "metrics", required_argument, NULL, O_METRICS },
+		{ "cgroup", required_argument, NULL, O_CGROUP },
+		{ "redirect", required_argument, NULL, O_REDIRECT },
+		{ "l7-proxy", required_argument, NULL, O_L7_PROXY },
+		{ "redirect-selftest-fault", required_argument, NULL, O_SELFTEST_FAULT },
 		{ "maglev-size", required_argument, NULL, O_MAGLEV },
 		{ "ct-size", required_argument, NULL, O_CT },
 		{ "datapath-version", required_argument, NULL, O_VERSION },
@@ -185,6 +230,19 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 			break;
 		case O_METRICS:
 			args->metrics = optarg;
+			break;
+		case O_CGROUP:
+			args->sock.cgroup = optarg;
+			break;
+		case O_REDIRECT:
+			err = parse_redirect(optarg, &args->sock.redirect);
+			break;
+		case O_L7_PROXY:
+			err = parse_proxy(optarg, &args->sock);
+			break;
+		case O_SELFTEST_FAULT:
+			err = parse_u32(optarg, "--redirect-selftest-fault",
+					&args->sock.selftest_fault);
 			break;
 		case O_MAGLEV:
 			err = parse_u32(optarg, "--maglev-size", &args->load.maglev_size);
@@ -485,7 +543,8 @@ static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_s
 
 /* ---- start-up ---- */
 
-static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *maps)
+static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *maps,
+				      struct agent_sock_status *sock_status)
 {
 	struct xdp_lb *skel;
 	int err = 0;
@@ -509,6 +568,9 @@ static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *m
 			log_error("agent", "moving entries from the old maps failed: %s",
 				  strerror(-err));
 	}
+	if (!err)
+		err = agent_sock_start(&args->sock, skel->obj, args->load.maglev_size, args->bpffs,
+				       sock_status);
 	if (err) {
 		xdp_lb__destroy(skel);
 		return NULL;
@@ -576,6 +638,7 @@ static int run_agent(struct agent_args *args)
 	int sig_fd = -1, status = 1;
 	struct listeners listen;
 	struct agent_error e;
+	struct agent_sock_status sock_status;
 	struct lb_maps maps;
 	struct xdp_lb *skel;
 	struct agent a;
@@ -586,7 +649,7 @@ static int run_agent(struct agent_args *args)
 	if (open_listeners(args, &listen))
 		return 1;
 	sig_fd = signals_open();
-	skel = sig_fd < 0 ? NULL : load_and_attach(args, &maps);
+	skel = sig_fd < 0 ? NULL : load_and_attach(args, &maps, &sock_status);
 	if (!skel)
 		goto out_listeners;
 	health = health_start();
@@ -594,6 +657,7 @@ static int run_agent(struct agent_args *args)
 		log_error("agent", "cannot start: %s", strerror(errno));
 		goto out_skel;
 	}
+	a.sock = &sock_status;
 	if (agent_restore(&a, &e)) {
 		log_error("agent", "%s%s%s", e.message, e.hint[0] ? "; " : "", e.hint);
 		goto out_agent;
@@ -619,6 +683,7 @@ int main(int argc, char **argv)
 {
 	struct agent_args args = {
 		.bpffs = LB_DEFAULT_PIN_DIR,
+		.sock = { .redirect = SL_REDIRECT_AUTO },
 		.load = { .maglev_size = SL_MAGLEV_DEFAULT_SIZE,
 			  .ct_size = SL_CT_DEFAULT_SIZE,
 			  .version = SL_DATAPATH_VERSION },

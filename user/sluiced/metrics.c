@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sluice/drop_reason.h"
+#include "sluice/sock.h"
 #include "sluice/limits.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -364,11 +365,13 @@ static const char *const proto_names[] = SL_PROTO_STAT_NAMES;
 static const char *const perr_names[] = SL_PARSE_ERR_NAMES;
 static const char *const lb_names[] = SL_LB_STAT_NAMES;
 static const char *const drop_names[] = SL_DROP_REASON_NAMES;
+static const char *const sock_names[] = SL_SOCK_STAT_NAMES;
 
 _Static_assert(ARRAY_SIZE(proto_names) == SL_PS_MAX, "names");
 _Static_assert(ARRAY_SIZE(perr_names) == SL_PERR_MAX, "names");
 _Static_assert(ARRAY_SIZE(lb_names) == SL_LB_STAT_MAX, "names");
 _Static_assert(ARRAY_SIZE(drop_names) == SL_DROP_MAX, "names");
+_Static_assert(ARRAY_SIZE(sock_names) == SL_SOCK_STAT_MAX, "names");
 
 /* A family over indices [first, n) of a per-CPU u64 counter map, one
  * series per index labelled @label="<name>" (@label NULL: one index). */
@@ -389,6 +392,13 @@ static const struct counter_set {
 	  "action", offsetof(struct lb_maps, lb_st), lb_names, 0, SL_LB_STAT_MAX },
 	{ "sluice_drops_total", "Packets dropped, by reason.", "reason",
 	  offsetof(struct lb_maps, drop_st), drop_names, 1, SL_DROP_MAX },
+	{ "sluice_socket_events_total",
+	  "What the socket layer did: connect-time translation, L7 steering, redirection.",
+	  "event", offsetof(struct lb_maps, sock_st), sock_names, 0, SL_SOCK_REDIR_BYTES },
+	{ "sluice_socket_redirected_bytes_total",
+	  "Bytes sent from one local socket straight to its peer.", NULL,
+	  offsetof(struct lb_maps, sock_st), sock_names, SL_SOCK_REDIR_BYTES,
+	  SL_SOCK_REDIR_BYTES + 1 },
 };
 
 static int render_counter_set(FILE *out, struct lb_maps *maps, const struct counter_set *set)
