@@ -45,6 +45,8 @@ BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/bpf/%,$(BPFT_SRCS))
 BPFT_LIB := $(patsubst %.c,$(BUILD)/%.o,tests/bpf/pkt.c tests/bpf/harness.c tests/bpf/lb_fixture.c)
 BENCH_BIN := $(BUILD)/tools/bench/xdp_bench
 MAGLEV_BENCH := $(BUILD)/tools/bench/maglev_bench
+SOCK_BENCH := $(BUILD)/tools/bench/sock_bench
+SOCKCHECK := $(BUILD)/tools/sockcheck
 C_OBJS := $(LIB_OBJS) $(AGENT_OBJS) $(BUILD)/user/sluiced/main.o $(CLI_OBJS) $(BPFT_LIB) \
 	$(patsubst %,%.o,$(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN))
 
@@ -54,7 +56,7 @@ C_OBJS := $(LIB_OBJS) $(AGENT_OBJS) $(BUILD)/user/sluiced/main.o $(CLI_OBJS) $(B
 .PHONY: all deps test test-unit test-bpf test-e2e bench demo demo-down check format \
 	install clean vmlinux
 
-all: $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN) $(MAGLEV_BENCH)
+all: $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN) $(MAGLEV_BENCH) $(SOCK_BENCH) $(SOCKCHECK)
 
 # Every target that builds or runs something installs what it needs first.
 deps:
@@ -64,6 +66,10 @@ $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(BPF_HDRS) | deps
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# Fully ordered atomics (BPF_FETCH) need ISA v3; only the redirect
+# programs use them, the XDP program keeps the default.
+$(BUILD)/bpf/sock_redir.tmp.o: BPF_CFLAGS += -mcpu=v3
 
 $(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
 	$(call msg,GEN-OBJ,$@)
@@ -112,6 +118,16 @@ $(MAGLEV_BENCH): tools/bench/maglev_bench.c user/lib/maglev.h $(LIB) | deps
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) -o $@
 
+$(SOCK_BENCH): tools/bench/sock_bench.c | deps
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< -lpthread -o $@
+
+$(SOCKCHECK): tools/sockcheck.c user/lib/sockcheck.h $(LIB) | deps
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< $(LIB) -lpthread -o $@
+
 # The README's test command: all three layers, then one summary line.
 test: all
 	$(Q)tools/run_tests.sh $(BUILD) $(TESTS)
@@ -122,7 +138,7 @@ test-unit: $(UNIT_BINS) $(BUILD)/sluice
 test-bpf: $(BPFT_BINS)
 	$(Q)tools/run_tests.sh $(BUILD) bpf
 
-test-e2e: $(BINS)
+test-e2e: $(BINS) $(SOCKCHECK)
 	$(Q)tools/run_tests.sh $(BUILD) e2e
 
 bench: all

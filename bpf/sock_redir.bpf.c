@@ -46,6 +46,8 @@ static __always_inline void redir_enrol(struct bpf_sock_ops *skops, struct sl_so
 		return;
 	}
 	sock_info_record(skops, key);
+	/* Hear of its half-close (redir_half_close) */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	count_sock(SL_SOCK_ENROLLED);
 }
 
@@ -63,6 +65,10 @@ int sl_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		sock_key_from_ops(&key, skops);
 		redir_enrol(skops, &key);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_FIN_WAIT1)
+			redir_half_close(skops);
 		break;
 	}
 	return 1;
@@ -89,10 +95,15 @@ static __always_inline __u32 redir_decide(struct sk_msg_md *msg, struct sl_sock_
 
 	peer_key_from_msg(key, msg);
 	peer = bpf_map_lookup_elem(&sl_sock_info, key);
-	if (!peer)
-		return SL_REDIR_FALLBACK_PEER;
 	sock_key_swap(&own, key);
 	self = bpf_map_lookup_elem(&sl_sock_info, &own);
+	if (!peer || !self)
+		return SL_REDIR_FALLBACK_PEER;
+	/* Count, then look at the peer's closing mark (redir_half_close). The
+	 * fetch form is used for its full ordering: a plain atomic add is
+	 * relaxed on some JITs. ~0 is never reached; the test keeps the fetch. */
+	if (__sync_fetch_and_add(&self->sent, 1) == ~0ull || peer->closing)
+		return SL_REDIR_FALLBACK_PEER;
 	return redir_next_state(self, peer, msg->size);
 }
 

@@ -98,10 +98,11 @@ _Static_assert(sizeof(struct sl_redir_sk) == 8, "sl_redir_sk is ABI");
 struct sl_sock_info {
 	__u64 sk; /* struct sock *, kernel address */
 	__u64 psock; /* its struct sk_psock * */
+	__u64 sent; /* messages it redirected to its peer (an atomic add) */
 	__u32 small_streak; /* small messages it sent since its peer last sent */
-	__u32 pad;
+	__u32 closing; /* it half-closed: its peer must not redirect to it */
 };
-_Static_assert(sizeof(struct sl_sock_info) == 24, "sl_sock_info is ABI");
+_Static_assert(sizeof(struct sl_sock_info) == 32, "sl_sock_info is ABI");
 
 /* sl_sock_cfg[0]. An all-zero proxy address means no L7 steering for
  * that family. */
@@ -133,6 +134,8 @@ enum sl_sock_stat {
 	SL_SOCK_FALLBACK_STREAM, /* direction moved to TCP: small-write stream */
 	SL_SOCK_PASS_MSGS, /* messages of a fallen-back direction (TCP path) */
 	SL_SOCK_REDIR_ERRORS, /* the redirect helper refused a message (TCP path) */
+	SL_SOCK_HALFCLOSE_LEFT, /* half-closed socket left the map for plain TCP reads */
+	SL_SOCK_HALFCLOSE_KEPT, /* half-closed, but its peer had redirected to it */
 	SL_SOCK_REDIR_BYTES, /* bytes of SL_SOCK_REDIR_MSGS; the only non-event */
 	SL_SOCK_STAT_MAX,
 };
@@ -142,7 +145,8 @@ enum sl_sock_stat {
 		"connect", "no_backend", "sendmsg", "recvmsg", "peername", "l7_steered",     \
 			"l7_no_proxy", "orig_dst", "rev_full", "enrolled", "enrol_failed",   \
 			"redir_msgs", "fallback_peer", "fallback_backlog", "fallback_stream", \
-			"pass_msgs", "redir_errors", "redir_bytes"                           \
+			"pass_msgs", "redir_errors", "halfclose_left", "halfclose_kept",     \
+			"redir_bytes"                                                        \
 	}
 
 #endif

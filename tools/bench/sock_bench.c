@@ -8,7 +8,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -77,6 +76,8 @@ struct bench {
 	struct sockaddr_storage addr; /* the listener's, port included */
 	socklen_t addr_len;
 	int lfd;
+	char *client_buf; /* --size bytes */
+	char *server_buf; /* --size bytes, BULK_READ in bulk mode */
 	atomic_bool stop; /* bulk: the receiver has its figure; conn: the client is done */
 	struct side client;
 	struct side server;
@@ -129,10 +130,11 @@ static void hist_add(struct hist *h, uint64_t ns)
  * of the samples lies; 0 for an empty histogram. */
 static double hist_quantile(const struct hist *h, double q)
 {
-	uint64_t rank = (uint64_t)ceil(q * (double)h->count), seen = 0;
+	double want = q * (double)h->count;
+	uint64_t rank = (uint64_t)want, seen = 0;
 
-	if (!rank)
-		rank = 1;
+	if ((double)rank < want || !rank)
+		rank++; /* ceil, without libm */
 	for (unsigned int i = 0; i < HIST_BUCKETS; i++) {
 		seen += h->bucket[i];
 		if (seen >= rank)
@@ -224,6 +226,16 @@ static int listen_on(struct bench *b)
 	return 0;
 }
 
+/* @fd, with TCP_NODELAY when @nodelay; -errno (and @fd closed) on failure. */
+static int with_nodelay(int fd, bool nodelay)
+{
+	int err = nodelay ? set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) : 0;
+
+	if (err)
+		close(fd);
+	return err ? err : fd;
+}
+
 /* A connected socket to the listener, TCP_NODELAY when @nodelay, or -errno. */
 static int connect_to(const struct bench *b, bool nodelay)
 {
@@ -236,30 +248,18 @@ static int connect_to(const struct bench *b, bool nodelay)
 		close(fd);
 		return err;
 	}
-	err = nodelay ? set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) : 0;
-	if (err) {
-		close(fd);
-		return err;
-	}
-	return fd;
+	return with_nodelay(fd, nodelay);
 }
 
 /* The next connection on the listener, or -errno (-EINVAL once it is shut down). */
 static int accept_one(const struct bench *b, bool nodelay)
 {
-	int fd, err;
+	int fd;
 
 	do
 		fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
-	if (fd < 0)
-		return -errno;
-	err = nodelay ? set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1) : 0;
-	if (err) {
-		close(fd);
-		return err;
-	}
-	return fd;
+	return fd < 0 ? -errno : with_nodelay(fd, nodelay);
 }
 
 /* ---- the measuring window ---- */
@@ -302,66 +302,59 @@ static double window_seconds(const struct window *w)
 
 /* ---- rr and busypoll: --size bytes each way on one connection ---- */
 
-/* One request and its response; 0 or -errno (-EPIPE: the server left). */
-static int transact(int fd, char *buf, size_t size, bool busy)
+/* Request @seq and its response; 0 or -errno (-EPIPE: the server left,
+ * -EBADMSG: the response is not the request's echo). Its first and last
+ * bytes carry @seq, so a lost, stale or reordered message is caught. */
+static int transact(int fd, char *buf, size_t size, bool busy, uint64_t seq)
 {
-	int err = write_full(fd, buf, size);
+	int err;
 
+	buf[0] = buf[size - 1] = (char)seq;
+	err = write_full(fd, buf, size);
 	if (err)
 		return err;
+	buf[0] = buf[size - 1] = (char)~seq;
 	err = read_full(fd, buf, size, busy);
-	return err < 0 ? err : err ? 0 : -EPIPE;
+	if (err <= 0)
+		return err ? err : -EPIPE;
+	return buf[0] == (char)seq && buf[size - 1] == (char)seq ? 0 : -EBADMSG;
 }
 
 static int client_rr(struct bench *b, bool busy)
 {
-	size_t size = b->opt.size;
-	char *buf = calloc(1, size);
+	int fd = connect_to(b, true), err;
+	uint64_t t1, t2, seq = 0;
 	struct window w;
-	uint64_t t1, t2;
-	int fd, err;
 
-	if (!buf)
-		return side_fail(&b->client, "calloc", -ENOMEM);
-	fd = connect_to(b, true);
-	if (fd < 0) {
-		free(buf);
+	if (fd < 0)
 		return side_fail(&b->client, "connect", fd);
-	}
 	window_start(&w, &b->opt);
 	do {
 		t1 = now_ns();
-		err = transact(fd, buf, size, busy);
+		err = transact(fd, b->client_buf, b->opt.size, busy, seq++);
 		if (err)
 			break;
 		t2 = now_ns();
 	} while (window_sample(&w, &b->hist, t1, t2));
 	b->seconds = window_seconds(&w);
 	close(fd); /* the server reads the end of the stream and returns */
-	free(buf);
 	return err ? side_fail(&b->client, "request/response", err) : 0;
 }
 
 static int server_rr(struct bench *b, bool busy)
 {
+	char *buf = b->server_buf;
 	size_t size = b->opt.size;
-	char *buf = calloc(1, size);
-	int fd, err;
+	int fd = accept_one(b, true), err;
 
-	if (!buf)
-		return side_fail(&b->server, "calloc", -ENOMEM);
-	fd = accept_one(b, true);
-	if (fd < 0) {
-		free(buf);
+	if (fd < 0)
 		return side_fail(&b->server, "accept", fd);
-	}
 	while ((err = read_full(fd, buf, size, busy)) > 0) {
 		err = write_full(fd, buf, size);
 		if (err)
 			break;
 	}
 	close(fd);
-	free(buf);
 	return err ? side_fail(&b->server, "echo", err) : 0;
 }
 
@@ -369,23 +362,30 @@ static int server_rr(struct bench *b, bool busy)
 
 static int client_bulk(struct bench *b)
 {
-	size_t size = b->opt.size;
-	char *buf = calloc(1, size);
-	int fd, err = 0;
+	int fd = connect_to(b, false), err = 0;
+	uint64_t seq = 0;
 
-	if (!buf)
-		return side_fail(&b->client, "calloc", -ENOMEM);
-	fd = connect_to(b, false);
-	if (fd < 0) {
-		free(buf);
+	if (fd < 0)
 		return side_fail(&b->client, "connect", fd);
+	while (!err && !atomic_load_explicit(&b->stop, memory_order_relaxed)) {
+		b->client_buf[0] = (char)seq++; /* see bulk_intact() */
+		err = write_full(fd, b->client_buf, b->opt.size);
 	}
-	while (!err && !atomic_load_explicit(&b->stop, memory_order_relaxed))
-		err = write_full(fd, buf, size);
 	/* What is still queued reaches the receiver, which reads to the end. */
 	close(fd);
-	free(buf);
 	return err ? side_fail(&b->client, "write", err) : 0;
+}
+
+/* The first byte of each write is its number (mod 256): true if those
+ * among the @n bytes read at stream offset @pos are right. One byte per
+ * write, so checking costs nothing measurable. */
+static bool bulk_intact(const char *buf, size_t n, uint64_t pos, size_t size)
+{
+	for (uint64_t m = (pos + size - 1) / size * size; m < pos + n; m += size) {
+		if (buf[m - pos] != (char)(m / size))
+			return false;
+	}
+	return true;
 }
 
 /* Count a read of @n bytes that completed at @t. The read that ends the
@@ -408,31 +408,31 @@ static void bulk_count(struct bench *b, struct window *w, uint64_t t, size_t n)
 
 static int server_bulk(struct bench *b)
 {
-	char *buf = malloc(BULK_READ);
+	int fd = accept_one(b, false), err = 0;
+	uint64_t pos = 0;
 	struct window w;
 	ssize_t n;
-	int fd, err;
 
-	if (!buf)
-		return side_fail(&b->server, "malloc", -ENOMEM);
-	fd = accept_one(b, false);
-	if (fd < 0) {
-		free(buf);
+	if (fd < 0)
 		return side_fail(&b->server, "accept", fd);
-	}
 	window_start(&w, &b->opt);
 	for (;;) {
-		n = recv(fd, buf, BULK_READ, 0);
+		n = recv(fd, b->server_buf, BULK_READ, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		bulk_count(b, &w, now_ns(), (size_t)n);
+		if (!bulk_intact(b->server_buf, (size_t)n, pos, b->opt.size)) {
+			err = -EBADMSG;
+			break;
+		}
+		pos += (size_t)n;
 	}
-	err = n < 0 ? -errno : 0;
+	if (n < 0)
+		err = -errno;
 	b->seconds = window_seconds(&w);
 	close(fd);
-	free(buf);
 	if (!err && !atomic_load(&b->stop))
 		err = -EPIPE; /* the sender stopped before the end */
 	return err ? side_fail(&b->server, "read", err) : 0;
@@ -450,10 +450,10 @@ static int server_bulk(struct bench *b)
  * runs of a round pile up tens of thousands of them towards
  * tcp_max_tw_buckets. Distinct 127.0.0.x sources would only work on
  * loopback, and --addr may be any local address. */
-static int conn_once(const struct bench *b)
+static int conn_once(const struct bench *b, uint64_t seq)
 {
 	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
-	char c = 0;
+	char c = (char)seq;
 	int fd = connect_to(b, false), err;
 
 	if (fd < 0)
@@ -463,7 +463,7 @@ static int conn_once(const struct bench *b)
 		err = write_full(fd, &c, 1);
 	if (!err) {
 		err = read_full(fd, &c, 1, false);
-		err = err < 0 ? err : err ? 0 : -EPIPE;
+		err = err < 0 ? err : !err ? -EPIPE : c == (char)seq ? 0 : -EBADMSG;
 	}
 	close(fd);
 	return err;
@@ -471,14 +471,14 @@ static int conn_once(const struct bench *b)
 
 static int client_conn(struct bench *b)
 {
+	uint64_t t1, t2, seq = 0;
 	struct window w;
-	uint64_t t1, t2;
 	int err;
 
 	window_start(&w, &b->opt);
 	do {
 		t1 = now_ns();
-		err = conn_once(b);
+		err = conn_once(b, seq++);
 		if (err)
 			break;
 		t2 = now_ns();
@@ -663,21 +663,12 @@ static int report(const struct bench *b)
 	return 0;
 }
 
-/* 1 (and a message) if an end failed. */
-static int side_errors(const struct bench *b)
+/* 1 (and a message) if end @name failed. */
+static int side_error(const char *name, const struct side *s)
 {
-	const struct side *sides[] = { &b->client, &b->server };
-	static const char *const names[] = { "client", "server" };
-	int failed = 0;
-
-	for (int i = 0; i < 2; i++) {
-		if (!sides[i]->err)
-			continue;
-		fprintf(stderr, "Error: %s: %s: %s\n", names[i], sides[i]->what,
-			strerror(-sides[i]->err));
-		failed = 1;
-	}
-	return failed;
+	if (s->err)
+		fprintf(stderr, "Error: %s: %s: %s\n", name, s->what, strerror(-s->err));
+	return !!s->err;
 }
 
 /* ---- options ---- */
@@ -713,8 +704,9 @@ static int parse_num(const char *text, const char *what, double lo, double hi, b
 
 	errno = 0;
 	v = strtod(text, &end);
-	if (errno || end == text || *end || !(v >= lo && v <= hi) || (integer && v != floor(v))) {
-		fprintf(stderr, "Error: %s: expected %s in [%g, %g], got '%s'\n", what,
+	if (errno || end == text || *end || !(v >= lo && v <= hi) ||
+	    (integer && v != (double)(long long)v)) {
+		fprintf(stderr, "Error: %s: expected %s in [%.10g, %.10g], got '%s'\n", what,
 			integer ? "an integer" : "a number", lo, hi, text);
 		return -EINVAL;
 	}
@@ -827,7 +819,7 @@ static void watchdog_fire(int sig)
 static void watchdog_arm(const struct bench_opts *o)
 {
 	signal(SIGALRM, watchdog_fire);
-	alarm((unsigned int)ceil(o->warmup_s + o->duration_s) + WATCHDOG_SLACK_S);
+	alarm((unsigned int)(o->warmup_s + o->duration_s) + 1 + WATCHDOG_SLACK_S);
 }
 
 int main(int argc, char **argv)
@@ -850,10 +842,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Error: listen on %s: %s\n", b.opt.addr, strerror(-err));
 		return 1;
 	}
+	/* Each end's buffer; only the bytes that carry sequence numbers matter. */
+	b.client_buf = calloc(1, b.opt.size);
+	b.server_buf = calloc(1, b.opt.mode == MODE_BULK ? BULK_READ : b.opt.size);
+	if (!b.client_buf || !b.server_buf) {
+		fprintf(stderr, "Error: out of memory\n");
+		return 1;
+	}
 	watchdog_arm(&b.opt);
 	err = run(&b);
 	close(b.lfd);
-	if (err || side_errors(&b))
+	free(b.client_buf);
+	free(b.server_buf);
+	/* |: report both ends' failures (not the server's when the client
+	 * thread did not start: it only saw the listener shut down) */
+	if (err || (side_error("client", &b.client) | side_error("server", &b.server)))
 		return 1;
 	return report(&b);
 }

@@ -4,7 +4,9 @@
 #include <mntent.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -28,12 +30,13 @@ int cgroup2_mount(char *buf, size_t len)
 
 unsigned long long cgroup_id(const char *path)
 {
+	struct statfs fs;
 	struct stat st;
 
-	if (stat(path, &st))
+	if (stat(path, &st) || statfs(path, &fs))
 		return 0;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
+	if (!S_ISDIR(st.st_mode) || fs.f_type != CGROUP2_SUPER_MAGIC) {
+		errno = EMEDIUMTYPE; /* "Wrong medium type": not on cgroup2 */
 		return 0;
 	}
 	return st.st_ino;

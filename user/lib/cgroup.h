@@ -12,7 +12,8 @@
 int cgroup2_mount(char *buf, size_t len);
 
 /* The id the kernel gives the cgroup directory @path (its inode number on
- * cgroup2), or 0 with errno set. */
+ * cgroup2), or 0 with errno set: EMEDIUMTYPE when @path is not a
+ * directory of a cgroup v2 hierarchy. */
 unsigned long long cgroup_id(const char *path);
 
 /* Move process @pid into the cgroup directory @path. Returns 0 or -errno. */

@@ -112,6 +112,23 @@ static int selftest_child(const char *cgroup, int out_fd)
 	return 0;
 }
 
+/* What the child wrote before it exited (0 bytes: it passed), or -1
+ * with @why saying it did not finish within SELFTEST_TIMEOUT_MS. */
+static ssize_t verdict_read(int fd, char *why, size_t why_len)
+{
+	long long deadline = now_ms() + SELFTEST_TIMEOUT_MS;
+	ssize_t n;
+
+	do {
+		if (wait_fd(fd, POLLIN, deadline)) {
+			snprintf(why, why_len, "timed out after %d ms", SELFTEST_TIMEOUT_MS);
+			return -1;
+		}
+		n = read(fd, why, why_len - 1);
+	} while (n < 0 && (errno == EAGAIN || errno == EINTR));
+	return n;
+}
+
 /* Run the child and collect its verdict within SELFTEST_TIMEOUT_MS. */
 static int selftest_run_child(const char *cgroup, char *why, size_t why_len)
 {
@@ -119,7 +136,7 @@ static int selftest_run_child(const char *cgroup, char *why, size_t why_len)
 	ssize_t n = 0;
 	pid_t pid;
 
-	if (pipe2(pipe_fd, O_CLOEXEC))
+	if (pipe2(pipe_fd, O_CLOEXEC | O_NONBLOCK))
 		return -errno;
 	pid = fork();
 	if (pid < 0)
@@ -129,10 +146,7 @@ static int selftest_run_child(const char *cgroup, char *why, size_t why_len)
 		_exit(selftest_child(cgroup, pipe_fd[1]));
 	}
 	close(pipe_fd[1]);
-	if (wait_fd(pipe_fd[0], POLLIN, now_ms() + SELFTEST_TIMEOUT_MS) > 0)
-		n = read(pipe_fd[0], why, why_len - 1);
-	else
-		snprintf(why, why_len, "timed out after %d ms", SELFTEST_TIMEOUT_MS);
+	n = verdict_read(pipe_fd[0], why, why_len);
 	close(pipe_fd[0]);
 	if (n > 0)
 		why[n] = '\0';

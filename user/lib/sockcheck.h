@@ -3,32 +3,46 @@
  * side has known bugs: lost half-close replies, unbounded queueing, FIONREAD
  * 0). Each scenario verifies every byte against a seeded pattern and is
  * bounded by a deadline, so a kernel bug shows as a failure, never a hang.
- * Depends on libc and pthread only (and deadline.c from this library). */
+ * Libc and pthread only, and deadline.c of this library. */
 #ifndef SLUICE_SOCKCHECK_H
 #define SLUICE_SOCKCHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* A zeroed struct means every default. Fields apply to the scenarios named
- * in their comment; the others ignore them. */
+/* A zeroed struct means every default. Each field applies to the
+ * scenarios named in its comment, defaults in brackets; the others ignore
+ * it. */
 struct sockcheck_opts {
-	const char *addr; /* numeric IPv4 or IPv6 to listen on and connect to; NULL: 127.0.0.1 */
-	unsigned int port; /* listener port; 0: an ephemeral one */
-	unsigned int repeat; /* halfclose (50), reset (3): rounds, a fresh connection each */
-	size_t size; /* bulk (64 MiB), sendfile (8 MiB per method): bytes */
-	size_t write_size; /* bulk (65536): bytes per write() */
-	unsigned int count; /* churn: connections (1000); pingpong (10000), small (20000), epoll (2000): round trips */
-	int timeout_ms; /* deadline of one scenario (20000); a scenario ends within twice it */
+	/* numeric IPv4 or IPv6 address to listen on and connect to [127.0.0.1] */
+	const char *addr;
+	unsigned int port; /* the listener's [0: ephemeral] */
+	/* rounds, a fresh connection each: halfclose [50], reset [3] */
+	unsigned int repeat;
+	size_t size; /* bytes: bulk [64 MiB], sendfile [8 MiB per method] */
+	size_t write_size; /* bytes per write(): bulk, sendfile [65536] */
+	/* churn: connections [1000]; round trips: pingpong [10000], small
+	 * [20000], epoll [2000] */
+	unsigned int count;
+	/* deadline of one scenario [20000]; a blocking call started before
+	 * it ends within it again, so a scenario lasts at most twice it */
+	int timeout_ms;
+	/* reset: a recv() blocked when the peer resets may return EAGAIN once
+	 * before the reset shows, as the kernel does for a socket in a
+	 * SOCKHASH (docs/socket-layer.md) [false: that EAGAIN fails] */
+	bool reset_eagain_ok;
 };
 
 #define SOCKCHECK_TEXT_MAX 256 /* why and detail buffers of this size never truncate */
 
 /* Run @scenario. Returns 0 when it passed, with what it measured in
- * @detail; otherwise -errno (-EPROTO: wrong bytes, -ETIMEDOUT: the deadline
- * passed, -ENOENT: no such scenario) with the first failure in @why. Threads
- * are joined and sockets closed before it returns. The scenarios never raise
- * SIGPIPE in the calling thread (MSG_NOSIGNAL; sendfile and splice run in a
- * thread that blocks it). */
+ * @detail; otherwise -errno with the first failure in @why: -EPROTO wrong
+ * bytes or behaviour (lost reply, no EOF, FIONREAD 0, unbounded queue),
+ * -ETIMEDOUT the deadline passed, -EAGAIN a blocking call gave up before
+ * its timeout, -ENOENT no such scenario. @why and @detail may be NULL with
+ * length 0. Threads are joined and sockets closed before it returns; the
+ * process never gets SIGPIPE (MSG_NOSIGNAL; sendfile and splice run in a
+ * thread that blocks it, and their signal dies with the thread). */
 int sockcheck_run(const char *scenario, const struct sockcheck_opts *opts, char *why,
 		  size_t why_len, char *detail, size_t detail_len);
 

@@ -1,5 +1,6 @@
 /* What sockcheck.c (the run, pattern, I/O and socket helpers) shares with
- * sockcheck_scenarios.c (the scenarios); not part of the sockcheck API.
+ * the scenarios (sockcheck_scenarios.c, sockcheck_rr.c); not part of the
+ * sockcheck API.
  * Same conventions: 0 or -errno; a failure is recorded once in the run. */
 #ifndef SLUICE_SOCKCHECK_INTERNAL_H
 #define SLUICE_SOCKCHECK_INTERNAL_H
@@ -19,7 +20,6 @@
  * failure any of its threads saw. */
 struct sc_run {
 	const struct sockcheck_opts *opts;
-	const char *name;
 	struct sockaddr_storage addr; /* the listener's, port included */
 	socklen_t addr_len;
 	int lfd;
@@ -35,23 +35,24 @@ struct sc_run {
  * recorded: the first one is the cause, later ones its echoes. The reason
  * gets ": strerror" appended except for -EPROTO (wrong bytes: the message
  * says what was wrong). Returns @err. */
-int sc_fail(struct sc_run *run, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int sc_fail(struct sc_run *run, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Replace the recorded reason by "<prefix>; first: <reason>". */
-void sc_fail_summary(struct sc_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sc_fail_summary(struct sc_run *run, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void sc_detail(struct sc_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool sc_expired(const struct sc_run *run);
+void sc_sleep_ms(int ms);
 /* CLOCK_MONOTONIC in ns, for measurements (deadlines use now_ms()). */
 uint64_t sc_now_ns(void);
 double sc_mb_per_s(uint64_t bytes, uint64_t ns);
 
-/* A seeded xorshift64* byte stream: the sender fills, the receiver checks,
- * each in its own copy, so a lost, duplicated, reordered or foreign byte is
- * caught at its offset whatever the chunking. Also the length generator. */
+/* A seeded byte stream: the sender fills, the receiver checks, each in its
+ * own copy, so a lost, duplicated, reordered or foreign byte is caught at
+ * its offset whatever the chunking. A length generator uses rand only. */
 struct sc_pattern {
-	uint64_t state;
-	uint64_t word; /* bytes of the current word not yet used, low first */
-	unsigned int left;
-	uint64_t offset; /* bytes produced so far */
+	uint64_t seed;
+	uint64_t offset; /* of the next byte */
 };
 
 void sc_pattern_init(struct sc_pattern *p, uint64_t seed);
@@ -70,18 +71,23 @@ uint64_t sc_seed(unsigned int conn, unsigned int dir);
  * a timeout. Read: the bytes read (< @len only at EOF) or -errno. Write: 0
  * or -errno, never SIGPIPE. */
 ssize_t sc_read_full(struct sc_run *run, int fd, void *buf, size_t len);
+/* After a call on @fd failed with errno set: 0 to retry it (EINTR, or
+ * EAGAIN on a non-blocking fd once it has @events), or -errno as above. */
+int sc_io_retry(struct sc_run *run, int fd, short events);
 int sc_write_full(struct sc_run *run, int fd, const void *buf, size_t len);
 /* Send @len bytes of @p in writes of @chunk bytes. 0 or -errno (recorded). */
-int sc_send_pattern(struct sc_run *run, const char *who, int fd, struct sc_pattern *p,
-		    uint64_t len, size_t chunk);
+int sc_send_pattern(struct sc_run *run, const char *who, int fd, struct sc_pattern *p, uint64_t len,
+		    size_t chunk);
 /* Read to EOF checking every byte against @p; more than @max is an error.
  * Byte count in @got. 0 or -errno (recorded). */
-int sc_recv_pattern(struct sc_run *run, const char *who, int fd, struct sc_pattern *p,
-		    uint64_t max, uint64_t *got);
+int sc_recv_pattern(struct sc_run *run, const char *who, int fd, struct sc_pattern *p, uint64_t max,
+		    uint64_t *got);
 
 /* A connected pair through the run's listener, SO_RCVTIMEO/SO_SNDTIMEO set
  * to the timeout on both. 0 or -errno (recorded); on error both are -1. */
 int sc_pair(struct sc_run *run, int *cfd, int *sfd);
+/* A client socket connected to the run's listener, timeouts set. */
+int sc_connect(struct sc_run *run, int *cfd);
 /* Take the next connection off the listener within the deadline. */
 int sc_accept(struct sc_run *run, int *sfd);
 int sc_set_int(int fd, int level, int name, int value);
@@ -112,7 +118,12 @@ int sc_peer_start(struct sc_run *run, struct sc_peer *peer, int fd,
  * @main_err, else the peer's error. */
 int sc_peer_join(struct sc_peer *peer, int main_err, int *main_fd);
 
-/* The scenarios (sockcheck_scenarios.c): 0 or -errno, detail set on success. */
+/* Connect a pair and hand its server end to a peer running @fn. On error
+ * nothing is left open. */
+int sc_pair_peer(struct sc_run *run, int *cfd, struct sc_peer *peer,
+		 int (*fn)(struct sc_run *run, int fd, void *arg), void *arg);
+
+/* The scenarios: 0 or -errno, detail set on success. */
 int sc_bulk(struct sc_run *run);
 int sc_small(struct sc_run *run);
 int sc_halfclose(struct sc_run *run);
@@ -127,5 +138,8 @@ int sc_pingpong(struct sc_run *run);
 /* The receive buffer stall sets on the listener, inherited by the accepted
  * socket before the handshake: small, so the sender's bound is tight. */
 #define SC_STALL_RCVBUF (128 * 1024)
+/* epoll's: smaller than its largest request, so the client meets EAGAIN
+ * and waits for EPOLLOUT */
+#define SC_EPOLL_RCVBUF (16 * 1024)
 
 #endif
