@@ -47,6 +47,7 @@
 #define N_SVC 2
 #define LIST_MAX 8 /* backends a service has in these cases */
 #define SNAP_MAX 160 /* conntrack entries a snapshot holds */
+#define LB_MAPS_MAX 32 /* >= the maps lb_map_name() names */
 
 static int ncpus; /* possible CPUs: per-CPU values and LRU lists */
 static int n_dirs;
@@ -995,7 +996,7 @@ static int prepare_direct(const struct env *e, __u32 ct_size)
 /* The ids of the maps pinned under the library's names. */
 static void pinned_ids(const struct env *e, __u32 *ids)
 {
-	for (size_t i = 0; lb_map_name(i); i++)
+	for (size_t i = 0; lb_map_name(i) && i < LB_MAPS_MAX; i++)
 		ids[i] = pin_id(e, lb_map_name(i));
 }
 
@@ -1003,15 +1004,16 @@ static void pinned_ids(const struct env *e, __u32 *ids)
  * _old pin, and migrate_prepare() finds nothing to move. */
 static void same_options_expect(struct env *e, __u32 ct_size)
 {
-	__u32 before[16] = {}, after[16] = {};
+	__u32 before[LB_MAPS_MAX] = {}, after[LB_MAPS_MAX] = {};
 
+	ASSERT_FALSE(lb_map_name(LB_MAPS_MAX), "LB_MAPS_MAX covers every map");
 	expect_old_pins(e, "", "first load");
 	pinned_ids(e, before);
 	env_unload(e);
 	if (env_load(e, ct_size)) {
 		expect_old_pins(e, "", "second load, same options");
 		pinned_ids(e, after);
-		for (size_t i = 0; lb_map_name(i); i++) {
+		for (size_t i = 0; lb_map_name(i) && i < LB_MAPS_MAX; i++) {
 			ASSERT_NEQ(before[i], 0, say("%s pinned", lb_map_name(i)));
 			ASSERT_EQ(after[i], before[i], say("%s reused", lb_map_name(i)));
 		}
