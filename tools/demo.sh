@@ -9,6 +9,9 @@
 # with tools/demo.yaml as its config (IPv4 and IPv6 services, health
 # checks), sends real traffic through the VIPs, stops one backend's server
 # to show a health check taking it out, and prints what the data path saw.
+# The agent's socket layer is attached to a demo cgroup: a client in it is
+# balanced at connect() (no NAT), and a loopback pair in it is redirected
+# socket to socket.
 # Everything stays up until `make demo-down`.
 # Usage: tools/demo.sh up|down BUILD_DIR
 set -euo pipefail
@@ -19,6 +22,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 run=sldemo
 pins=/sys/fs/bpf/sluice-demo
 state=/run/sluice-demo
+cgroup=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)/sluice-demo
 
 node_ns() { nsenter --net="/run/netns/${run}n" -- "$@"; }
 export SLUICE_SOCKET=$state/sluiced.sock
@@ -42,6 +46,7 @@ demo_down() {
 			--log-level warn || true
 	fi
 	rm -rf "$pins" "$state" /tmp/sluice-e2e-"$run".*
+	[[ -d $cgroup ]] && rmdir "$cgroup"
 	for ns in $(ip netns list | awk '{print $1}' | grep "^${run}" || true); do
 		ip netns del "$ns"
 	done
@@ -61,10 +66,11 @@ start_servers() {
 
 start_agent() {
 	local i
-	say "sluiced --bpffs $pins --config tools/demo.yaml --metrics 127.0.0.1:9090 ${xdp[*]} &"
+	mkdir -p "$cgroup"
+	say "sluiced --bpffs $pins --config tools/demo.yaml --metrics 127.0.0.1:9090 --cgroup $cgroup ${xdp[*]} &"
 	setsid nsenter --net="/run/netns/${run}n" -- "$build/sluiced" --bpffs "$pins" \
-		--config "$top/tools/demo.yaml" --metrics 127.0.0.1:9090 "${xdp[@]}" \
-		</dev/null >"$state/sluiced.log" 2>&1 &
+		--config "$top/tools/demo.yaml" --metrics 127.0.0.1:9090 --cgroup "$cgroup" \
+		"${xdp[@]}" </dev/null >"$state/sluiced.log" 2>&1 &
 	echo $! >"$state/agent.pid"
 	for ((i = 0; i < 100; i++)); do
 		sluice -j status 2>/dev/null | grep -q '"pid"' && return 0
@@ -99,6 +105,19 @@ traffic() {
 	"${client[@]}" --vip "$VIP6" --port 80 --count 60
 }
 
+# Processes in the demo cgroup: the socket layer's hooks apply to them.
+in_cgroup() { nsenter --net="/run/netns/$NS_CLIENT" -- sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cgroup" "$@"; }
+
+east_west() {
+	say "lbclient spread --vip $VIP4 --port 80 --count 60   # in cgroup sluice-demo: balanced at connect(), no NAT"
+	in_cgroup "$PYTHON" "$LBCLIENT" spread --vip "$VIP4" --port 80 --count 60
+	say "sockcheck --size 256M bulk halfclose   # a loopback pair in the cgroup: redirected socket to socket"
+	in_cgroup "$build/tools/sockcheck" --size 256M bulk halfclose
+	say "sluice status | grep -A1 socket; sluice stats   # socket section"
+	sluice status | grep -E '^(socket|l7)'
+	sluice -j stats | "$PYTHON" -c 'import json, sys; print({k: v for k, v in json.load(sys.stdin)["socket"].items() if v})'
+}
+
 demo_up() {
 	demo_down >/dev/null
 	"$top/tools/deps.sh"
@@ -115,6 +134,7 @@ demo_up() {
 	say "lbclient spread --vip $VIP4 --port 80 --count 60     # be3 gets no new flow now"
 	nsenter --net="/run/netns/$NS_CLIENT" -- "$PYTHON" "$LBCLIENT" spread --vip "$VIP4" \
 		--port 80 --count 60
+	east_west
 	say "sluice service list"
 	sluice service list
 	say "sluice stats"
@@ -136,6 +156,8 @@ bpftool run in the node namespace; the CLI finds the agent via SLUICE_SOCKET):
   nsenter --net=/run/netns/${run}n bpftool net show           # XDP on n-c, n-b1..3
   bpftool map dump pinned $pins/sl_ct4                        # conntrack, 2 entries per flow
   nsenter --net=/run/netns/$NS_CLIENT $PYTHON $LBCLIENT spread --vip $VIP4 --port 80 --count 10
+  echo \$\$ > $cgroup/cgroup.procs    # this shell's new processes get the socket layer
+  bpftool cgroup show $cgroup                                  # its hooks
 Tear it down with: make demo-down
 MSG
 }

@@ -97,6 +97,30 @@ check "every hook has a pinned link (connect, sendmsg, recvmsg, getpeername, get
 	bash -c "for p in sl_connect4 sl_connect6 sl_sendmsg4 sl_sendmsg6 sl_recvmsg4 sl_recvmsg6 sl_peername4 sl_peername6 sl_orig_dst sl_sockops; do test -e '$PIN/link_cg_'\$p || { echo missing \$p; exit 1; }; done"
 
 # ---------------------------------------------------------------------------
+section "0 bad socket-layer options: refused before anything changes"
+
+bad_option() {
+	# bad_option TEXT ARGS... : sluiced ARGS exits 2 saying TEXT; the pins
+	# and the running agent are untouched
+	local text=$1 out rc before
+	shift
+	before=$(ls "$PIN")
+	out=$(in_ns "$NS_NODE" "$SLUICED" --bpffs "$PIN" "$@" 2>&1) && rc=0 || rc=$?
+	((rc == 2)) || { echo "exit $rc: $out"; return 1; }
+	says "$text" "$out" || return 1
+	[[ "$(ls "$PIN")" == "$before" ]] || { echo "pins changed"; return 1; }
+	bg_alive "$AGENT_PID"
+}
+says() { grep -qF -- "$1" <<<"$2" || { echo "no '$1' in: $2"; return 1; }; }
+check "--redirect bogus: usage error" bad_option "--redirect: 'bogus' is not off, auto or all" --redirect bogus
+check "--l7-proxy nope: usage error" bad_option "--l7-proxy: 'nope' is not ADDR:PORT" --l7-proxy nope
+check "two --l7-proxy of one family: usage error" bad_option "one listener per address family" \
+	--l7-proxy 127.0.0.1:1 --l7-proxy 127.0.0.2:2
+check "--cgroup that does not exist: usage error" bad_option "--cgroup /nonexistent: No such file" \
+	--cgroup /nonexistent
+check "--cgroup that is not a cgroup: usage error" bad_option "not a cgroup v2 directory" --cgroup "$E2E_TMP"
+
+# ---------------------------------------------------------------------------
 section "1 connect-time load balancing"
 
 ct0=$(ct_entries)

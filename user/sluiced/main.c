@@ -29,6 +29,7 @@
 #include "agent_api.h"
 #include "agent_sock.h"
 #include "api.h"
+#include "cgroup.h"
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
@@ -139,6 +140,21 @@ static int parse_proxy(const char *text, struct agent_sock_args *sock)
 	}
 	*slot = ap;
 	return 0;
+}
+
+/* --cgroup must name a cgroup v2 directory: refused before anything loads. */
+static int check_cgroup(const char *dir)
+{
+	char mount[PATH_MAX];
+
+	if (cgroup_id(dir))
+		return 0;
+	if (errno != EMEDIUMTYPE || cgroup2_mount(mount, sizeof(mount)))
+		fprintf(stderr, "Error: --cgroup %s: %s\n", dir, strerror(errno));
+	else
+		fprintf(stderr, "Error: --cgroup %s: not a cgroup v2 directory (cgroup2 is at %s)\n",
+			dir, mount);
+	return -EINVAL;
 }
 
 static int add_iface(struct agent_args *args, const char *name)
@@ -271,6 +287,8 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 		fprintf(stderr, "Error: unexpected argument '%s'\n", argv[optind]);
 		err = -EINVAL;
 	}
+	if (!err && args->sock.cgroup)
+		err = check_cgroup(args->sock.cgroup);
 	args->socket = api_socket_path(args->socket);
 	if (!args->state)
 		default_state_path(args);
