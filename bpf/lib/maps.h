@@ -181,6 +181,15 @@ struct {
 	__type(value, struct sl_redir_sk);
 } sl_redir_sk SEC(".maps");
 
+/* sl_redir_port: server port (network order) -> 1, the ports whose
+ * loopback connections auto mode enrols. Writer: agent. Reader: sockops. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_REDIR_PORTS_MAX);
+	__type(key, __be16);
+	__type(value, __u8);
+} sl_redir_port SEC(".maps");
+
 /* sl_sock_cfg: proxy address and redirect mode. Writer: agent. Reader:
  * the socket programs. */
 struct {

@@ -8,6 +8,7 @@
  *   sl_sock_info {netns, tuple} -> where an enrolled socket lives, for its peer
  *   sl_redir_sk  per-socket redirection state (socket storage)
  *   sl_sock_cfg  the agent's settings (written by the agent)
+ *   sl_redir_port ports whose loopback connections auto mode enrols (agent)
  *   sl_sock_st   per-CPU counters, enum sl_sock_stat
  * Every index enum is append-only (ABI). */
 #ifndef SLUICE_SOCK_H
@@ -18,6 +19,7 @@
 #define SL_SOCK_REV_SIZE 65536 /* sockets with a translated destination */
 #define SL_L7_PAIR_SIZE 16384 /* steered connections not yet asked about */
 #define SL_SOCKHASH_SIZE 65536 /* enrolled sockets (two per local connection) */
+#define SL_REDIR_PORTS_MAX 256 /* --redirect-ports */
 /* SO_MARK that exempts a socket from L7 steering: sluice-proxy sets it on
  * its upstream connections so they are never steered back to itself. */
 #define SL_PROXY_MARK 0x5c1ce
@@ -71,7 +73,7 @@ _Static_assert(sizeof(struct sl_sock_key) == 48, "sl_sock_key is ABI");
 
 enum sl_redirect_mode {
 	SL_REDIRECT_OFF = 0, /* no socket is enrolled */
-	SL_REDIRECT_AUTO, /* loopback pairs in one namespace (docs/socket-layer.md) */
+	SL_REDIRECT_AUTO, /* loopback pairs to the sl_redir_port ports (docs/socket-layer.md) */
 	SL_REDIRECT_ALL, /* every TCP socket in the cgroup */
 };
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -134,7 +135,8 @@ static void test_maps_shared(void)
  * swaps them inside the same links; another cgroup moves them. */
 static void test_attach_update_move(void)
 {
-	struct sock_attach_opts opts = { .redirect = SL_REDIRECT_AUTO };
+	static const __u16 ports[] = { 8080 };
+	struct sock_attach_opts opts = { .redirect = SL_REDIRECT_AUTO, .ports = ports, .n_ports = 1 };
 	struct sock_layer second;
 	struct fixture f;
 	__u64 cg_id = 0;
@@ -149,7 +151,7 @@ static void test_attach_update_move(void)
 	first_id = pinned_prog_id(&f, "sl_connect4", &cg_id);
 	ASSERT_EQ(first_id, prog_id(f.sl.lb->progs.sl_connect4), "connect4 link pinned");
 	ASSERT_EQ(cg_id, cgroup_id(f.cg[0]), "on the first cgroup");
-	ASSERT_NEQ(pinned_prog_id(&f, "sl_sockops", NULL), 0, "sockops attached (redirect auto)");
+	ASSERT_NEQ(pinned_prog_id(&f, "sl_sockops", NULL), 0, "sockops attached (auto, a port)");
 	ASSERT_NEQ(pinned_prog_id(&f, "sl_orig_dst", NULL), 0, "getsockopt hook attached");
 
 	if (!ASSERT_OK(sock_layer_load(&second, f.lb->obj, 251), "second load"))
@@ -166,8 +168,9 @@ out:
 	fixture_teardown(&f);
 }
 
-/* With redirection off and no proxy, sockops has nothing to do: its link
- * goes, the others stay. A proxy brings it back (L7 pairing). */
+/* With nothing to enrol (redirection off, or auto without ports) and no
+ * proxy, sockops has nothing to do: its link goes, the others stay. A
+ * proxy brings it back (L7 pairing). */
 static void test_sockops_only_with_work(void)
 {
 	struct sock_attach_opts opts = { .redirect = SL_REDIRECT_ALL };
@@ -179,6 +182,9 @@ static void test_sockops_only_with_work(void)
 	opts.pin_dir = f.pins;
 	ASSERT_OK(sock_layer_attach(&f.sl, &opts), "attach, redirect all");
 	ASSERT_NEQ(pinned_prog_id(&f, "sl_sockops", NULL), 0, "sockops attached");
+	opts.redirect = SL_REDIRECT_AUTO;
+	ASSERT_OK(sock_layer_attach(&f.sl, &opts), "attach, auto without ports");
+	ASSERT_EQ(pinned_prog_id(&f, "sl_sockops", NULL), 0, "sockops removed: nothing to enrol");
 	opts.redirect = SL_REDIRECT_OFF;
 	ASSERT_OK(sock_layer_attach(&f.sl, &opts), "attach, redirect off");
 	ASSERT_EQ(pinned_prog_id(&f, "sl_sockops", NULL), 0, "sockops link removed");
@@ -240,6 +246,31 @@ out:
 	fixture_teardown(&f);
 }
 
+/* sl_redir_port holds exactly the ports of the last attach. */
+static void test_redirect_ports(void)
+{
+	static const __u16 first[] = { 80, 8080, 9000 }, second[] = { 9000 };
+	struct sock_attach_opts opts = { .redirect = SL_REDIRECT_AUTO };
+	struct fixture f;
+	__be16 port = htons(9000);
+	__u8 one;
+
+	if (!fixture_setup(&f))
+		goto out;
+	opts.cgroup = f.cg[0];
+	opts.ports = first;
+	opts.n_ports = 3;
+	ASSERT_OK(sock_layer_attach(&f.sl, &opts), "attach with 3 ports");
+	ASSERT_EQ(map_count(f.maps.redir_port), 3, "3 ports in sl_redir_port");
+	opts.ports = second;
+	opts.n_ports = 1;
+	ASSERT_OK(sock_layer_attach(&f.sl, &opts), "attach with 1 port");
+	ASSERT_EQ(map_count(f.maps.redir_port), 1, "1 port left");
+	ASSERT_OK(bpf_map_lookup_elem(f.maps.redir_port, &port, &one), "it is 9000, network order");
+out:
+	fixture_teardown(&f);
+}
+
 static void test_redirect_mode_names(void)
 {
 	enum sl_redirect_mode mode = SL_REDIRECT_ALL;
@@ -259,6 +290,7 @@ static const struct test_case cases[] = {
 	{ "sockops_only_with_work", test_sockops_only_with_work },
 	{ "bad_cgroup", test_bad_cgroup },
 	{ "detach", test_detach },
+	{ "redirect_ports", test_redirect_ports },
 	{ "redirect_mode_names", test_redirect_mode_names },
 };
 

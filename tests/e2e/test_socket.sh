@@ -33,6 +33,7 @@ source "$(dirname "$0")/lib.sh"
 SOCKCLIENT="$E2E_DIR/sockclient.py"
 N=150
 PROXY_PORT=15001
+RPORT=7001 # the port --redirect-ports names: sockcheck listens there
 
 snapshot_binaries # SLUICED, SLUICE
 build="${SLUICE_BUILD:-$(cd "$E2E_DIR/../.." && pwd)/build}"
@@ -52,7 +53,7 @@ ct_entries() { json_get "$(stats)" conntrack ipv4_entries; }
 in_cg_client() { in_ns_cg "$NS_CLIENT" "$CG" "$@"; }
 sockclient() { in_cg_client "$PYTHON" "$SOCKCLIENT" "$@"; }
 spread_cg() { in_cg_client "$PYTHON" "$LBCLIENT" spread "$@"; }
-sockcheck() { in_cg_client "$SOCKCHECK" "$@"; }
+sockcheck() { in_cg_client "$SOCKCHECK" --port "$RPORT" "$@"; }
 sockhash_entries() { bpftool map dump pinned "$PIN/sl_sockhash" 2>/dev/null | grep -c '^key'; }
 link_pinned() { test -e "$PIN/link_cg_$1"; }
 
@@ -88,10 +89,12 @@ datapath_prepare "$SLUICED" "$SLUICE" || die "datapath_prepare"
 CG=$(cgroup_create) || die "cgroup_create"
 write_cfg
 check_agent_start "sluiced --cgroup --redirect auto --l7-proxy starts" --config "$CFGF" \
-	--cgroup "$CG" --redirect auto --l7-proxy "127.0.0.1:$PROXY_PORT" || die "no agent"
+	--cgroup "$CG" --redirect auto --redirect-ports "$RPORT,9999" --l7-proxy "127.0.0.1:$PROXY_PORT" ||
+	die "no agent"
 jcheck "$(status)" "" \
 	"status: socket layer attached to the test cgroup" "j['socket_layer']['attached'] and j['socket_layer']['cgroup'] == '$CG'" \
 	"status: self-test passed, redirect auto" "j['socket_layer']['selftest'].startswith('passed') and j['socket_layer']['redirect'] == 'auto'" \
+	"status: redirect ports $RPORT and 9999" "j['socket_layer']['redirect_ports'] == [$RPORT, 9999]" \
 	"status: L7 proxy 127.0.0.1:$PROXY_PORT" "j['socket_layer']['l7_proxy4'] == '127.0.0.1:$PROXY_PORT'"
 check "every hook has a pinned link (connect, sendmsg, recvmsg, getpeername, getsockopt, sockops)" \
 	bash -c "for p in sl_connect4 sl_connect6 sl_sendmsg4 sl_sendmsg6 sl_recvmsg4 sl_recvmsg6 sl_peername4 sl_peername6 sl_orig_dst sl_sockops; do test -e '$PIN/link_cg_'\$p || { echo missing \$p; exit 1; }; done"
@@ -119,6 +122,8 @@ check "two --l7-proxy of one family: usage error" bad_option "one listener per a
 check "--cgroup that does not exist: usage error" bad_option "--cgroup /nonexistent: No such file" \
 	--cgroup /nonexistent
 check "--cgroup that is not a cgroup: usage error" bad_option "not a cgroup v2 directory" --cgroup "$E2E_TMP"
+check "--redirect-ports 0: usage error" bad_option "--redirect-ports: '80,0' is not a list" --redirect-ports 80,0
+check "--redirect-ports junk: usage error" bad_option "is not a list" --redirect-ports 80x
 
 # ---------------------------------------------------------------------------
 section "1 connect-time load balancing"
@@ -191,6 +196,11 @@ check "sockcheck MSG_PEEK and FIONREAD on the receiver" sockcheck peek
 check "sockcheck non-blocking epoll client" sockcheck epoll
 check "sockcheck IPv6 loopback" sockcheck --addr ::1 pingpong small
 check_range "messages were redirected" "$(sock_stat redir_msgs)" $((m0 + 1000)) ""
+e0=$(sock_stat enrolled)
+m0=$(sock_stat redir_msgs)
+check "a loopback pair on a port auto does not list: works" in_cg_client "$SOCKCHECK" --port 7002 pingpong
+check_eq "... and is not enrolled" "$(sock_stat enrolled)" "$e0"
+check_eq "... nor redirected" "$(sock_stat redir_msgs)" "$m0"
 check_range "a reader that stops moved its writer to TCP (fallback_backlog)" "$(sock_stat fallback_backlog)" 1 ""
 check "no SOCKHASH entry left once the connections closed" wait_for 5000 test "$(sockhash_entries)" -eq 0
 

@@ -47,6 +47,7 @@ static const struct {
 	{ "sl_sock_info", offsetof(struct lb_maps, sock_info) },
 	{ "sl_redir_sk", offsetof(struct lb_maps, redir_sk) },
 	{ "sl_sock_cfg", offsetof(struct lb_maps, sock_cfg) },
+	{ "sl_redir_port", offsetof(struct lb_maps, redir_port) },
 	{ "sl_sock_st", offsetof(struct lb_maps, sock_st) },
 };
 #define N_MAPS (sizeof(map_table) / sizeof(map_table[0]))

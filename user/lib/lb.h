@@ -22,7 +22,8 @@ struct lb_maps {
 	int svc, be, maglev, cfg;
 	int ct4, ct6, affinity;
 	int proto_st, perr_st, lb_st, drop_st, svc_st, be_st;
-	int sock_rev, l7_pair, sockhash, sock_info, redir_sk, sock_cfg, sock_st; /* sock.h */
+	int sock_rev, l7_pair, sockhash, sock_info, redir_sk, sock_cfg, redir_port,
+		sock_st; /* sock.h */
 	__u32 maglev_size; /* read from sl_cfg */
 	bool owned; /* fds were opened here and are closed by lb_maps_close */
 };

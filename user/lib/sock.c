@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -155,6 +156,31 @@ static void unlink_program(const char *pin_dir, const struct bpf_program *prog)
 		log_warn("sock", "cannot remove %s: %s", path, strerror(errno));
 }
 
+bool sock_redirect_enrols(enum sl_redirect_mode mode, size_t n_ports)
+{
+	return mode == SL_REDIRECT_ALL || (mode == SL_REDIRECT_AUTO && n_ports);
+}
+
+/* sl_redir_port holds exactly @opts' ports. */
+static int ports_write(struct sock_layer *sl, const struct sock_attach_opts *opts)
+{
+	int fd = bpf_map__fd(sl->lb->maps.sl_redir_port);
+	__be16 key, next;
+	__u8 one = 1;
+
+	while (!bpf_map_get_next_key(fd, NULL, &next)) {
+		key = next;
+		if (bpf_map_delete_elem(fd, &key))
+			return -errno;
+	}
+	for (size_t i = 0; i < opts->n_ports; i++) {
+		key = htons(opts->ports[i]);
+		if (bpf_map_update_elem(fd, &key, &one, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
 static int config_write(struct sock_layer *sl, const struct sock_attach_opts *opts)
 {
 	struct sl_sock_cfg cfg = { .redirect_mode = opts->redirect };
@@ -170,7 +196,7 @@ static int config_write(struct sock_layer *sl, const struct sock_attach_opts *op
 	}
 	if (bpf_map_update_elem(bpf_map__fd(sl->lb->maps.sl_sock_cfg), &zero, &cfg, BPF_ANY))
 		return -errno;
-	return 0;
+	return ports_write(sl, opts);
 }
 
 /* The hooks, in an order that never leaves an enrolled socket without a
@@ -192,7 +218,8 @@ static int attach_hooks(struct sock_layer *sl, const struct sock_attach_opts *op
 			return err;
 		}
 	}
-	if (opts->redirect == SL_REDIRECT_OFF && !opts->proxy4.port && !opts->proxy6.port) {
+	if (!sock_redirect_enrols(opts->redirect, opts->n_ports) && !opts->proxy4.port &&
+	    !opts->proxy6.port) {
 		/* Nothing for sockops to do, and having one attached at all
 		 * costs every connection in the cgroup. */
 		unlink_program(opts->pin_dir, sockops);

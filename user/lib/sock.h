@@ -32,14 +32,19 @@ struct sock_attach_opts {
 	const char *cgroup; /* cgroup v2 directory */
 	const char *pin_dir; /* NULL: links live as long as the sock_layer */
 	enum sl_redirect_mode redirect; /* after the self-test's verdict */
+	const __u16 *ports; /* auto mode's server ports, host order */
+	size_t n_ports;
 	struct addr_port proxy4, proxy6; /* sluice-proxy listeners; port 0: none */
 };
+
+/* Whether @opts has sockets to enrol: mode all, or auto with ports. */
+bool sock_redirect_enrols(enum sl_redirect_mode mode, size_t n_ports);
 
 /* Load the socket programs, sharing every map of @maps_from (the loaded
  * XDP object) by name. Returns 0 or -errno; on error @sl is empty. */
 int sock_layer_load(struct sock_layer *sl, struct bpf_object *maps_from, __u32 maglev_size);
 
-/* Configure (sl_sock_cfg), attach the verdict program to sl_sockhash and
+/* Configure (sl_sock_cfg, sl_redir_port), attach the verdict program to sl_sockhash and
  * the hooks to @opts->cgroup. sockops is attached only when it has work:
  * redirection on or an L7 proxy set. Returns 0 or -errno. */
 int sock_layer_attach(struct sock_layer *sl, const struct sock_attach_opts *opts);

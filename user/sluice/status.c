@@ -155,8 +155,9 @@ static void print_socket_layer(struct json_object *root)
 		printf("socket    not attached (sluiced has no --cgroup)\n");
 		return;
 	}
-	printf("socket    cgroup %s, redirect %s (asked %s), self-test %s\n", field(sl, "cgroup"),
-	       field(sl, "redirect"), field(sl, "redirect_requested"), field(sl, "selftest"));
+	printf("socket    cgroup %s, redirect %s (asked %s, ports %s), self-test %s\n",
+	       field(sl, "cgroup"), field(sl, "redirect"), field(sl, "redirect_requested"),
+	       field(sl, "redirect_ports"), field(sl, "selftest"));
 	for (const char *const *key = (const char *const[]){ "l7_proxy4", "l7_proxy6", NULL }; *key;
 	     key++) {
 		if (field(sl, *key))

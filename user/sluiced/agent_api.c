@@ -291,7 +291,7 @@ static struct json_object *proxy_json(const struct addr_port *ap)
 
 static struct json_object *socket_layer_json(const struct agent_sock_status *st)
 {
-	struct json_object *obj = json_object_new_object();
+	struct json_object *obj = json_object_new_object(), *ports;
 
 	json_object_object_add(obj, "attached", json_object_new_boolean(st->attached));
 	json_object_object_add(obj, "cgroup",
@@ -301,6 +301,10 @@ static struct json_object *socket_layer_json(const struct agent_sock_status *st)
 	json_object_object_add(obj, "redirect",
 			       json_object_new_string(sock_redirect_mode_name(st->effective)));
 	json_object_object_add(obj, "selftest", json_object_new_string(st->selftest));
+	ports = json_object_new_array();
+	for (size_t i = 0; i < st->n_ports; i++)
+		json_object_array_add(ports, json_object_new_int(st->ports[i]));
+	json_object_object_add(obj, "redirect_ports", ports);
 	json_object_object_add(obj, "l7_proxy4", proxy_json(&st->proxy4));
 	json_object_object_add(obj, "l7_proxy6", proxy_json(&st->proxy6));
 	return obj;

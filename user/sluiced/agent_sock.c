@@ -20,6 +20,11 @@ static enum sl_redirect_mode redirect_gate(const struct agent_sock_args *args,
 		snprintf(st->selftest, sizeof(st->selftest), "not run (--redirect off)");
 		return SL_REDIRECT_OFF;
 	}
+	if (!sock_redirect_enrols(args->redirect, args->n_ports)) {
+		snprintf(st->selftest, sizeof(st->selftest),
+			 "not run (auto without --redirect-ports: nothing to enrol)");
+		return args->redirect;
+	}
 	if (sock_selftest(maps_from, maglev_size, args->selftest_fault, why, sizeof(why))) {
 		snprintf(st->selftest, sizeof(st->selftest), "failed: %s", why);
 		log_error("sock",
@@ -38,6 +43,8 @@ int agent_sock_start(const struct agent_sock_args *args, struct bpf_object *maps
 {
 	struct sock_attach_opts opts = { .cgroup = args->cgroup,
 					 .pin_dir = pin_dir,
+					 .ports = args->ports,
+					 .n_ports = args->n_ports,
 					 .proxy4 = args->proxy4,
 					 .proxy6 = args->proxy6 };
 	struct sock_layer sl;
@@ -45,6 +52,8 @@ int agent_sock_start(const struct agent_sock_args *args, struct bpf_object *maps
 
 	memset(st, 0, sizeof(*st));
 	st->requested = args->redirect;
+	st->ports = args->ports;
+	st->n_ports = args->n_ports;
 	st->proxy4 = args->proxy4;
 	st->proxy6 = args->proxy6;
 	snprintf(st->selftest, sizeof(st->selftest), "not run (no --cgroup)");

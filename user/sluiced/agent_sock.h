@@ -16,6 +16,8 @@ struct bpf_object;
 struct agent_sock_args {
 	const char *cgroup; /* --cgroup; NULL: the socket layer is off */
 	enum sl_redirect_mode redirect; /* --redirect */
+	__u16 ports[SL_REDIR_PORTS_MAX]; /* --redirect-ports, host order */
+	size_t n_ports;
 	struct addr_port proxy4, proxy6; /* --l7-proxy; port 0: none */
 	unsigned int selftest_fault; /* --redirect-selftest-fault (tests) */
 };
@@ -24,6 +26,8 @@ struct agent_sock_status {
 	bool attached;
 	char cgroup[PATH_MAX];
 	enum sl_redirect_mode requested, effective;
+	const __u16 *ports; /* the --redirect-ports (the args') */
+	size_t n_ports;
 	char selftest[320]; /* "passed in N ms", "failed: ...", "not run" */
 	struct addr_port proxy4, proxy6;
 };

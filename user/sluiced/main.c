@@ -74,7 +74,10 @@ static void usage(FILE *out)
 		"                       L7 steering, socket redirection) to this cgroup v2\n"
 		"                       directory and everything under it\n"
 		"  --redirect MODE      socket-to-socket redirection: off, auto (default:\n"
-		"                       loopback pairs) or all; on only if the self-test passes\n"
+		"                       loopback pairs to --redirect-ports) or all (every TCP\n"
+		"                       socket in the cgroup); on only if the self-test passes\n"
+		"  --redirect-ports P,P server ports whose loopback connections auto mode\n"
+		"                       enrols (none by default: enrolling costs connection setup)\n"
 		"  --l7-proxy ADDR:PORT sluice-proxy's listener, one per family: connections\n"
 		"                       to L7 services are steered there\n"
 		"  --maglev-size N      Maglev table size, a prime (default %u)\n"
@@ -121,6 +124,32 @@ static int parse_redirect(const char *text, enum sl_redirect_mode *mode)
 		return 0;
 	fprintf(stderr, "Error: --redirect: '%s' is not off, auto or all\n", text);
 	return -EINVAL;
+}
+
+/* --redirect-ports 8080,9000: 1..65535 each, at most SL_REDIR_PORTS_MAX. */
+static int parse_ports(const char *text, struct agent_sock_args *sock)
+{
+	const char *p = text;
+	char *end;
+
+	sock->n_ports = 0;
+	do {
+		unsigned long port;
+
+		errno = 0;
+		port = strtoul(p, &end, 10);
+		if (errno || end == p || !port || port > 65535 || (*end && *end != ',') ||
+		    sock->n_ports == SL_REDIR_PORTS_MAX) {
+			fprintf(stderr,
+				"Error: --redirect-ports: '%s' is not a list of at most %d ports "
+				"(1-65535, comma-separated)\n",
+				text, SL_REDIR_PORTS_MAX);
+			return -EINVAL;
+		}
+		sock->ports[sock->n_ports++] = (__u16)port;
+		p = end + 1;
+	} while (*end);
+	return 0;
 }
 
 /* --l7-proxy ADDR:PORT, at most one per family. */
@@ -200,6 +229,7 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 		O_CGROUP,
 		O_REDIRECT,
 		O_L7_PROXY,
+		O_REDIRECT_PORTS,
 		O_SELFTEST_FAULT
 	};
 	static const struct option opts[] = {
@@ -213,6 +243,7 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 		{ "cgroup", required_argument, NULL, O_CGROUP },
 		{ "redirect", required_argument, NULL, O_REDIRECT },
 		{ "l7-proxy", required_argument, NULL, O_L7_PROXY },
+		{ "redirect-ports", required_argument, NULL, O_REDIRECT_PORTS },
 		{ "redirect-selftest-fault", required_argument, NULL, O_SELFTEST_FAULT },
 		{ "maglev-size", required_argument, NULL, O_MAGLEV },
 		{ "ct-size", required_argument, NULL, O_CT },
@@ -255,6 +286,9 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 			break;
 		case O_L7_PROXY:
 			err = parse_proxy(optarg, &args->sock);
+			break;
+		case O_REDIRECT_PORTS:
+			err = parse_ports(optarg, &args->sock);
 			break;
 		case O_SELFTEST_FAULT:
 			err = parse_u32(optarg, "--redirect-selftest-fault",
