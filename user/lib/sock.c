@@ -112,13 +112,29 @@ static void link_path(char *path, size_t len, const char *pin_dir, const struct 
 	snprintf(path, len, "%s/" SOCK_LINK_PREFIX "%s", pin_dir, bpf_program__name(prog));
 }
 
+/* The slot of the link held for @prog (NULL if none and @add is false). */
+static struct bpf_link **held_link(struct sock_layer *sl, const struct bpf_program *prog, bool add)
+{
+	const char *name = bpf_program__name(prog);
+
+	for (int i = 0; i < sl->n_links; i++) {
+		if (!strcmp(sl->link_names[i], name))
+			return &sl->links[i];
+	}
+	if (!add || sl->n_links == SOCK_MAX_LINKS)
+		return NULL;
+	sl->link_names[sl->n_links] = name;
+	return &sl->links[sl->n_links++];
+}
+
 /* Attach @prog to the cgroup open at @cg_fd: swap the program of the link
- * pinned for it, or make a link and pin it (or keep it in @sl). */
+ * pinned for it, or make a link and pin it. Without a pin directory the
+ * link is held in @sl, replacing the one held for the same program. */
 static int link_cgroup(struct sock_layer *sl, struct bpf_program *prog, int cg_fd,
 		       __u64 cg_id, const char *pin_dir)
 {
+	struct bpf_link *link, **held = NULL;
 	char path[PATH_MAX];
-	struct bpf_link *link;
 	int err;
 
 	if (pin_dir) {
@@ -130,14 +146,18 @@ static int link_cgroup(struct sock_layer *sl, struct bpf_program *prog, int cg_f
 			unlink(path); /* attached to another cgroup: that one detaches */
 		else if (err != -ENOENT)
 			return err;
-	} else if (sl->n_links == SOCK_MAX_LINKS) {
-		return -E2BIG;
+	} else {
+		held = held_link(sl, prog, true);
+		if (!held)
+			return -E2BIG;
+		bpf_link__destroy(*held);
+		*held = NULL;
 	}
 	link = bpf_program__attach_cgroup(prog, cg_fd);
 	if (!link)
 		return -errno;
-	if (!pin_dir) {
-		sl->links[sl->n_links++] = link;
+	if (held) {
+		*held = link;
 		return 0;
 	}
 	err = bpf_link__pin(link, path);
@@ -145,12 +165,20 @@ static int link_cgroup(struct sock_layer *sl, struct bpf_program *prog, int cg_f
 	return err;
 }
 
-static void unlink_program(const char *pin_dir, const struct bpf_program *prog)
+static void unlink_program(struct sock_layer *sl, const char *pin_dir,
+			   const struct bpf_program *prog)
 {
+	struct bpf_link **held;
 	char path[PATH_MAX];
 
-	if (!pin_dir)
+	if (!pin_dir) {
+		held = held_link(sl, prog, false);
+		if (held) {
+			bpf_link__destroy(*held);
+			*held = NULL;
+		}
 		return;
+	}
 	link_path(path, sizeof(path), pin_dir, prog);
 	if (unlink(path) && errno != ENOENT)
 		log_warn("sock", "cannot remove %s: %s", path, strerror(errno));
@@ -222,7 +250,7 @@ static int attach_hooks(struct sock_layer *sl, const struct sock_attach_opts *op
 	    !opts->proxy6.port) {
 		/* Nothing for sockops to do, and having one attached at all
 		 * costs every connection in the cgroup. */
-		unlink_program(opts->pin_dir, sockops);
+		unlink_program(sl, opts->pin_dir, sockops);
 		return 0;
 	}
 	return link_cgroup(sl, sockops, cg_fd, cg_id, opts->pin_dir);

@@ -23,7 +23,9 @@ struct sock_redir;
 struct sock_layer {
 	struct sock_lb *lb; /* cgroup sock_addr and getsockopt programs */
 	struct sock_redir *redir; /* sockops and sk_msg */
-	struct bpf_link *links[SOCK_MAX_LINKS]; /* held here when nothing is pinned */
+	/* Links held here when nothing is pinned (tests), by program name. */
+	struct bpf_link *links[SOCK_MAX_LINKS];
+	const char *link_names[SOCK_MAX_LINKS];
 	int n_links;
 	int sockhash_fd; /* the verdict program's map */
 };
