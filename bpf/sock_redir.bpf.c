@@ -16,7 +16,8 @@ __u32 selftest_messages = 0;
 
 /* The client's side of a connection steered to the proxy, now that its
  * port is known: file the VIP under the pair the proxy will see. */
-static __always_inline void l7_pair_record(struct bpf_sock_ops *skops, const struct sl_sock_key *key)
+static __always_inline void l7_pair_record(struct bpf_sock_ops *skops,
+					   const struct sl_sock_key *key)
 {
 	struct sl_svc_key peer = { .port = key->remote_port,
 				   .proto = SL_PROTO_TCP,

@@ -120,7 +120,8 @@ static __always_inline void sock_key_swap(struct sl_sock_key *peer, const struct
 }
 
 /* File where the just-enrolled socket lives (its psock now exists). */
-static __always_inline void sock_info_record(struct bpf_sock_ops *skops, const struct sl_sock_key *key)
+static __always_inline void sock_info_record(struct bpf_sock_ops *skops,
+					     const struct sl_sock_key *key)
 {
 	struct sl_sock_info info = {};
 	struct bpf_sock *sk = skops->sk;

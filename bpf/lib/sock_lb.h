@@ -92,14 +92,13 @@ static __always_inline void sock_rev_key(struct sl_sock_rev_key *key, __u64 cook
 }
 
 /* Remember that socket @cookie talks to @vip through @addr:@port. */
-static __always_inline void sock_rev_record(__u64 cookie, const struct sl_svc_key *vip, __u32 svc_id,
-					    const __be32 *addr, __be16 port)
+static __always_inline void sock_rev_record(__u64 cookie, const struct sl_svc_key *vip,
+					    __u32 svc_id, const __be32 *addr, __be16 port)
 {
 	struct sl_sock_rev_key key = {};
-	struct sl_vip value = { .port = vip->port,
-				.family = vip->family,
-				.proto = vip->proto,
-				.svc_id = svc_id };
+	struct sl_vip value = {
+		.port = vip->port, .family = vip->family, .proto = vip->proto, .svc_id = svc_id
+	};
 
 	sock_rev_key(&key, cookie, addr, port, vip->family, vip->proto);
 	__builtin_memcpy(value.addr, vip->addr, 16);

@@ -142,13 +142,13 @@ enum sl_sock_stat {
 	SL_SOCK_STAT_MAX,
 };
 
-#define SL_SOCK_STAT_NAMES                                                                   \
-	{                                                                                    \
-		"connect", "no_backend", "sendmsg", "recvmsg", "peername", "l7_steered",     \
-			"l7_no_proxy", "orig_dst", "rev_full", "enrolled", "enrol_failed",   \
+#define SL_SOCK_STAT_NAMES                                                                    \
+	{                                                                                     \
+		"connect", "no_backend", "sendmsg", "recvmsg", "peername", "l7_steered",      \
+			"l7_no_proxy", "orig_dst", "rev_full", "enrolled", "enrol_failed",    \
 			"redir_msgs", "fallback_peer", "fallback_backlog", "fallback_stream", \
-			"pass_msgs", "redir_errors", "halfclose_left", "halfclose_kept",     \
-			"redir_bytes"                                                        \
+			"pass_msgs", "redir_errors", "halfclose_left", "halfclose_kept",      \
+			"redir_bytes"                                                         \
 	}
 
 #endif

@@ -136,7 +136,9 @@ static void test_maps_shared(void)
 static void test_attach_update_move(void)
 {
 	static const __u16 ports[] = { 8080 };
-	struct sock_attach_opts opts = { .redirect = SL_REDIRECT_AUTO, .ports = ports, .n_ports = 1 };
+	struct sock_attach_opts opts = { .redirect = SL_REDIRECT_AUTO,
+					 .ports = ports,
+					 .n_ports = 1 };
 	struct sock_layer second;
 	struct fixture f;
 	__u64 cg_id = 0;
@@ -276,7 +278,8 @@ static void test_redirect_mode_names(void)
 	enum sl_redirect_mode mode = SL_REDIRECT_ALL;
 
 	for (int m = SL_REDIRECT_OFF; m <= SL_REDIRECT_ALL; m++) {
-		ASSERT_OK(sock_redirect_mode_parse(sock_redirect_mode_name(m), &mode), "parse name");
+		ASSERT_OK(sock_redirect_mode_parse(sock_redirect_mode_name(m), &mode),
+			  "parse name");
 		ASSERT_EQ(mode, m, "round trip");
 	}
 	ASSERT_EQ(sock_redirect_mode_parse("on", &mode), -EINVAL, "'on' refused");

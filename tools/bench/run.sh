@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make bench`: the XDP load-balancer benchmark, then the control-plane
-# figures (method and results in docs/benchmarks.md). Installs what it
-# needs, then runs xdp_bench and tools/bench/control_plane.sh, one after
-# the other on the same CPU, and prints their tables.
+# `make bench`: the XDP load-balancer benchmark, the control-plane figures,
+# then the socket layer's (method and results in docs/benchmarks.md).
+# Installs what it needs, then runs xdp_bench, tools/bench/control_plane.sh
+# and tools/bench/socket.sh one after the other, and prints their tables.
+# SLUICE_BENCH_QUICK=1 shortens the socket runs (3 rounds of 2 s).
 #
 # Usage: tools/bench/run.sh [BUILD_DIR] [xdp_bench options...]
 #   e.g. tools/bench/run.sh build --profile
@@ -35,3 +36,4 @@ fi
 # shellcheck disable=SC2086 # SLUICE_BENCH_ARGS is a list of options
 taskset -c "$cpu" "$bin" ${SLUICE_BENCH_ARGS:-} "$@"
 tools/bench/control_plane.sh "$build" "$cpu"
+tools/bench/socket.sh "$build" ${SLUICE_BENCH_QUICK:+--quick}

@@ -36,14 +36,7 @@
 #define HIST_SUB (1 << HIST_SUB_BITS)
 #define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) * HIST_SUB) /* covers all of u64 */
 
-enum mode { MODE_RR, MODE_BULK, MODE_CONN, MODE_BUSYPOLL };
-
-static const char *const mode_names[] = {
-	[MODE_RR] = "rr",
-	[MODE_BULK] = "bulk",
-	[MODE_CONN] = "conn",
-	[MODE_BUSYPOLL] = "busypoll",
-};
+enum mode { MODE_RR, MODE_BULK, MODE_CONN, MODE_BUSYPOLL, MODE_COUNT };
 
 struct hist {
 	uint64_t count;
@@ -320,8 +313,10 @@ static int transact(int fd, char *buf, size_t size, bool busy, uint64_t seq)
 	return buf[0] == (char)seq && buf[size - 1] == (char)seq ? 0 : -EBADMSG;
 }
 
-static int client_rr(struct bench *b, bool busy)
+/* rr, and busypoll: spin on MSG_DONTWAIT instead of sleeping in recv. */
+static int client_rr(struct bench *b)
 {
+	bool busy = b->opt.mode == MODE_BUSYPOLL;
 	int fd = connect_to(b, true), err;
 	uint64_t t1, t2, seq = 0;
 	struct window w;
@@ -341,8 +336,9 @@ static int client_rr(struct bench *b, bool busy)
 	return err ? side_fail(&b->client, "request/response", err) : 0;
 }
 
-static int server_rr(struct bench *b, bool busy)
+static int server_rr(struct bench *b)
 {
+	bool busy = b->opt.mode == MODE_BUSYPOLL;
 	char *buf = b->server_buf;
 	size_t size = b->opt.size;
 	int fd = accept_one(b, true), err;
@@ -507,48 +503,33 @@ static int server_conn(struct bench *b)
 
 /* ---- the two threads ---- */
 
+/* Each mode's name and the functions its threads run: 0 or -errno, the
+ * failure also in b->client or b->server. */
+static const struct {
+	const char *name;
+	int (*client)(struct bench *b);
+	int (*server)(struct bench *b);
+} modes[MODE_COUNT] = {
+	[MODE_RR] = { "rr", client_rr, server_rr },
+	[MODE_BULK] = { "bulk", client_bulk, server_bulk },
+	[MODE_CONN] = { "conn", client_conn, server_conn },
+	[MODE_BUSYPOLL] = { "busypoll", client_rr, server_rr },
+};
+
 static void *client_main(void *arg)
 {
 	struct bench *b = arg;
 
-	switch (b->opt.mode) {
-	case MODE_RR:
-		client_rr(b, false);
-		break;
-	case MODE_BUSYPOLL:
-		client_rr(b, true);
-		break;
-	case MODE_BULK:
-		client_bulk(b);
-		break;
-	case MODE_CONN:
-		client_conn(b);
-		break;
-	}
+	modes[b->opt.mode].client(b);
 	return NULL;
 }
 
 static void *server_main(void *arg)
 {
 	struct bench *b = arg;
-	int err = 0;
 
-	switch (b->opt.mode) {
-	case MODE_RR:
-		err = server_rr(b, false);
-		break;
-	case MODE_BUSYPOLL:
-		err = server_rr(b, true);
-		break;
-	case MODE_BULK:
-		err = server_bulk(b);
-		break;
-	case MODE_CONN:
-		err = server_conn(b);
-		break;
-	}
 	/* A client still to connect fails at once instead of waiting for us. */
-	if (err)
+	if (modes[b->opt.mode].server(b))
 		shutdown(b->lfd, SHUT_RDWR);
 	return NULL;
 }
@@ -612,7 +593,7 @@ static void print_json(const struct bench *b, double rate, double mean_us, doubl
 	const struct bench_opts *o = &b->opt;
 
 	printf("{\"mode\":\"%s\",\"size\":%zu,\"client_cpu\":%d,\"server_cpu\":%d,",
-	       mode_names[o->mode], o->size, o->client_cpu, o->server_cpu);
+	       modes[o->mode].name, o->size, o->client_cpu, o->server_cpu);
 	if (has_latency(o->mode))
 		printf("\"tps\":%.1f,\"mbps\":null,\"mean_us\":%.2f,\"p99_us\":%.2f,"
 		       "\"count\":%llu,\"bytes\":null,",
@@ -628,7 +609,7 @@ static void print_text(const struct bench *b, double rate, double mean_us, doubl
 {
 	const struct bench_opts *o = &b->opt;
 
-	printf("%s %zu B, client CPU %d, server CPU %d: ", mode_names[o->mode], o->size,
+	printf("%s %zu B, client CPU %d, server CPU %d: ", modes[o->mode].name, o->size,
 	       o->client_cpu, o->server_cpu);
 	if (has_latency(o->mode))
 		printf("%.1f %s/s, mean %.2f us, p99 %.2f us (%llu in %.3f s)\n", rate,
@@ -716,8 +697,8 @@ static int parse_num(const char *text, const char *what, double lo, double hi, b
 
 static int parse_mode(const char *text, enum mode *mode)
 {
-	for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++) {
-		if (!strcmp(text, mode_names[i])) {
+	for (int i = 0; i < MODE_COUNT; i++) {
+		if (!strcmp(text, modes[i].name)) {
 			*mode = (enum mode)i;
 			return 0;
 		}

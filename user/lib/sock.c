@@ -51,12 +51,13 @@ int sock_maps_share(struct bpf_object *obj, struct bpf_object *from, const char 
 	struct bpf_map *map;
 	int fd, err;
 
-	bpf_object__for_each_map(map, obj) {
+	bpf_object__for_each_map(map, obj)
+	{
 		const char *name = bpf_map__name(map);
 		bool private = bpf_map__is_internal(map);
 
 		for (size_t i = 0; own && own[i] && !private; i++)
-			private = !strcmp(name, own[i]);
+		private = !strcmp(name, own[i]);
 		if (private)
 			continue;
 		fd = bpf_object__find_map_fd_by_name(from, name);
@@ -130,8 +131,8 @@ static struct bpf_link **held_link(struct sock_layer *sl, const struct bpf_progr
 /* Attach @prog to the cgroup open at @cg_fd: swap the program of the link
  * pinned for it, or make a link and pin it. Without a pin directory the
  * link is held in @sl, replacing the one held for the same program. */
-static int link_cgroup(struct sock_layer *sl, struct bpf_program *prog, int cg_fd,
-		       __u64 cg_id, const char *pin_dir)
+static int link_cgroup(struct sock_layer *sl, struct bpf_program *prog, int cg_fd, __u64 cg_id,
+		       const char *pin_dir)
 {
 	struct bpf_link *link, **held = NULL;
 	char path[PATH_MAX];
@@ -238,7 +239,8 @@ static int attach_hooks(struct sock_layer *sl, const struct sock_attach_opts *op
 	if (bpf_prog_attach(bpf_program__fd(sl->redir->progs.sl_sk_msg), sl->sockhash_fd,
 			    BPF_SK_MSG_VERDICT, 0))
 		return -errno;
-	bpf_object__for_each_program(prog, sl->lb->obj) {
+	bpf_object__for_each_program(prog, sl->lb->obj)
+	{
 		err = link_cgroup(sl, prog, cg_fd, cg_id, opts->pin_dir);
 		if (err) {
 			log_error("sock", "attaching %s to %s failed: %s", bpf_program__name(prog),

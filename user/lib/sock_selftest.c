@@ -31,7 +31,7 @@
 
 /* The test's own maps; every other map is the agent's (shared, unused). */
 static const char *const private_maps[] = { "sl_sockhash", "sl_sock_info", "sl_redir_sk",
-					     "sl_sock_cfg", "sl_sock_st", NULL };
+					    "sl_sock_cfg", "sl_sock_st",   NULL };
 
 struct selftest {
 	struct sock_redir *skel;
@@ -165,7 +165,8 @@ static __u64 selftest_counter(struct selftest *t, __u32 index)
 	int ncpus = libbpf_num_possible_cpus();
 	__u64 values[ncpus > 0 ? ncpus : 1], sum = 0;
 
-	if (ncpus <= 0 || bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.sl_sock_st), &index, values))
+	if (ncpus <= 0 ||
+	    bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.sl_sock_st), &index, values))
 		return 0;
 	for (int i = 0; i < ncpus; i++)
 		sum += values[i];

@@ -522,11 +522,10 @@ int sc_reset(struct sc_run *run)
 			worst[i & 1] = ms;
 	}
 	if (!err)
-		sc_detail(
-			run,
-			"%u rounds: a blocked reader woke within %lld ms (%u with EAGAIN first), "
-			"a writer within %lld ms",
-			repeat, worst[0], eagain, worst[1]);
+		sc_detail(run,
+			  "%u rounds: a blocked reader woke within %lld ms (%u with EAGAIN first), "
+			  "a writer within %lld ms",
+			  repeat, worst[0], eagain, worst[1]);
 	return err;
 }
 

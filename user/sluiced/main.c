@@ -181,8 +181,9 @@ static int check_cgroup(const char *dir)
 	if (errno != EMEDIUMTYPE || cgroup2_mount(mount, sizeof(mount)))
 		fprintf(stderr, "Error: --cgroup %s: %s\n", dir, strerror(errno));
 	else
-		fprintf(stderr, "Error: --cgroup %s: not a cgroup v2 directory (cgroup2 is at %s)\n",
-			dir, mount);
+		fprintf(stderr,
+			"Error: --cgroup %s: not a cgroup v2 directory (cgroup2 is at %s)\n", dir,
+			mount);
 	return -EINVAL;
 }
 
