@@ -257,7 +257,7 @@ int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifna
 	return err;
 }
 
-int loader_cleanup(const char *pin_dir)
+int loader_unpin(const char *pin_dir, const char *prefix)
 {
 	char path[PATH_MAX];
 	struct dirent *entry;
@@ -267,14 +267,21 @@ int loader_cleanup(const char *pin_dir)
 	if (!dir)
 		return errno == ENOENT ? 0 : -errno;
 	while ((entry = readdir(dir))) {
-		if (entry->d_name[0] == '.')
+		if (entry->d_name[0] == '.' || strncmp(entry->d_name, prefix, strlen(prefix)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, entry->d_name);
 		if (unlink(path) && !err)
 			err = -errno;
 	}
 	closedir(dir);
-	if (!err && rmdir(pin_dir))
+	return err;
+}
+
+int loader_cleanup(const char *pin_dir)
+{
+	int err = loader_unpin(pin_dir, "");
+
+	if (!err && rmdir(pin_dir) && errno != ENOENT)
 		err = -errno;
 	return err;
 }

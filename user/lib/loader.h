@@ -33,6 +33,10 @@ int loader_attach_xdp(struct xdp_lb *skel, const char *pin_dir, const char *ifna
  * target (the interface or cgroup was recreated), or -errno. */
 int loader_link_update(const char *path, int prog_fd, __u32 type, __u64 target);
 
+/* Remove the pins under @pin_dir whose names start with @prefix ("": all).
+ * Returns 0 (also when @pin_dir does not exist) or the first -errno. */
+int loader_unpin(const char *pin_dir, const char *prefix);
+
 /* Remove every pin under @pin_dir (links detach, maps are freed once no
  * program uses them) and the directory. Returns 0 or -errno. */
 int loader_cleanup(const char *pin_dir);

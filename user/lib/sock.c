@@ -1,5 +1,4 @@
 /* Loading and attaching the socket layer (sock.h). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -278,20 +277,5 @@ int sock_layer_attach(struct sock_layer *sl, const struct sock_attach_opts *opts
 
 int sock_layer_detach(const char *pin_dir)
 {
-	char path[PATH_MAX];
-	struct dirent *entry;
-	DIR *dir = opendir(pin_dir);
-	int err = 0;
-
-	if (!dir)
-		return errno == ENOENT ? 0 : -errno;
-	while ((entry = readdir(dir))) {
-		if (strncmp(entry->d_name, SOCK_LINK_PREFIX, strlen(SOCK_LINK_PREFIX)))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_dir, entry->d_name);
-		if (unlink(path) && !err)
-			err = -errno;
-	}
-	closedir(dir);
-	return err;
+	return loader_unpin(pin_dir, SOCK_LINK_PREFIX);
 }
