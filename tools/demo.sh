@@ -67,9 +67,10 @@ start_servers() {
 start_agent() {
 	local i
 	mkdir -p "$cgroup"
-	say "sluiced --bpffs $pins --config tools/demo.yaml --metrics 127.0.0.1:9090 --cgroup $cgroup ${xdp[*]} &"
+	say "sluiced --bpffs $pins --config tools/demo.yaml --metrics 127.0.0.1:9090 --cgroup $cgroup --redirect-ports 7001 ${xdp[*]} &"
 	setsid nsenter --net="/run/netns/${run}n" -- "$build/sluiced" --bpffs "$pins" \
 		--config "$top/tools/demo.yaml" --metrics 127.0.0.1:9090 --cgroup "$cgroup" \
+		--redirect-ports 7001 \
 		"${xdp[@]}" </dev/null >"$state/sluiced.log" 2>&1 &
 	echo $! >"$state/agent.pid"
 	for ((i = 0; i < 100; i++)); do
@@ -111,8 +112,8 @@ in_cgroup() { nsenter --net="/run/netns/$NS_CLIENT" -- sh -c 'echo $$ >"$0/cgrou
 east_west() {
 	say "lbclient spread --vip $VIP4 --port 80 --count 60   # in cgroup sluice-demo: balanced at connect(), no NAT"
 	in_cgroup "$PYTHON" "$LBCLIENT" spread --vip "$VIP4" --port 80 --count 60
-	say "sockcheck --size 256M bulk halfclose   # a loopback pair in the cgroup: redirected socket to socket"
-	in_cgroup "$build/tools/sockcheck" --size 256M bulk halfclose
+	say "sockcheck --port 7001 --size 256M bulk halfclose   # a loopback pair on a --redirect-ports port: redirected"
+	in_cgroup "$build/tools/sockcheck" --port 7001 --size 256M bulk halfclose
 	say "sluice status | grep -A1 socket; sluice stats   # socket section"
 	sluice status | grep -E '^(socket|l7)'
 	sluice -j stats | "$PYTHON" -c 'import json, sys; print({k: v for k, v in json.load(sys.stdin)["socket"].items() if v})'
