@@ -39,10 +39,15 @@ static __always_inline void l7_pair_record(struct bpf_sock_ops *skops,
 static __always_inline void redir_enrol(struct bpf_sock_ops *skops, struct sl_sock_key *key)
 {
 	struct sl_sock_cfg *cfg = sock_cfg();
+	struct bpf_sock *sk = skops->sk; /* once: the null check must hold for the call */
 
 	if (!cfg || !redir_wanted(key, cfg->redirect_mode))
 		return;
-	if (bpf_sock_hash_update(skops, &sl_sockhash, key, BPF_ANY)) {
+	/* The direction state exists before the first message can run the
+	 * verdict program, so no message ever finds it missing and a later
+	 * one present (which could reorder a fallen-back direction). */
+	if (!sk || !bpf_sk_storage_get(&sl_redir_sk, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) ||
+	    bpf_sock_hash_update(skops, &sl_sockhash, key, BPF_ANY)) {
 		count_sock(SL_SOCK_ENROL_FAILED);
 		return;
 	}
@@ -115,8 +120,8 @@ int sl_sk_msg(struct sk_msg_md *msg)
 	struct sl_sock_key key = {};
 	__u32 state;
 
-	self = bpf_sk_storage_get(&sl_redir_sk, msg->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!self) /* no state to keep order with: never start redirecting */
+	self = bpf_sk_storage_get(&sl_redir_sk, msg->sk, 0, 0);
+	if (!self) /* made at enrolment; without it, never redirect */
 		return SK_PASS;
 	if (self->state != SL_REDIR_ON) {
 		count_sock(SL_SOCK_PASS_MSGS);
