@@ -48,7 +48,7 @@ MAGLEV_BENCH := $(BUILD)/tools/bench/maglev_bench
 SOCK_BENCH := $(BUILD)/tools/bench/sock_bench
 SOCKCHECK := $(BUILD)/tools/sockcheck
 C_OBJS := $(LIB_OBJS) $(AGENT_OBJS) $(BUILD)/user/sluiced/main.o $(CLI_OBJS) $(BPFT_LIB) \
-	$(patsubst %,%.o,$(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN))
+	$(patsubst %,%.o,$(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN)) $(BUILD)/tools/bench/bench_policy.o
 
 .DELETE_ON_ERROR:
 # Keep the BPF objects: the skeleton embeds them, tests and bpftool load them.
@@ -79,7 +79,7 @@ $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
 
-$(C_OBJS): $(BUILD)/%.o: %.c $(SKELS) $(wildcard include/sluice/*.h user/*/*.h tests/bpf/*.h) | deps
+$(C_OBJS): $(BUILD)/%.o: %.c $(SKELS) $(wildcard include/sluice/*.h user/*/*.h tests/bpf/*.h tools/bench/*.h) | deps
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -109,7 +109,7 @@ $(BUILD)/tests/bpf/%: $(BUILD)/tests/bpf/%.o $(BPFT_LIB) $(AGENT_LIB) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BENCH_BIN): $(BUILD)/tools/bench/xdp_bench.o $(BPFT_LIB) $(LIB)
+$(BENCH_BIN): $(BUILD)/tools/bench/xdp_bench.o $(BUILD)/tools/bench/bench_policy.o $(BPFT_LIB) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 

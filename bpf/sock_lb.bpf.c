@@ -5,7 +5,10 @@
  * to the local proxy, and show the VIP again where the application looks
  * (getpeername, recvmsg source, and SO_ORIGINAL_DST for the proxy). */
 #include "lib/common.h"
+#include "lib/policy.h"
 #include "lib/sock_lb.h"
+
+#define EPERM 1
 
 /* Send a connection to an L7 service to the local proxy instead of a
  * backend. False when it stays an L4 connection: not TCP, the proxy's own
@@ -42,10 +45,87 @@ static __always_inline void count_connection(__u32 svc_id, __u32 be_id)
 		t->new_flows++;
 }
 
+/* The address a socket of @family will send from, when it is known
+ * before the kernel picks one: the address it is bound to, else the
+ * address of the endpoint that lives in its network namespace. False:
+ * unknown, the socket speaks for the host. */
+static __always_inline bool sock_source(struct bpf_sock_addr *ctx, __u8 family, __be32 *addr,
+					bool v6)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct sl_pol_netns *ns;
+	__u64 cookie;
+
+	if (sk && !v6 && sk->src_ip4) {
+		addr[0] = sk->src_ip4;
+		return true;
+	}
+	if (sk && v6 && (sk->src_ip6[0] | sk->src_ip6[1] | sk->src_ip6[2] | sk->src_ip6[3])) {
+		if (family == SL_AF_INET) { /* v4-mapped */
+			addr[0] = sk->src_ip6[3];
+			return true;
+		}
+		addr[0] = sk->src_ip6[0];
+		addr[1] = sk->src_ip6[1];
+		addr[2] = sk->src_ip6[2];
+		addr[3] = sk->src_ip6[3];
+		return true;
+	}
+	cookie = bpf_get_netns_cookie(ctx);
+	ns = bpf_map_lookup_elem(&sl_pol_netns, &cookie);
+	if (!ns)
+		return false;
+	if (family == SL_AF_INET) {
+		addr[0] = ns->addr4;
+		return addr[0] != 0;
+	}
+	__builtin_memcpy(addr, ns->addr6, 16);
+	return (addr[0] | addr[1] | addr[2] | addr[3]) != 0;
+}
+
+/* Policy for a socket about to reach @dst (the backend, or the address
+ * itself when it is no service). True when denied: accounted, and the
+ * caller fails the call with EPERM before any packet leaves. */
+static __always_inline bool sock_policy_denied(struct bpf_sock_addr *ctx,
+					       const struct sl_svc_key *dst, bool v6)
+{
+	struct sl_pol_event ev = { .dport = dst->port, .family = dst->family, .proto = dst->proto };
+	__u32 gen = pol_active_gen();
+	struct pol_result res;
+	__u32 src_id = SL_ID_HOST;
+
+	if (!gen)
+		return false;
+	if (sock_source(ctx, dst->family, ev.saddr, v6))
+		src_id = pol_identity(gen, dst->family, ev.saddr);
+	pol_check(gen, src_id, dst->family, dst->addr, dst->proto, dst->port, &res);
+	count_pol(SL_POL_ST_CHECKED);
+	if (!pol_denied(&res)) {
+		count_pol(SL_POL_ST_ALLOWED);
+		return false;
+	}
+	__builtin_memcpy(ev.daddr, dst->addr, 16);
+	pol_report_denial(&ev, &res, SL_POL_SITE_CONNECT);
+	bpf_set_retval(-EPERM);
+	return true;
+}
+
+static __always_inline bool sock_backend_denied(struct bpf_sock_addr *ctx,
+						const struct sl_svc_key *vip,
+						const struct sl_backend *be, bool v6)
+{
+	struct sl_svc_key dst = *vip;
+
+	__builtin_memcpy(dst.addr, be->addr, 16);
+	dst.port = be->port;
+	return sock_policy_denied(ctx, &dst, v6);
+}
+
 /* connect() or sendmsg() to @ctx's destination. Returns the hook's
  * verdict: 1 lets the call go on (translated when it was to a VIP); 0
  * fails it with ECONNREFUSED, for a service without backends, as the
- * kernel answers a port nobody listens on. */
+ * kernel answers a port nobody listens on, or with EPERM when policy
+ * denies it. L7 connections are the proxy's to judge. */
 static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u32 stat, bool v6)
 {
 	struct sl_svc_key key = {};
@@ -60,7 +140,7 @@ static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u32 stat,
 	sock_dst_read(ctx, &key, &mapped, v6);
 	svc = bpf_map_lookup_elem(&sl_svc, &key);
 	if (!svc)
-		return 1;
+		return !sock_policy_denied(ctx, &key, v6);
 	cookie = bpf_get_socket_cookie(ctx);
 	if ((svc->flags & SL_SVC_L7) && l7_steer(ctx, svc, &key, cookie, mapped, v6))
 		return 1;
@@ -70,6 +150,8 @@ static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u32 stat,
 		bpf_set_retval(-ECONNREFUSED);
 		return 0;
 	}
+	if (sock_backend_denied(ctx, &key, be, v6))
+		return 0;
 	sock_dst_write(ctx, be->addr, be->port, mapped, v6);
 	sock_rev_record(cookie, &key, svc->id, be->addr, be->port);
 	count_connection(svc->id, be_id);

@@ -11,6 +11,7 @@
 #include "lib/lb.h"
 #include "lib/nat.h"
 #include "lib/parse.h"
+#include "lib/policy_flow.h"
 #include "lib/stats.h"
 
 /* Build identity, set by the loader: lets an upgrade test tell two builds apart. */
@@ -65,12 +66,22 @@ static __always_inline void count_flow_traffic(const struct sl_ct_entry *ct, __u
 }
 
 /* A packet of a tracked flow: DNAT (forward) or restore the VIP (reply),
- * then on to the flow's next hop. Returns the XDP action. */
+ * then on to the flow's next hop; a flow to a local endpoint goes to the
+ * stack as it is. Policy first, in case it changed since the flow began.
+ * Returns the XDP action or a negative drop reason. */
 static __always_inline int lb_tracked(struct xdp_md *ctx, struct sl_pkt *pkt,
-				      struct sl_ct_entry *ct, __u64 bytes)
+				      const struct sl_flow *flow, struct sl_ct_entry *ct,
+				      __u64 bytes)
 {
 	bool forward = ct->dir == SL_CT_FORWARD;
+	int err = pol_flow_tracked(flow, ct);
 
+	if (err)
+		return err;
+	if (ct->dir == SL_CT_PASS_FORWARD || ct->dir == SL_CT_PASS_REPLY) {
+		count_lb(SL_LB_ENDPOINT_PASS);
+		return XDP_PASS;
+	}
 	nat_rewrite(pkt, forward, ct->nat_addr, ct->nat_port);
 	count_lb(forward ? SL_LB_FORWARD : SL_LB_REPLY);
 	count_flow_traffic(ct, bytes, false);
@@ -112,6 +123,9 @@ static __always_inline int lb_new(struct xdp_md *ctx, struct sl_pkt *pkt,
 	be = backend_lookup(fwd.backend_id, svc->id, flow->family);
 	if (!be)
 		return -SL_DROP_BACKEND_MISSING;
+	err = pol_flow_new(flow, be->addr, be->port, &fwd.pol_gen);
+	if (err)
+		return err;
 	__builtin_memcpy(fwd.nat_addr, be->addr, sizeof(fwd.nat_addr));
 	fwd.nat_port = be->port;
 	nat_rewrite(pkt, true, fwd.nat_addr, fwd.nat_port);
@@ -123,6 +137,39 @@ static __always_inline int lb_new(struct xdp_md *ctx, struct sl_pkt *pkt,
 	count_lb(SL_LB_NEW_FLOW);
 	count_flow_traffic(&fwd, bytes, true);
 	return fib_forward(ctx, pkt, &fwd.nh);
+}
+
+/* The first packet of a flow to no service. Once a policy is enforced, a
+ * flow to a local endpoint is checked; a flow to or from one is tracked
+ * (without NAT), so that its later packets keep their verdict and the
+ * replies to an endpoint's own connections are not judged as new flows
+ * to it (policy is ingress only: what an endpoint opens, it may). Anything
+ * else passes untouched. Returns an XDP action or a negative drop reason. */
+static __always_inline int endpoint_new(const struct sl_flow *flow)
+{
+	struct sl_ct_entry fwd = { .dir = SL_CT_PASS_FORWARD, .nat_port = flow->dport };
+	__u32 gen = pol_active_gen();
+	bool to_endpoint;
+	int err = 0;
+
+	if (!gen)
+		goto untracked;
+	to_endpoint = pol_is_endpoint(pol_identity(gen, flow->family, flow->daddr));
+	if (!to_endpoint && !pol_is_endpoint(pol_identity(gen, flow->family, flow->saddr)))
+		goto untracked;
+	fwd.pol_gen = SL_POL_CT_GEN(gen);
+	if (to_endpoint)
+		err = pol_flow_new(flow, flow->daddr, flow->dport, &fwd.pol_gen);
+	__builtin_memcpy(fwd.nat_addr, flow->daddr, sizeof(fwd.nat_addr));
+	if (!err)
+		err = ct_create(flow, &fwd);
+	if (err)
+		return err;
+	count_lb(SL_LB_ENDPOINT_PASS);
+	return XDP_PASS;
+untracked:
+	count_lb(SL_LB_NOT_SERVICE);
+	return XDP_PASS;
 }
 
 /* Returns an XDP action or a negative drop reason. */
@@ -154,12 +201,10 @@ static __always_inline int lb_process(struct xdp_md *ctx, struct sl_pkt *pkt)
 	flow_from_pkt(&flow, pkt);
 	ct = ct_lookup(&flow);
 	if (ct && !ct_syn_rebalance(pkt, ct, flow.family))
-		return lb_tracked(ctx, pkt, ct, bytes);
+		return lb_tracked(ctx, pkt, &flow, ct, bytes);
 	svc = svc_lookup(&flow);
-	if (!svc) {
-		count_lb(SL_LB_NOT_SERVICE);
-		return XDP_PASS;
-	}
+	if (!svc)
+		return endpoint_new(&flow);
 	return lb_new(ctx, pkt, &flow, svc, bytes);
 }
 

@@ -119,6 +119,19 @@ east_west() {
 	sluice -j stats | "$PYTHON" -c 'import json, sys; print({k: v for k, v in json.load(sys.stdin)["socket"].items() if v})'
 }
 
+# Policy (tools/demo.yaml): the backends take the client on 8080-8081 only.
+policy_step() {
+	say "sluice policy list"
+	sluice policy list
+	say "lbclient spread --vip 198.18.1.2 --port 8080 --count 3 --timeout 1   # from be3: web -> web, dropped at XDP"
+	nsenter --net="/run/netns/${NS_BE[3]}" -- "$PYTHON" "$LBCLIENT" spread --vip 198.18.1.2 \
+		--port 8080 --count 3 --timeout 1
+	say "sockclient.py connect --vip 198.18.1.2 --port 9000   # the client, in the cgroup: EPERM at connect()"
+	in_cgroup "$PYTHON" "$E2E_DIR/sockclient.py" connect --vip 198.18.1.2 --port 9000
+	say "sluice policy drops"
+	sluice policy drops
+}
+
 demo_up() {
 	demo_down >/dev/null
 	"$top/tools/deps.sh"
@@ -136,6 +149,7 @@ demo_up() {
 	nsenter --net="/run/netns/$NS_CLIENT" -- "$PYTHON" "$LBCLIENT" spread --vip "$VIP4" \
 		--port 80 --count 60
 	east_west
+	policy_step
 	say "sluice service list"
 	sluice service list
 	say "sluice stats"
@@ -156,6 +170,7 @@ bpftool run in the node namespace; the CLI finds the agent via SLUICE_SOCKET):
   nsenter --net=/run/netns/${run}n curl -s 127.0.0.1:9090/metrics
   nsenter --net=/run/netns/${run}n bpftool net show           # XDP on n-c, n-b1..3
   bpftool map dump pinned $pins/sl_ct4                        # conntrack, 2 entries per flow
+  nsenter --net=/run/netns/${run}n $build/sluice --bpffs $pins policy list   # and: policy drops, endpoint list
   nsenter --net=/run/netns/$NS_CLIENT $PYTHON $LBCLIENT spread --vip $VIP4 --port 80 --count 10
   echo \$\$ > $cgroup/cgroup.procs    # this shell's new processes get the socket layer
   bpftool cgroup show $cgroup                                  # its hooks

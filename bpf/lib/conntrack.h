@@ -55,12 +55,16 @@ static __always_inline int ct_insert(const struct sl_flow *flow, const struct sl
 }
 
 /* Track a new flow: @fwd (client -> VIP) says where to DNAT; the reply
- * entry (backend -> client) made from it says which VIP to put back.
+ * entry (backend -> client) made from it says which VIP to put back. A
+ * flow to a local endpoint (SL_CT_PASS_FORWARD) is tracked the same way,
+ * without NAT, so that its packets keep the verdict policy gave it.
  * Returns 0 or -SL_DROP_CT_INSERT. */
 static __always_inline int ct_create(const struct sl_flow *flow, const struct sl_ct_entry *fwd)
 {
 	struct sl_ct_entry rev = { .nat_port = flow->dport,
-				   .dir = SL_CT_REPLY,
+				   .dir = fwd->dir == SL_CT_PASS_FORWARD ? SL_CT_PASS_REPLY
+									 : SL_CT_REPLY,
+				   .pol_gen = fwd->pol_gen,
 				   .svc_id = fwd->svc_id,
 				   .backend_id = fwd->backend_id };
 	struct sl_flow reply = { .sport = fwd->nat_port,

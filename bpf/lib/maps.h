@@ -11,8 +11,11 @@
 #include "sluice/config.h"
 #include "sluice/conntrack.h"
 #include "sluice/drop_reason.h"
+#include "sluice/events.h"
+#include "sluice/identity.h"
 #include "sluice/limits.h"
 #include "sluice/maglev.h"
+#include "sluice/policy.h"
 #include "sluice/service.h"
 #include "sluice/sock.h"
 #include "sluice/stats.h"
@@ -205,5 +208,103 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } sl_sock_st SEC(".maps");
+
+/* sl_ipcache4/6: (generation, address or CIDR) -> identity. Writer: agent
+ * (a whole generation before it switches sl_pol_gen). Reader: XDP and the
+ * connect hooks (identity.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SL_POL_IPCACHE_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sl_ipcache4_key);
+	__type(value, __u32);
+} sl_ipcache4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SL_POL_IPCACHE_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sl_ipcache6_key);
+	__type(value, __u32);
+} sl_ipcache6 SEC(".maps");
+
+/* sl_pol_allow/sl_pol_deny: compiled rules (policy.h). Writer: agent.
+ * Reader: XDP and the connect hooks, deny first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SL_POL_RULE_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sl_pol_key);
+	__type(value, struct sl_pol_rule);
+} sl_pol_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SL_POL_RULE_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sl_pol_key);
+	__type(value, struct sl_pol_rule);
+} sl_pol_deny SEC(".maps");
+
+/* sl_pol_dst: (generation, destination identity) -> what selects it.
+ * Writer: agent. Reader: XDP and the connect hooks; a destination with no
+ * entry is open, which costs one lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_POL_DST_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sl_pol_dst_key);
+	__type(value, struct sl_pol_dst);
+} sl_pol_dst SEC(".maps");
+
+/* sl_pol_gen: the generation enforced; 0 = no policy. Writer: agent (the
+ * switch that publishes a policy). Reader: everything that checks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_pol_state);
+} sl_pol_gen SEC(".maps");
+
+/* sl_pol_netns: network namespace cookie -> its endpoint's addresses.
+ * Writer: agent. Reader: connect hooks, for sockets not bound yet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SL_POL_NETNS_SIZE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct sl_pol_netns);
+} sl_pol_netns SEC(".maps");
+
+/* Policy counters: by enum sl_pol_stat, and denials by rule id (an entry
+ * appears with a rule's first denial). Writer: XDP, connect hooks. Reader:
+ * agent, CLI. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_POL_ST_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sl_pol_st SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, SL_POL_RULE_STATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} sl_pol_rule_st SEC(".maps");
+
+/* sl_pol_events: denial events (events.h). Writer: XDP, connect hooks,
+ * through the per-CPU token bucket sl_pol_rl. Reader: the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SL_POL_EVENTS_BYTES);
+} sl_pol_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_pol_ratelimit);
+} sl_pol_rl SEC(".maps");
 
 #endif

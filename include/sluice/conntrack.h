@@ -30,6 +30,8 @@ _Static_assert(sizeof(struct sl_ct6_key) == 40, "sl_ct6_key is ABI");
 enum sl_ct_dir {
 	SL_CT_FORWARD = 1, /* client -> VIP: rewrite destination */
 	SL_CT_REPLY = 2, /* backend -> client: rewrite source */
+	SL_CT_PASS_FORWARD = 3, /* client -> local endpoint, no service: policy only */
+	SL_CT_PASS_REPLY = 4, /* its reply: passed to the stack untouched */
 };
 
 /* The FIB's answer for one direction of a flow, reused until it expires so
@@ -50,7 +52,7 @@ struct sl_ct_entry {
 	__be32 nat_addr[4]; /* forward: backend; reply: VIP */
 	__be16 nat_port; /* forward: backend port; reply: VIP port */
 	__u8 dir; /* enum sl_ct_dir */
-	__u8 pad;
+	__u8 pol_gen; /* SL_POL_CT_GEN of the policy generation it was checked against */
 	__u32 svc_id;
 	__u32 backend_id;
 	struct sl_nexthop nh;

@@ -71,13 +71,15 @@ enum sl_lb_stat {
 	SL_LB_TX, /* FIB egress is the ingress interface */
 	SL_LB_REDIRECT, /* FIB egress is another interface */
 	SL_LB_FIB_PASS, /* FIB said no neighbour / too big / ...: stack forwards */
+	SL_LB_ENDPOINT_PASS, /* to a local endpoint, no service: policy allowed, passed */
 	SL_LB_STAT_MAX,
 };
 
-#define SL_LB_STAT_NAMES                                                                         \
-	{                                                                                        \
-		"not_service", "new_flow", "forward", "reply", "icmp_error", "affinity_hit",     \
-			"fragment_pass", "vlan_pass", "parse_pass", "tx", "redirect", "fib_pass" \
+#define SL_LB_STAT_NAMES                                                                          \
+	{                                                                                         \
+		"not_service", "new_flow", "forward", "reply", "icmp_error", "affinity_hit",      \
+			"fragment_pass", "vlan_pass", "parse_pass", "tx", "redirect", "fib_pass", \
+			"endpoint_pass"                                                           \
 	}
 
 /* Traffic through one service or one backend. Forward is client -> VIP,

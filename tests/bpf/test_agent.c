@@ -5,7 +5,9 @@
  * a refused request must leave all four as they were. Then restarts (a
  * second agent on the same maps: state file, --config or the maps as the
  * source) and weights set by health checks (an hour between probes and
- * thresholds of 100, so no probe changes a state while a case runs).
+ * thresholds of 100, so no probe changes a state while a case runs). Then
+ * the policy ops: each accepted change publishes one policy generation
+ * (sl_pol_gen), a refused one publishes none.
  * Usage: test_agent [name-substring]
  */
 #include <arpa/inet.h>
@@ -33,6 +35,8 @@
 #include "lb.h"
 #include "loader.h"
 #include "log.h"
+#include "policy.h"
+#include "policy_maps.h"
 #include "sluice/limits.h"
 #include "xdp_lb.skel.h"
 
@@ -479,12 +483,28 @@ static bool cfg_same_yaml(const struct cfg_state *got, const char *yaml, const c
 	return ok;
 }
 
-/* The state file holds exactly the desired state. */
+/* @head, then @st as cfg_write() writes it (free it). */
+static char *state_text(const char *head, const struct cfg_state *st)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return strdup("");
+	fputs(head, f);
+	cfg_write(f, st);
+	fclose(f);
+	return text;
+}
+
+/* The state file holds exactly the desired state: services compared field
+ * by field, the policy (which cfg_same() leaves out) as written. */
 static bool expect_state_file_is_desired(const char *what)
 {
 	struct cfg_state saved;
 	struct cfg_error cerr = {};
-	char msg[1024];
+	char msg[1024], *got, *want;
 	int err = cfg_load_file(state_path, &saved, &cerr);
 	bool ok;
 
@@ -495,6 +515,15 @@ static bool expect_state_file_is_desired(const char *what)
 	ok = ASSERT_OK(err, say("%s: cfg_load_file(state file)", what));
 	if (ok)
 		ok = cfg_same(&saved, &ag.desired, say("%s: state file", what));
+	if (ok) {
+		got = state_text("", &saved);
+		want = state_text("", &ag.desired);
+		ok = ASSERT_TRUE(!strcmp(got, want), say("%s: state file policy", what));
+		if (!ok)
+			printf("#   saved:\n%s#   desired:\n%s", got, want);
+		free(got);
+		free(want);
+	}
 	cfg_free(&saved);
 	return ok;
 }
@@ -508,11 +537,14 @@ struct svc_entry {
 
 /* What a refused request must leave alone. The maps: every sl_svc entry,
  * sl_be slot and sl_maglev inner map id (a republished table is a new
- * map, so a new id); the desired state with its config digest; the state
- * file's text and inode (a rewrite renames a new file over it). */
+ * map, so a new id), and the policy generation enforced (a published
+ * policy is a new one); the desired state with its config digest and
+ * policy; the state file's text and inode (a rewrite renames a new file
+ * over it). */
 struct world {
 	struct svc_entry *svc; /* sorted by id */
 	__u32 n_svc;
+	__u32 pol_gen;
 	struct sl_backend *be; /* SL_MAX_BACKENDS */
 	__u32 *inner; /* SL_MAX_SERVICES */
 	char *desired;
@@ -574,23 +606,19 @@ static bool maps_read(struct world *w)
 		ok = ASSERT_OK(-errno, "maps_read: sl_be batch");
 	ok &= ASSERT_EQ(count, SL_MAX_BACKENDS, "maps_read: sl_be slots read");
 	ok &= inner_ids_read(w->inner, keys);
+	ok &= ASSERT_OK(pol_gen_read(&maps, &w->pol_gen), "maps_read: sl_pol_gen");
 	free(keys);
 	return ok;
 }
 
-/* The desired state as cfg_write() writes it, with its config digest. */
+/* The desired state as cfg_write() writes it (policy included), with its
+ * config digest. */
 static char *desired_text(void)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
+	char head[64];
 
-	if (!f)
-		return strdup("");
-	fprintf(f, "# digest %016llx\n", (unsigned long long)ag.config_digest);
-	cfg_write(f, &ag.desired);
-	fclose(f);
-	return text;
+	snprintf(head, sizeof(head), "# digest %016llx\n", (unsigned long long)ag.config_digest);
+	return state_text(head, &ag.desired);
 }
 
 static void world_free(struct world *w)
@@ -633,6 +661,7 @@ static const struct svc_entry *world_svc(const struct world *w, const struct sl_
 static void maps_expect_same(const struct world *before, const struct world *after,
 			     const char *what)
 {
+	ASSERT_EQ(after->pol_gen, before->pol_gen, say("%s: policy generation", what));
 	if (!ASSERT_EQ(after->n_svc, before->n_svc, say("%s: sl_svc entries", what)))
 		return;
 	for (__u32 i = 0; i < after->n_svc; i++) {
@@ -1043,9 +1072,10 @@ struct refusal {
 	const char *errno_text; /* status 1: the "errno" the reply must have, NULL: none */
 };
 
-/* Send @r's request to the populated agent: status @status, and the maps,
- * desired state and state file stay as they were. */
-static void expect_refusal(const struct refusal *r, int status)
+/* Send @r's request to the populated agent: status @status, "error"
+ * holding @error_has (unless NULL), and the maps, desired state and state
+ * file stay as they were. */
+static void expect_refusal(const struct refusal *r, int status, const char *error_has)
 {
 	__u64 api_errors = ag.stats.api_errors, transactions = ag.stats.transactions;
 	struct json_object *reply;
@@ -1057,6 +1087,10 @@ static void expect_refusal(const struct refusal *r, int status)
 	expect_refused(reply, status, r->what);
 	if (r->errno_text)
 		EXPECT_STR(str_of(reply, "errno"), r->errno_text, say("%s: errno", r->what));
+	if (error_has &&
+	    !ASSERT_TRUE(str_of(reply, "error") && strstr(str_of(reply, "error"), error_has),
+			 say("%s: error says '%s'", r->what, error_has)))
+		print_exchange(reply);
 	if (status == 1)
 		ASSERT_TRUE(str_of(reply, "hint") != NULL, say("%s: a hint", r->what));
 	json_object_put(reply);
@@ -1125,7 +1159,7 @@ static void test_bad_requests(void)
 	if (!start_populated())
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(bad_requests); i++)
-		expect_refusal(&bad_requests[i], 2);
+		expect_refusal(&bad_requests[i], 2, NULL);
 }
 
 #define ENOENT_TEXT "No such file or directory"
@@ -1164,7 +1198,7 @@ static void test_failures(void)
 	if (!start_populated())
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(failures); i++)
-		expect_refusal(&failures[i], 1);
+		expect_refusal(&failures[i], 1, NULL);
 }
 
 /* An invalid config in an apply: status 1, the position the parser gives,
@@ -1598,6 +1632,529 @@ stop:
 	health_stop(h);
 }
 
+/* ---- policy: endpoints, rule sets, denial events ---- */
+
+#define EP_WEB "198.18.5.2"
+#define EP_DB "198.18.5.3" /* in NETNS_SELF */
+#define EP_V6 "fd00:5::3"
+#define EP_NEW "198.18.5.9" /* no case has it before its checks */
+#define NETNS_SELF "/proc/self/ns/net" /* a path pol_publish() can open */
+#define X50 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define NAME64 "n" X50 "0123456789abc" /* one more than a rule set name holds */
+_Static_assert(sizeof(NAME64) == POL_NAME_MAX + 1, "NAME64 has 64 characters");
+
+/* The generation sl_pol_gen says is enforced. */
+static __u32 gen_now(void)
+{
+	__u32 gen = 0;
+
+	ASSERT_OK(pol_gen_read(&maps, &gen), "pol_gen_read");
+	return gen;
+}
+
+/* Send a change that must succeed and publish exactly one generation;
+ * returns the reply (put it), NULL when it failed. */
+static struct json_object *change(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static struct json_object *change(const char *fmt, ...)
+{
+	struct json_object *reply;
+	__u32 before = gen_now();
+	va_list ap;
+
+	va_start(ap, fmt);
+	reply = vcall(fmt, ap);
+	va_end(ap);
+	if (!ASSERT_TRUE(ok_is(reply, true), say("%.100s: ok", last_req))) {
+		print_exchange(reply);
+		json_object_put(reply);
+		return NULL;
+	}
+	ASSERT_EQ(gen_now(), before + 1, say("%.100s: one new generation", last_req));
+	ASSERT_EQ(ag.policy.gen, before + 1, say("%.100s: the agent's generation", last_req));
+	return reply;
+}
+
+static const struct pol_endpoint *want_endpoint(const char *text)
+{
+	const struct pol_state *st = &ag.desired.policy;
+	struct pol_prefix p;
+
+	if (pol_prefix_parse(text, false, &p, NULL, 0))
+		return NULL;
+	for (size_t i = 0; i < st->n_endpoints; i++) {
+		if (st->endpoints[i].addr.family == p.family &&
+		    !memcmp(st->endpoints[i].addr.addr, p.addr, sizeof(p.addr)))
+			return &st->endpoints[i];
+	}
+	return NULL;
+}
+
+static const struct pol_ruleset *want_ruleset(const char *name)
+{
+	for (size_t i = 0; i < ag.desired.policy.n_rulesets; i++) {
+		if (!strcmp(ag.desired.policy.rulesets[i].name, name))
+			return &ag.desired.policy.rulesets[i];
+	}
+	return NULL;
+}
+
+static const struct pol_rule *want_rule(const char *ruleset, uint32_t id)
+{
+	const struct pol_ruleset *rs = want_ruleset(ruleset);
+
+	for (size_t i = 0; rs && i < rs->n_rules; i++) {
+		if (rs->rules[i].id == id)
+			return &rs->rules[i];
+	}
+	return NULL;
+}
+
+/* The identity sl_ipcache4 gives IPv4 address @text in the enforced
+ * generation; 0 when it has none. */
+static __u32 map_identity4(const char *text)
+{
+	struct sl_ipcache4_key key = { .prefixlen = 64, .gen = gen_now() };
+	__u32 id = 0;
+
+	if (inet_pton(AF_INET, text, &key.addr) != 1 ||
+	    bpf_map_lookup_elem(maps.ipcache4, &key, &id))
+		return 0;
+	return id;
+}
+
+/* A populated agent with a policy: endpoints web and db (db in
+ * NETNS_SELF), rule set db-in holding rule 5 (web may reach db:5432). */
+static bool start_policy(void)
+{
+	return start_populated() &&
+	       req_ok("{'op':'endpoint.add','address':'%s','labels':'app=web'}", EP_WEB) &&
+	       req_ok("{'op':'endpoint.add','address':'%s','labels':'app=db','netns':'%s'}", EP_DB,
+		      NETNS_SELF) &&
+	       req_ok("{'op':'policy.add','ruleset':'db-in','action':'allow','from':'app=web',"
+		      "'to':'app=db','ports':'5432','id':5}");
+}
+
+static void expect_endpoint_row(struct json_object *row, const char *address, const char *labels,
+				const char *netns)
+{
+	const struct pol_endpoint *ep = want_endpoint(address);
+	__u32 id = ep ? pol_ident_of_labels(&ag.policy.idents, &ep->labels) : 0;
+
+	EXPECT_STR(str_of(row, "address"), address, "endpoint.list: address");
+	EXPECT_STR(str_of(row, "labels"), labels, say("endpoint.list: %s labels", address));
+	if (netns)
+		EXPECT_STR(str_of(row, "netns"), netns, say("endpoint.list: %s netns", address));
+	else
+		ASSERT_TRUE(json_object_is_type(field(row, "netns"), json_type_null),
+			    say("endpoint.list: %s netns null", address));
+	ASSERT_TRUE(id >= SL_ID_FIRST_ENDPOINT, say("%s has a label identity", address));
+	ASSERT_EQ(int_of(row, "identity"), id, say("endpoint.list: %s identity", address));
+}
+
+static void test_policy_endpoints(void)
+{
+	struct json_object *reply, *list;
+	const struct pol_endpoint *db;
+
+	if (!fresh(MAGLEV_SIZE) || !agent_start(NULL, NULL))
+		return;
+	ASSERT_EQ(gen_now(), 0, "no policy published yet");
+	json_object_put(change("{'op':'endpoint.add','address':'%s','labels':'app=web'}", EP_WEB));
+	json_object_put(change("{'op':'endpoint.add','address':'%s','labels':'env=prod,app=db',"
+			       "'netns':'%s'}",
+			       EP_DB, NETNS_SELF));
+	json_object_put(change("{'op':'endpoint.add','address':'%s'}", EP_V6));
+	db = want_endpoint(EP_DB);
+	if (ASSERT_TRUE(db != NULL, "db endpoint desired")) {
+		ASSERT_EQ(db->labels.n, 2, "db: two labels");
+		EXPECT_STR(db->labels.l[0].key, "app", "db: labels sorted by key");
+		EXPECT_STR(db->netns, NETNS_SELF, "db: netns desired");
+	}
+	ASSERT_EQ(ag.desired.policy.n_endpoints, 3, "desired endpoints");
+	ASSERT_EQ(map_identity4(EP_DB),
+		  db ? pol_ident_of_labels(&ag.policy.idents, &db->labels) : 1,
+		  "db's identity in sl_ipcache4");
+
+	reply = call("{'op':'endpoint.list'}");
+	list = field(reply, "endpoints");
+	ASSERT_TRUE(ok_is(reply, true), "endpoint.list: ok");
+	if (ASSERT_EQ(json_object_array_length(list), 3, "endpoint.list: rows")) {
+		expect_endpoint_row(json_object_array_get_idx(list, 0), EP_WEB, "app=web", NULL);
+		expect_endpoint_row(json_object_array_get_idx(list, 1), EP_DB, "app=db,env=prod",
+				    NETNS_SELF);
+		expect_endpoint_row(json_object_array_get_idx(list, 2), EP_V6, "", NULL);
+	}
+	json_object_put(reply);
+
+	json_object_put(change("{'op':'endpoint.del','address':'%s'}", EP_WEB));
+	json_object_put(change("{'op':'endpoint.del','address':'fd00:5:0:0::3'}")); /* EP_V6 */
+	ASSERT_TRUE(!want_endpoint(EP_WEB) && !want_endpoint(EP_V6), "deleted: not desired");
+	ASSERT_EQ(ag.desired.policy.n_endpoints, 1, "desired endpoints after two deletes");
+	ASSERT_EQ(map_identity4(EP_WEB), 0, "deleted: gone from sl_ipcache4");
+	ASSERT_OK(agent_save_state(&ag), "agent_save_state");
+	expect_state_file_is_desired("after endpoint changes");
+}
+
+/* Rules 5 (every field given) and 6 (the fewest) of rule set db-in. */
+static void expect_rules_desired(void)
+{
+	const struct pol_ruleset *rs = want_ruleset("db-in");
+	const struct pol_rule *r5 = want_rule("db-in", 5), *r6 = want_rule("db-in", 6);
+
+	if (!ASSERT_TRUE(rs && r5 && r6, "db-in with rules 5 and 6 desired"))
+		return;
+	ASSERT_EQ(rs->established, POL_EST_RECHECK, "a later add leaves established alone");
+	ASSERT_EQ(r5->action, POL_ALLOW, "rule 5: allow");
+	ASSERT_EQ(r5->from.kind, POL_PEER_SELECTOR, "rule 5: from a selector");
+	ASSERT_EQ(r5->protos, POL_TCP, "rule 5: tcp");
+	ASSERT_TRUE(r5->n_ports == 2 && r5->ports[1].first == 8000 && r5->ports[1].last == 8080,
+		    "rule 5: ports 80 and 8000-8080");
+	ASSERT_EQ(r6->action, POL_DENY, "rule 6: deny");
+	ASSERT_EQ(r6->from.kind, POL_PEER_CIDR, "rule 6: from a CIDR");
+	ASSERT_EQ(r6->to.n, 0, "rule 6: to every endpoint");
+	ASSERT_EQ(r6->protos, POL_ANY_PROTO, "rule 6: every protocol");
+	ASSERT_EQ(r6->n_ports, 0, "rule 6: every port");
+}
+
+static void expect_rule_row(struct json_object *r, long long id, const char *action,
+			    const char *from, const char *to, const char *ports, const char *proto)
+{
+	ASSERT_EQ(int_of(r, "id"), id, "policy.list: rule id");
+	EXPECT_STR(str_of(r, "action"), action, say("policy.list: rule %lld action", id));
+	EXPECT_STR(str_of(r, "from"), from, say("policy.list: rule %lld from", id));
+	EXPECT_STR(str_of(r, "to"), to, say("policy.list: rule %lld to", id));
+	EXPECT_STR(str_of(r, "ports"), ports, say("policy.list: rule %lld ports", id));
+	EXPECT_STR(str_of(r, "protocol"), proto, say("policy.list: rule %lld protocol", id));
+	ASSERT_EQ(int_of(r, "denials"), 0, say("policy.list: rule %lld denials", id));
+}
+
+static void expect_policy_list(void)
+{
+	struct json_object *reply = call("{'op':'policy.list'}"), *sets = field(reply, "rulesets");
+	struct json_object *rs = json_object_array_get_idx(sets, 0), *rules = field(rs, "rules");
+	struct json_object *ids = field(reply, "identities");
+	bool cidr = false;
+
+	ASSERT_TRUE(ok_is(reply, true), "policy.list: ok");
+	ASSERT_EQ(int_of(reply, "generation"), gen_now(), "policy.list: generation");
+	ASSERT_EQ(json_object_array_length(sets), 1, "policy.list: one rule set");
+	EXPECT_STR(str_of(rs, "name"), "db-in", "policy.list: name");
+	EXPECT_STR(str_of(rs, "established"), "recheck", "policy.list: established");
+	if (ASSERT_EQ(json_object_array_length(rules), 2, "policy.list: two rules")) {
+		expect_rule_row(json_object_array_get_idx(rules, 0), 5, "allow", "app=web",
+				"app=db", "80,8000-8080", "tcp");
+		expect_rule_row(json_object_array_get_idx(rules, 1), 6, "deny", "10.0.0.0/8", "",
+				"any", "any");
+	}
+	ASSERT_EQ(json_object_array_length(ids), ag.policy.idents.n, "policy.list: identities");
+	for (size_t i = 0; i < json_object_array_length(ids); i++) {
+		const char *c = str_of(json_object_array_get_idx(ids, i), "cidr");
+
+		cidr |= c && !strcmp(c, "10.0.0.0/8");
+	}
+	ASSERT_TRUE(cidr, "policy.list: rule 6's CIDR has an identity");
+	json_object_put(reply);
+}
+
+static void test_policy_rules(void)
+{
+	struct json_object *reply;
+
+	if (!fresh(MAGLEV_SIZE) || !agent_start(NULL, NULL))
+		return;
+	json_object_put(change("{'op':'endpoint.add','address':'%s','labels':'app=db'}", EP_DB));
+	reply = change("{'op':'policy.add','ruleset':'db-in','action':'allow','from':'app=web',"
+		       "'to':'app=db','ports':'80,8000-8080','protocol':'tcp',"
+		       "'established':'recheck','id':5}");
+	ASSERT_EQ(int_of(reply, "id"), 5, "policy.add: the id given");
+	json_object_put(reply);
+	reply = change("{'op':'policy.add','ruleset':'db-in','action':'deny','from':'10.0.0.0/8',"
+		       "'to':'','established':'keep'}");
+	ASSERT_EQ(int_of(reply, "id"), 6, "policy.add without id: the highest id + 1");
+	json_object_put(reply);
+	expect_rules_desired();
+	expect_policy_list();
+
+	json_object_put(change("{'op':'policy.set','ruleset':'db-in','established':'keep'}"));
+	ASSERT_TRUE(want_ruleset("db-in") && want_ruleset("db-in")->established == POL_EST_KEEP,
+		    "policy.set: keep desired");
+	json_object_put(change("{'op':'policy.del','ruleset':'db-in','id':6}"));
+	ASSERT_TRUE(!want_rule("db-in", 6) && want_rule("db-in", 5), "policy.del of rule 6");
+	ASSERT_OK(agent_save_state(&ag), "agent_save_state");
+	expect_state_file_is_desired("after rule changes");
+	json_object_put(change("{'op':'policy.del','ruleset':'db-in'}"));
+	ASSERT_TRUE(!want_ruleset("db-in"), "policy.del of the rule set");
+	ASSERT_EQ(ag.desired.policy.n_rulesets, 0, "no rule set left");
+}
+
+/* Rule ids go up to 2^31-1: past it the agent picks none the config
+ * (and so its own state file) would refuse. */
+static void test_policy_last_rule_id(void)
+{
+	const struct refusal next = {
+		"policy.add after rule 2147483647",
+		"{'op':'policy.add','ruleset':'db-in','action':'deny','from':'world','to':''}",
+		NULL,
+	};
+
+	if (!start_policy())
+		return;
+	json_object_put(change("{'op':'policy.add','ruleset':'db-in','action':'deny',"
+			       "'from':'host','to':'','id':2147483647}"));
+	expect_refusal(&next, 1, "ids go up to 2147483647");
+	ASSERT_TRUE(agent_start(NULL, NULL), "the next start reads its state file");
+	ASSERT_TRUE(want_rule("db-in", 2147483647) != NULL, "rule 2147483647 after a restart");
+}
+
+/* Denial events as the ring buffer's reader stores them. */
+static void put_events(int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct sl_pol_event *ev = &ag.policy.ring[ag.policy.n_events++ % AGENT_POL_EVENTS];
+
+		memset(ev, 0, sizeof(*ev));
+		ev->family = SL_AF_INET;
+		ev->proto = SL_PROTO_TCP;
+		ev->site = SL_POL_SITE_XDP;
+		ev->verdict = SL_POL_DENY_RULE;
+		ev->rule_id = 5;
+		ev->src_id = SL_ID_WORLD;
+		inet_pton(AF_INET, "198.51.100.1", &ev->saddr[0]);
+		inet_pton(AF_INET, EP_DB, &ev->daddr[0]);
+		ev->sport = htons(40000 + i);
+		ev->dport = htons(5432);
+	}
+}
+
+static void test_policy_drops(void)
+{
+	struct json_object *reply, *events, *ev;
+
+	if (!start_policy())
+		return;
+	reply = call("{'op':'policy.drops'}");
+	events = field(reply, "events");
+	ASSERT_TRUE(ok_is(reply, true), "policy.drops: ok");
+	ASSERT_EQ(json_object_array_length(events), 0, "policy.drops: no events yet");
+	ASSERT_EQ(int_of(reply, "total"), 0, "policy.drops: total 0");
+	json_object_put(reply);
+
+	put_events(3);
+	reply = call("{'op':'policy.drops','limit':2}");
+	events = field(reply, "events");
+	ev = json_object_array_get_idx(events, 0);
+	ASSERT_EQ(json_object_array_length(events), 2, "policy.drops: limit 2");
+	ASSERT_EQ(int_of(reply, "total"), 3, "policy.drops: total");
+	ASSERT_EQ(int_of(ev, "sport"), 40001, "policy.drops: the newest, oldest first");
+	EXPECT_STR(str_of(ev, "site"), "xdp", "event site");
+	EXPECT_STR(str_of(ev, "verdict"), "deny_rule", "event verdict");
+	ASSERT_EQ(int_of(ev, "rule"), 5, "event rule");
+	EXPECT_STR(str_of(ev, "ruleset"), "db-in", "event rule set");
+	EXPECT_STR(str_of(ev, "src"), "198.51.100.1", "event src");
+	EXPECT_STR(str_of(ev, "dst"), EP_DB, "event dst");
+	ASSERT_EQ(int_of(ev, "dport"), 5432, "event dport");
+	EXPECT_STR(str_of(ev, "src_labels"), "world", "event src_labels");
+	json_object_put(reply);
+}
+
+struct pol_refusal {
+	int status;
+	const char *what;
+	const char *req; /* ' for " */
+	const char *error_has; /* in the reply's "error" */
+};
+
+#define POL_ADD "{'op':'policy.add','ruleset':'db-in','action':'allow','from':'any','to':'app=db'"
+#define EP_ADD "{'op':'endpoint.add','address':'" EP_NEW "'"
+
+/* Against start_policy()'s state; status 2: malformed, 1: refused. */
+static const struct pol_refusal pol_refusals[] = {
+	{ 2, "endpoint.add: no address", "{'op':'endpoint.add','labels':'app=x'}",
+	  "missing field \"address\"" },
+	{ 2, "endpoint.add: address a number", "{'op':'endpoint.add','address':42}",
+	  "field \"address\" must be a string" },
+	{ 2, "endpoint.add: address out of range", "{'op':'endpoint.add','address':'198.18.5.300'}",
+	  "invalid IP address" },
+	{ 2, "endpoint.add: a CIDR", "{'op':'endpoint.add','address':'198.18.5.0/24'}",
+	  "expected an address, not a CIDR" },
+	{ 2, "endpoint.add: labels a list", EP_ADD ",'labels':['app=x']}",
+	  "field \"labels\" must be a string" },
+	{ 2, "endpoint.add: label without =", EP_ADD ",'labels':'app'}", "expected key=value" },
+	{ 2, "endpoint.add: label key twice", EP_ADD ",'labels':'a=b,a=c'}",
+	  "label key \"a\" given twice" },
+	{ 2, "endpoint.add: label with a NUL", EP_ADD ",'labels':'app=x\\u0000y'}",
+	  "has a NUL character" },
+	{ 2, "endpoint.add: relative netns", EP_ADD ",'netns':'run/netns/x'}",
+	  "netns must be an absolute path" },
+	{ 2, "endpoint.add: netns too long", EP_ADD ",'netns':'/" X50 X50 X50 X50 X50 X50 "'}",
+	  "netns must be an absolute path" },
+	{ 2, "endpoint.add: netns a number", EP_ADD ",'netns':5}",
+	  "field \"netns\" must be a string" },
+	{ 2, "endpoint.del: no address", "{'op':'endpoint.del'}", "missing field \"address\"" },
+	{ 2, "endpoint.del: not an address", "{'op':'endpoint.del','address':'db'}",
+	  "invalid IP address" },
+	{ 2, "policy.add: no ruleset",
+	  "{'op':'policy.add','action':'allow','from':'any','to':'app=db'}",
+	  "missing field \"ruleset\"" },
+	{ 2, "policy.add: ruleset a number",
+	  "{'op':'policy.add','ruleset':1,'action':'allow','from':'any','to':'app=db'}",
+	  "field \"ruleset\" must be a string" },
+	{ 2, "policy.add: no action", "{'op':'policy.add','ruleset':'db-in','from':'any','to':''}",
+	  "missing field \"action\"" },
+	{ 2, "policy.add: no from", "{'op':'policy.add','ruleset':'db-in','action':'deny','to':''}",
+	  "missing field \"from\"" },
+	{ 2, "policy.add: no to",
+	  "{'op':'policy.add','ruleset':'db-in','action':'deny','from':'any'}",
+	  "missing field \"to\"" },
+	{ 2, "policy.add: action permit",
+	  "{'op':'policy.add','ruleset':'db-in','action':'permit','from':'any','to':''}",
+	  "action 'permit': allow or deny" },
+	{ 2, "policy.add: bad from selector",
+	  "{'op':'policy.add','ruleset':'db-in','action':'deny','from':'app==web','to':''}",
+	  "invalid character '='" },
+	{ 2, "policy.add: from an address without length",
+	  "{'op':'policy.add','ruleset':'db-in','action':'deny','from':'10.0.0.1','to':''}",
+	  "a CIDR needs a length" },
+	{ 2, "policy.add: bad to selector",
+	  "{'op':'policy.add','ruleset':'db-in','action':'deny','from':'any','to':'app=db,'}",
+	  "empty selector term" },
+	{ 2, "policy.add: to a list",
+	  "{'op':'policy.add','ruleset':'db-in','action':'deny','from':'any','to':['app=db']}",
+	  "field \"to\" must be a string" },
+	{ 2, "policy.add: port 0", POL_ADD ",'ports':'0'}", "not in 1-65535" },
+	{ 2, "policy.add: port 70000", POL_ADD ",'ports':'70000'}", "not in 1-65535" },
+	{ 2, "policy.add: ports 5-1", POL_ADD ",'ports':'5-1'}", "first above last" },
+	{ 2, "policy.add: ports a number", POL_ADD ",'ports':80}",
+	  "field \"ports\" must be a string" },
+	{ 2, "policy.add: protocol sctp", POL_ADD ",'protocol':'sctp'}",
+	  "expected tcp, udp or any" },
+	{ 2, "policy.add: established never", POL_ADD ",'established':'never'}",
+	  "established 'never': keep or recheck" },
+	{ 2, "policy.add: id negative", POL_ADD ",'id':-1}", "field \"id\" must be an integer" },
+	{ 2, "policy.add: id a string", POL_ADD ",'id':'7'}", "field \"id\" must be an integer" },
+	{ 2, "policy.add: id 2^31", POL_ADD ",'id':2147483648}",
+	  "field \"id\" must be an integer" },
+	{ 2, "policy.del: no ruleset", "{'op':'policy.del','id':5}", "missing field \"ruleset\"" },
+	{ 2, "policy.del: id 0", "{'op':'policy.del','ruleset':'db-in','id':0}",
+	  "field \"id\" must be an integer 1..2147483647" },
+	{ 2, "policy.del: id a string", "{'op':'policy.del','ruleset':'db-in','id':'5'}",
+	  "field \"id\" must be an integer 1..2147483647" },
+	{ 2, "policy.set: no established", "{'op':'policy.set','ruleset':'db-in'}",
+	  "missing field \"established\"" },
+	{ 2, "policy.set: established never",
+	  "{'op':'policy.set','ruleset':'db-in','established':'never'}", "keep or recheck" },
+	{ 2, "policy.set: no ruleset", "{'op':'policy.set','established':'keep'}",
+	  "missing field \"ruleset\"" },
+	{ 2, "policy.drops: limit 0", "{'op':'policy.drops','limit':0}",
+	  "field \"limit\" must be an integer 1..1024" },
+	{ 2, "policy.drops: limit 1025", "{'op':'policy.drops','limit':1025}",
+	  "field \"limit\" must be an integer 1..1024" },
+	{ 2, "policy.drops: limit negative", "{'op':'policy.drops','limit':-1}",
+	  "field \"limit\" must be an integer 1..1024" },
+	{ 2, "policy.drops: limit a string", "{'op':'policy.drops','limit':'5'}",
+	  "field \"limit\" must be an integer 1..1024" },
+	{ 1, "endpoint.add of an existing endpoint",
+	  "{'op':'endpoint.add','address':'" EP_WEB "','labels':'app=other'}",
+	  "endpoint " EP_WEB " exists" },
+	{ 1, "endpoint.add: a second IPv4 endpoint in a netns", EP_ADD ",'netns':'" NETNS_SELF "'}",
+	  "has two IPv4 endpoints" },
+	{ 1, "endpoint.add: netns with a newline", EP_ADD ",'netns':'/run/netns/a\\nb'}",
+	  "without control characters" },
+	{ 1, "endpoint.add: netns that does not exist", EP_ADD ",'netns':'/nonexistent/netns'}",
+	  "/nonexistent/netns" },
+	{ 1, "endpoint.del of an unknown endpoint", "{'op':'endpoint.del','address':'" EP_NEW "'}",
+	  "no endpoint " EP_NEW },
+	{ 1, "policy.add: rule id taken by another rule set",
+	  "{'op':'policy.add','ruleset':'other','action':'deny','from':'any','to':'','id':5}",
+	  "rule id 5 given twice" },
+	{ 1, "policy.add: rule set name with a space",
+	  "{'op':'policy.add','ruleset':'my rules','action':'deny','from':'any','to':''}",
+	  "rule set name \"my rules\"" },
+	{ 1, "policy.add: rule set name of 64 characters",
+	  "{'op':'policy.add','ruleset':'" NAME64 "','action':'deny','from':'any','to':''}",
+	  "is longer than 63 characters" },
+	{ 1, "policy.del of an unknown rule set", "{'op':'policy.del','ruleset':'nope'}",
+	  "no rule set 'nope'" },
+	{ 1, "policy.del of an unknown rule id", "{'op':'policy.del','ruleset':'db-in','id':7}",
+	  "rule set 'db-in' has no rule 7" },
+	{ 1, "policy.set of an unknown rule set",
+	  "{'op':'policy.set','ruleset':'nope','established':'keep'}", "no rule set 'nope'" },
+};
+
+static void test_policy_refusals(void)
+{
+	if (!start_policy())
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(pol_refusals); i++) {
+		const struct pol_refusal *c = &pol_refusals[i];
+
+		expect_refusal(&(struct refusal){ c->what, c->req, NULL }, c->status, c->error_has);
+	}
+}
+
+/* Endpoints web and db (db in network namespace @netns) and rule set
+ * db-in, whose rule 1 lets web reach db on @ports. */
+static const char *cfg_policy(char *buf, size_t len, const char *ports, const char *netns)
+{
+	snprintf(buf, len,
+		 "services: []\n"
+		 "endpoints:\n"
+		 "  - address: " EP_WEB "\n"
+		 "    labels: { app: web }\n"
+		 "  - address: " EP_DB "\n"
+		 "    labels: { app: db }\n"
+		 "    netns: %s\n"
+		 "policies:\n"
+		 "  - name: db-in\n"
+		 "    rules:\n"
+		 "      - id: 1\n"
+		 "        action: allow\n"
+		 "        from: app=web\n"
+		 "        to: app=db\n"
+		 "        ports: %s\n"
+		 "        protocol: tcp\n",
+		 netns, ports);
+	return buf;
+}
+
+static void test_apply_policy(void)
+{
+	struct json_object *reply;
+	struct world before;
+	char yaml[1024];
+	__u32 db_id;
+
+	if (!fresh(MAGLEV_SIZE) || !agent_start(NULL, NULL))
+		return;
+	expect_summary(call_apply(cfg_policy(yaml, sizeof(yaml), "[5432]", NETNS_SELF), "p.yaml"),
+		       0, 0, 0, 0, 0);
+	ASSERT_EQ(gen_now(), 1, "apply with a policy: generation 1");
+	ASSERT_TRUE(want_rule("db-in", 1) && want_endpoint(EP_DB), "the config's policy desired");
+	db_id = map_identity4(EP_DB);
+	ASSERT_TRUE(db_id >= SL_ID_FIRST_ENDPOINT, "db in sl_ipcache4");
+
+	/* Refused by the parser, or when publishing: the policy stays. */
+	expect_apply_refused(cfg_policy(yaml, sizeof(yaml), "[70000]", NETNS_SELF), "bad.yaml",
+			     "policies[0].rules[0].ports[0]");
+	if (world_take(&before)) {
+		reply = call_apply(cfg_policy(yaml, sizeof(yaml), "[5432]", "/nonexistent/netns"),
+				   "gone.yaml");
+		expect_refused(reply, 1, "apply of a policy whose netns does not exist");
+		json_object_put(reply);
+		world_expect_same(&before, SAME_ALL,
+				  "apply of a policy whose netns does not exist");
+		world_free(&before);
+	}
+	ASSERT_EQ(map_identity4(EP_DB), db_id, "the previous policy is still enforced");
+
+	expect_summary(call_apply("", NULL), 0, 0, 0, 0, 0);
+	ASSERT_EQ(gen_now(), 2, "an empty config: a generation without policy");
+	ASSERT_EQ(ag.desired.policy.n_endpoints + ag.desired.policy.n_rulesets, 0,
+		  "an empty config: no policy desired");
+	ASSERT_EQ(map_identity4(EP_DB), 0, "an empty config: db gone from sl_ipcache4");
+}
+
 /* ---- smaller points ---- */
 
 /* A reload refused for want of --config is a failed reload and a failed
@@ -1630,7 +2187,7 @@ static void test_nul_in_strings(void)
 	/* Each from a fresh start: one accepted would change the next one's world. */
 	for (size_t i = 0; i < ARRAY_SIZE(nul_requests); i++) {
 		if (start_populated())
-			expect_refusal(&nul_requests[i], 2);
+			expect_refusal(&nul_requests[i], 2, NULL);
 	}
 }
 
@@ -1658,6 +2215,12 @@ static const struct test_case cases[] = {
 	{ "health: a changed check and the weights in the maps", test_health_check_changed },
 	{ "reload without --config: counted as failed", test_reload_without_config_counted },
 	{ "strings with a NUL inside: refused", test_nul_in_strings },
+	{ "policy: endpoint.add, endpoint.list, endpoint.del", test_policy_endpoints },
+	{ "policy: policy.add, policy.list, policy.set, policy.del", test_policy_rules },
+	{ "policy: no rule id past 2147483647", test_policy_last_rule_id },
+	{ "policy: policy.drops", test_policy_drops },
+	{ "policy: bad and refused requests change nothing", test_policy_refusals },
+	{ "policy: apply publishes a config's policy, or keeps the old one", test_apply_policy },
 };
 
 int main(int argc, char **argv)

@@ -47,7 +47,7 @@
 #define N_SVC 2
 #define LIST_MAX 8 /* backends a service has in these cases */
 #define SNAP_MAX 160 /* conntrack entries a snapshot holds */
-#define LB_MAPS_MAX 32 /* >= the maps lb_map_name() names */
+#define LB_MAPS_MAX 48 /* >= the maps lb_map_name() names */
 
 static int ncpus; /* possible CPUs: per-CPU values and LRU lists */
 static int n_dirs;

@@ -2,8 +2,10 @@
 """Socket-layer checks for the Sluice e2e tests.
 
   sockclient.py refused --vip ADDR --port P [--udp]
-      connect() (or sendto() for --udp) to a service without backends must
-      fail with ECONNREFUSED, and at once.  Prints {"errno", "elapsed_ms"}.
+  sockclient.py connect --vip ADDR --port P [--udp] [--src ADDR]
+      connect() (or sendto() for --udp), from --src when given, and report
+      how it ended: {"errno": "OK" or its name (ECONNREFUSED for a service
+      without backends, EPERM for a policy denial), "elapsed_ms"}.
 
   sockclient.py origdst-proxy --listen ADDR --port P
       a stand-in for sluice-proxy: accept connections and answer each with
@@ -39,6 +41,8 @@ def refused(args):
     typ = socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM
     s = socket.socket(fam, typ)
     s.settimeout(2)
+    if getattr(args, "src", None):
+        s.bind((args.src, 0))
     start = time.monotonic()
     err = 0
     try:
@@ -48,7 +52,7 @@ def refused(args):
             s.connect((args.vip, args.port))
     except OSError as e:
         err = e.errno or -1
-    print(json.dumps({"errno": errno.errorcode.get(err, err),
+    print(json.dumps({"errno": errno.errorcode.get(err, err) if err else "OK",
                       "elapsed_ms": round((time.monotonic() - start) * 1000, 1)}))
 
 
@@ -108,10 +112,12 @@ def ask(args):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("refused")
-    r.add_argument("--vip", required=True)
-    r.add_argument("--port", type=int, required=True)
-    r.add_argument("--udp", action="store_true")
+    for name in ("refused", "connect"):
+        r = sub.add_parser(name)
+        r.add_argument("--vip", required=True)
+        r.add_argument("--port", type=int, required=True)
+        r.add_argument("--udp", action="store_true")
+        r.add_argument("--src")
     o = sub.add_parser("origdst-proxy")
     o.add_argument("--listen", required=True)
     o.add_argument("--port", type=int, required=True)
@@ -120,7 +126,8 @@ def main():
     a.add_argument("--port", type=int, required=True)
     a.add_argument("--count", type=int, default=1)
     args = p.parse_args()
-    {"refused": refused, "origdst-proxy": origdst_proxy, "ask": ask}[args.cmd](args)
+    {"refused": refused, "connect": refused, "origdst-proxy": origdst_proxy,
+     "ask": ask}[args.cmd](args)
 
 
 if __name__ == "__main__":

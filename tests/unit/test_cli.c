@@ -3,8 +3,9 @@
  * that listens on a Unix socket in a temporary directory, records the one
  * request it gets and answers a canned reply. Covered: usage errors (exit 2,
  * no request), the exact request of each change verb, how replies and an
- * absent agent are shown, and help at every level. The binary is
- * $SLUICE_BUILD/sluice, else build/sluice from the current directory. */
+ * absent agent are shown (the endpoint and policy lists included), and
+ * help at every level. The binary is $SLUICE_BUILD/sluice, else
+ * build/sluice from the current directory. */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <fcntl.h>
@@ -605,14 +606,13 @@ static const struct usage_case usage_cases[] = {
 	{ 1, "apply -f a directory", { "apply", "-f", "/" }, "cannot read /: Is a directory" },
 };
 
-static void test_usage_errors(void **state)
+/* Run @n usage cases; returns how many failed. */
+static size_t run_usage_cases(const struct usage_case *cases, size_t n)
 {
 	size_t failed = 0;
 
-	(void)state;
-	need_binary();
-	for (size_t i = 0; i < sizeof(usage_cases) / sizeof(usage_cases[0]); i++) {
-		const struct usage_case *c = &usage_cases[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct usage_case *c = &cases[i];
 		struct expect e = {
 			.status = c->status,
 			.out = "",
@@ -621,7 +621,15 @@ static void test_usage_errors(void **state)
 
 		failed += !run_check(c->desc, c->args, OK_REPLY, &e);
 	}
-	assert_int_equal(failed, 0);
+	return failed;
+}
+
+static void test_usage_errors(void **state)
+{
+	(void)state;
+	need_binary();
+	assert_int_equal(run_usage_cases(usage_cases, sizeof(usage_cases) / sizeof(usage_cases[0])),
+			 0);
 }
 
 /* With -j the error is a JSON object on stdout, with a hint when there is one. */
@@ -657,7 +665,7 @@ static void test_usage_errors_json(void **state)
 
 struct request_case {
 	const char *desc;
-	const char *args[14];
+	const char *args[20];
 	const char *request;
 };
 
@@ -731,14 +739,13 @@ static const struct request_case request_cases[] = {
 	  BE_REQ("backend.add") ",\"weight\":3}" },
 };
 
-static void test_requests(void **state)
+/* Run @n request cases; returns how many failed. */
+static size_t run_request_cases(const struct request_case *cases, size_t n)
 {
 	size_t failed = 0;
 
-	(void)state;
-	need_binary();
-	for (size_t i = 0; i < sizeof(request_cases) / sizeof(request_cases[0]); i++) {
-		const struct request_case *c = &request_cases[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct request_case *c = &cases[i];
 		struct expect e = {
 			.out = "",
 			.err = "",
@@ -748,7 +755,16 @@ static void test_requests(void **state)
 
 		failed += !run_check(c->desc, c->args, OK_REPLY, &e);
 	}
-	assert_int_equal(failed, 0);
+	return failed;
+}
+
+static void test_requests(void **state)
+{
+	(void)state;
+	need_binary();
+	assert_int_equal(
+		run_request_cases(request_cases, sizeof(request_cases) / sizeof(request_cases[0])),
+		0);
 }
 
 /* --socket wins over SLUICE_SOCKET, before or after the command. */
@@ -777,6 +793,297 @@ static void test_socket_option(void **state)
 			     .err_has = { "Error: cannot reach sluiced at " } };
 	e.err_has[1] = absent_sock;
 	assert_true(run_check("--socket over a working SLUICE_SOCKET", absent, OK_REPLY, &e));
+}
+
+/* ---- endpoints and policies ---- */
+
+#define EP "198.18.1.2"
+#define RULE_OPTS "--action", "allow", "--from", "any", "--to", "app=db"
+#define POLICY_ADD "policy", "add", "RS", RULE_OPTS
+
+/* Each refused before a request: the CLI checks with the agent's parsers. */
+static const struct usage_case policy_usage_cases[] = {
+	{ 2, "endpoint add without ADDR", { "endpoint", "add" }, "usage: sluice endpoint add" },
+	{ 2,
+	  "endpoint add, bad address",
+	  { "endpoint", "add", "198.18.1.300", "--labels", "app=web" },
+	  "\"198.18.1.300\": invalid IP address" },
+	{ 2,
+	  "endpoint add, a CIDR",
+	  { "endpoint", "add", "198.18.1.0/24" },
+	  "expected an address, not a CIDR" },
+	{ 2,
+	  "endpoint add, a host name",
+	  { "endpoint", "add", "web.example" },
+	  "invalid IP address" },
+	{ 2,
+	  "endpoint add, label without =",
+	  { "endpoint", "add", EP, "--labels", "app" },
+	  "--labels: label \"app\": expected key=value" },
+	{ 2,
+	  "endpoint add, label key twice",
+	  { "endpoint", "add", EP, "--labels", "a=b,a=c" },
+	  "--labels: label key \"a\" given twice" },
+	{ 2,
+	  "endpoint add, label value with a space",
+	  { "endpoint", "add", EP, "--labels", "app=my web" },
+	  "--labels: label value \"my web\": invalid character ' '" },
+	{ 2,
+	  "endpoint add, relative netns",
+	  { "endpoint", "add", EP, "--netns", "run/netns/x" },
+	  "--netns: not an absolute path" },
+	{ 2,
+	  "endpoint add, empty netns",
+	  { "endpoint", "add", EP, "--netns", "" },
+	  "--netns: not an absolute path" },
+	{ 2,
+	  "endpoint add, extra",
+	  { "endpoint", "add", EP, "198.18.1.3" },
+	  "usage: sluice endpoint add" },
+	{ 2, "endpoint del without ADDR", { "endpoint", "del" }, "usage: sluice endpoint del" },
+	{ 2, "endpoint del, bad address", { "endpoint", "del", "fd00::g" }, "invalid IP address" },
+	{ 2,
+	  "endpoint del --labels",
+	  { "endpoint", "del", EP, "--labels", "a=b" },
+	  "option --labels does not go with del" },
+	{ 2, "endpoint list, extra", { "endpoint", "list", "x" }, "usage: sluice endpoint list" },
+	{ 2,
+	  "policy add without --to",
+	  { "policy", "add", "RS", "--action", "allow", "--from", "app=web" },
+	  "policy add needs --action, --from and --to" },
+	{ 2,
+	  "policy add without --action",
+	  { "policy", "add", "RS", "--from", "app=web", "--to", "app=db" },
+	  "policy add needs --action, --from and --to" },
+	{ 2,
+	  "policy add without --from",
+	  { "policy", "add", "RS", "--action", "deny", "--to", "app=db" },
+	  "policy add needs --action, --from and --to" },
+	{ 2,
+	  "policy add without RULESET",
+	  { "policy", "add", RULE_OPTS },
+	  "usage: sluice policy add RULESET" },
+	{ 2,
+	  "--action permit",
+	  { "policy", "add", "RS", "--action", "permit", "--from", "any", "--to", "app=db" },
+	  "--action: allow or deny" },
+	{ 2, "--ports 0", { POLICY_ADD, "--ports", "0" }, "--ports: port \"0\": not in 1-65535" },
+	{ 2,
+	  "--ports 70000",
+	  { POLICY_ADD, "--ports", "70000" },
+	  "--ports: port \"70000\": not in 1-65535" },
+	{ 2,
+	  "--ports 5-1",
+	  { POLICY_ADD, "--ports", "5-1" },
+	  "--ports: port range \"5-1\": first above last" },
+	{ 2, "--ports empty item", { POLICY_ADD, "--ports", "80,,81" }, "--ports: empty port" },
+	{ 2,
+	  "--protocol sctp",
+	  { POLICY_ADD, "--protocol", "sctp" },
+	  "--protocol: protocol \"sctp\": expected tcp, udp or any" },
+	{ 2,
+	  "--established never",
+	  { POLICY_ADD, "--established", "never" },
+	  "--established: keep or recheck" },
+	{ 2,
+	  "--from an address without length",
+	  { "policy", "add", "RS", "--action", "allow", "--from", "10.0.0.1", "--to", "app=db" },
+	  "--from: \"10.0.0.1\": a CIDR needs a length" },
+	{ 2,
+	  "--to with ==",
+	  { "policy", "add", "RS", "--action", "allow", "--from", "any", "--to", "app==db" },
+	  "--to: selector value \"=db\": invalid character '='" },
+	{ 2, "--id 0", { POLICY_ADD, "--id", "0" }, "--id: '0' is not a number in 1..2147483647" },
+	{ 2, "--id 2^31", { POLICY_ADD, "--id", "2147483648" }, "--id: '2147483648'" },
+	{ 2,
+	  "--limit on policy add",
+	  { POLICY_ADD, "--limit", "3" },
+	  "option --limit does not go with add" },
+	{ 2, "policy del without RULESET", { "policy", "del" }, "usage: sluice policy del" },
+	{ 2,
+	  "policy del, ID 0",
+	  { "policy", "del", "RS", "0" },
+	  "ID: '0' is not a number in 1..2147483647" },
+	{ 2, "policy del, ID x", { "policy", "del", "RS", "x" }, "ID: 'x'" },
+	{ 2, "policy del, extra", { "policy", "del", "RS", "7", "8" }, "usage: sluice policy del" },
+	{ 2,
+	  "policy del --id",
+	  { "policy", "del", "RS", "--id", "7" },
+	  "option --id does not go with del" },
+	{ 2,
+	  "policy set without --established",
+	  { "policy", "set", "RS" },
+	  "usage: sluice policy set RULESET --established keep|recheck" },
+	{ 2,
+	  "policy set without RULESET",
+	  { "policy", "set", "--established", "keep" },
+	  "usage: sluice policy set" },
+	{ 2,
+	  "policy set --established never",
+	  { "policy", "set", "RS", "--established", "never" },
+	  "--established: keep or recheck" },
+	{ 2,
+	  "policy drops --limit 0",
+	  { "policy", "drops", "--limit", "0" },
+	  "--limit: '0' is not a number in 1..1024" },
+	{ 2,
+	  "policy drops --limit 1025",
+	  { "policy", "drops", "--limit", "1025" },
+	  "--limit: '1025' is not a number in 1..1024" },
+	{ 2, "policy drops, extra", { "policy", "drops", "x" }, "usage: sluice policy drops" },
+	{ 2, "policy list, extra", { "policy", "list", "x" }, "usage: sluice policy list" },
+	{ 2, "policy d: del or drops", { "policy", "d", "RS" }, "ambiguous 'd'" },
+};
+
+static void test_policy_usage_errors(void **state)
+{
+	const char *netns[] = { "-j", "endpoint", "add", EP, "--netns", "x", NULL };
+	struct expect e = {
+		.status = 2,
+		.out = "{\"error\":\"--netns: not an absolute path\","
+		       "\"hint\":\"e.g. /run/netns/web or /proc/PID/ns/net\"}\n",
+		.err = "",
+	};
+
+	(void)state;
+	need_binary();
+	assert_int_equal(run_usage_cases(policy_usage_cases, sizeof(policy_usage_cases) /
+								     sizeof(policy_usage_cases[0])),
+			 0);
+	assert_true(run_check("-j relative netns", netns, OK_REPLY, &e));
+}
+
+#define EP_LIST_REPLY                                                                            \
+	"{\"ok\":true,\"endpoints\":[{\"address\":\"198.18.1.2\",\"labels\":\"app=web\","        \
+	"\"netns\":\"/run/netns/x\",\"identity\":256},{\"address\":\"fd00::2\",\"labels\":\"\"," \
+	"\"netns\":null,\"identity\":257}]}\n"
+#define EP_LIST_OUT                                                                                 \
+	"ADDRESS                                  IDENTITY  LABELS                         NETNS\n" \
+	"198.18.1.2                               256       app=web                        "        \
+	"/run/netns/x\n"                                                                            \
+	"fd00::2                                  257                                      -\n"
+#define POLICY_LIST_REPLY                                                                    \
+	"{\"ok\":true,\"generation\":3,\"rulesets\":[{\"name\":\"RS\",\"established\":"      \
+	"\"recheck\",\"rules\":[{\"id\":5,\"action\":\"allow\",\"from\":\"app=web\",\"to\":" \
+	"\"app=db\",\"ports\":\"80,8000-8080\",\"protocol\":\"tcp\",\"denials\":2}]}],"      \
+	"\"identities\":[{\"id\":256,\"labels\":\"app=web\"},{\"id\":16777216,\"cidr\":"     \
+	"\"10.0.0.0/8\"}]}\n"
+#define POLICY_LIST_OUT                                                                  \
+	"policy generation 3\n"                                                          \
+	"rule set RS (established: recheck)\n"                                           \
+	"  5     allow from app=web                  to app=db                   ports " \
+	"80,8000-8080 tcp  denials 2\n"                                                  \
+	"identities:\n"                                                                  \
+	"  256       app=web\n"                                                          \
+	"  16777216  10.0.0.0/8\n"
+#define DROPS_OUT                                                                                 \
+	"TIME                SITE    VERDICT      RULE             PROTO SOURCE -> DESTINATION\n" \
+	"0 denial events since sluiced started\n"
+#define DROP_EVENT                                                                           \
+	"{\"time\":1.5e9,\"site\":\"xdp\",\"verdict\":\"deny_rule\",\"rule\":7,\"ruleset\":" \
+	"\"RS\",\"protocol\":\"tcp\",\"src\":\"198.18.9.9\",\"sport\":40000,\"dst\":"        \
+	"\"198.18.1.2\",\"dport\":80,\"src_identity\":2,\"src_labels\":\"world\","           \
+	"\"dst_identity\":256,\"dst_labels\":\"app=web\"}"
+
+static const struct request_case policy_request_cases[] = {
+	{ "endpoint add, labels and netns",
+	  { "endpoint", "add", EP, "--labels", "app=web,env=prod", "--netns", "/run/netns/x" },
+	  "{\"op\":\"endpoint.add\",\"address\":\"" EP "\",\"labels\":\"app=web,env=prod\","
+	  "\"netns\":\"/run/netns/x\"}" },
+	{ "endpoint add IPv6, nothing else",
+	  { "endpoint", "add", "fd00::2" },
+	  "{\"op\":\"endpoint.add\",\"address\":\"fd00::2\"}" },
+	{ "e a, empty labels",
+	  { "e", "a", "--labels=", EP },
+	  "{\"op\":\"endpoint.add\",\"address\":\"" EP "\",\"labels\":\"\"}" },
+	{ "endpoint del",
+	  { "endpoint", "del", EP },
+	  "{\"op\":\"endpoint.del\",\"address\":\"" EP "\"}" },
+	{ "policy del RS",
+	  { "policy", "del", "RS" },
+	  "{\"op\":\"policy.del\",\"ruleset\":\"RS\"}" },
+	{ "policy del RS 7",
+	  { "policy", "del", "RS", "7" },
+	  "{\"op\":\"policy.del\",\"ruleset\":\"RS\",\"id\":7}" },
+	{ "policy set --established keep",
+	  { "policy", "set", "RS", "--established", "keep" },
+	  "{\"op\":\"policy.set\",\"ruleset\":\"RS\",\"established\":\"keep\"}" },
+	{ "po s, recheck",
+	  { "po", "s", "--established=recheck", "RS" },
+	  "{\"op\":\"policy.set\",\"ruleset\":\"RS\",\"established\":\"recheck\"}" },
+};
+
+/* A verb whose reply the CLI shows: the request, then stdout for @reply. */
+struct shown_case {
+	const char *desc;
+	const char *args[20];
+	const char *request;
+	const char *reply;
+	const char *out; /* stdout, exactly; NULL: see out_has */
+	const char *out_has; /* a substring of stdout */
+};
+
+static const struct shown_case shown_cases[] = {
+	{ .desc = "endpoint list",
+	  .args = { "endpoint", "list" },
+	  .request = "{\"op\":\"endpoint.list\"}",
+	  .reply = EP_LIST_REPLY,
+	  .out = EP_LIST_OUT },
+	{ .desc = "policy add, every option",
+	  .args = { "policy", "add", "RS", "--action", "allow", "--from", "app=web", "--to",
+		    "app=db", "--ports", "80,8000-8080", "--protocol", "tcp", "--established",
+		    "recheck", "--id", "5" },
+	  .request = "{\"op\":\"policy.add\",\"ruleset\":\"RS\",\"action\":\"allow\","
+		     "\"from\":\"app=web\",\"to\":\"app=db\",\"ports\":\"80,8000-8080\","
+		     "\"protocol\":\"tcp\",\"established\":\"recheck\",\"id\":5}",
+	  .reply = "{\"ok\":true,\"id\":5}\n",
+	  .out = "rule 5 added to RS\n" },
+	{ .desc = "po a, the needed options only",
+	  .args = { "po", "a", "RS", "--action", "deny", "--from", "10.0.0.0/8", "--to", "" },
+	  .request = "{\"op\":\"policy.add\",\"ruleset\":\"RS\",\"action\":\"deny\","
+		     "\"from\":\"10.0.0.0/8\",\"to\":\"\"}",
+	  .reply = "{\"ok\":true,\"id\":12}\n",
+	  .out = "rule 12 added to RS\n" },
+	{ .desc = "policy list",
+	  .args = { "policy", "list" },
+	  .request = "{\"op\":\"policy.list\"}",
+	  .reply = POLICY_LIST_REPLY,
+	  .out = POLICY_LIST_OUT },
+	{ .desc = "policy drops --limit 5",
+	  .args = { "policy", "drops", "--limit", "5" },
+	  .request = "{\"op\":\"policy.drops\",\"limit\":5}",
+	  .reply = "{\"ok\":true,\"events\":[],\"total\":0}\n",
+	  .out = DROPS_OUT },
+	/* The time column is local time: only the rest is pinned. */
+	{ .desc = "policy dr, one event",
+	  .args = { "policy", "dr" },
+	  .request = "{\"op\":\"policy.drops\"}",
+	  .reply = "{\"ok\":true,\"events\":[" DROP_EVENT "],\"total\":9}\n",
+	  .out_has = " xdp     deny_rule    7 (RS)           tcp  198.18.9.9:40000 [world] -> "
+		     "198.18.1.2:80 [app=web]\n9 denial events since sluiced started\n" },
+};
+
+static void test_policy_requests(void **state)
+{
+	size_t failed;
+
+	(void)state;
+	need_binary();
+	failed = run_request_cases(policy_request_cases,
+				   sizeof(policy_request_cases) / sizeof(policy_request_cases[0]));
+	for (size_t i = 0; i < sizeof(shown_cases) / sizeof(shown_cases[0]); i++) {
+		const struct shown_case *c = &shown_cases[i];
+		struct expect e = {
+			.out = c->out,
+			.out_has = { c->out_has },
+			.err = "",
+			.request = true,
+			.request_json = c->request,
+		};
+
+		failed += !run_check(c->desc, c->args, c->reply, &e);
+	}
+	assert_int_equal(failed, 0);
 }
 
 /* ---- apply ---- */
@@ -1055,13 +1362,18 @@ static void test_bad_replies(void **state)
 static void test_unreachable(void **state)
 {
 	char error[PATH_MAX + 128], stale[PATH_MAX], longer[200], config[PATH_MAX];
-	const char *verbs[][8] = {
+	const char *verbs[][12] = {
 		{ "service", "add", VIP, "--name", "web" },
 		{ "service", "del", VIP },
 		{ "backend", "add", VIP, BE },
 		{ "backend", "del", VIP, BE },
 		{ "backend", "set", VIP, BE, "--weight", "0" },
 		{ "apply", "-f", config },
+		{ "endpoint", "add", EP, "--labels", "app=web" },
+		{ "endpoint", "del", EP },
+		{ POLICY_ADD },
+		{ "policy", "del", "RS", "7" },
+		{ "policy", "set", "RS", "--established", "keep" },
 	};
 	const char *stale_args[] = { "service", "del", VIP, "--socket", stale, NULL };
 	const char *long_args[] = { "--socket", longer, "service", "del", VIP, NULL };
@@ -1171,10 +1483,20 @@ static const struct help_case help_cases[] = {
 	{ 0, { "apply", "help" }, { "Usage: sluice apply -f FILE" } },
 	{ 0, { "stats", "help" }, { "Usage: sluice stats" } },
 	{ 0, { "status", "help" }, { "Usage: sluice status" } },
+	{ 0, { "help" }, { "Usage: sluice", "endpoint", "policy" } },
+	{ 0,
+	  { "endpoint", "help" },
+	  { "Usage: sluice", "endpoint VERB", "add", "del", "list", "--labels K=V",
+	    "--netns PATH" } },
+	{ 0,
+	  { "policy", "help" },
+	  { "Usage: sluice", "policy VERB", "add", "del", "set", "list", "drops" } },
 	/* Nothing named: the table, as a usage error. */
 	{ 2, {}, { "Usage: sluice", "service", "backend" } },
 	{ 2, { "service" }, { "Usage: sluice", "service VERB", "add" } },
 	{ 2, { "backend" }, { "Usage: sluice", "backend VERB", "set" } },
+	{ 2, { "endpoint" }, { "Usage: sluice", "endpoint VERB", "add" } },
+	{ 2, { "policy" }, { "Usage: sluice", "policy VERB", "drops" } },
 };
 
 static void test_help(void **state)
@@ -1253,13 +1575,22 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_usage_errors),  cmocka_unit_test(test_usage_errors_json),
-		cmocka_unit_test(test_requests),      cmocka_unit_test(test_socket_option),
-		cmocka_unit_test(test_apply_request), cmocka_unit_test(test_apply_large),
-		cmocka_unit_test(test_apply_summary), cmocka_unit_test(test_replies),
-		cmocka_unit_test(test_reply_pretty),  cmocka_unit_test(test_bad_replies),
-		cmocka_unit_test(test_unreachable),   cmocka_unit_test(test_unreachable_json),
-		cmocka_unit_test(test_no_maps),	      cmocka_unit_test(test_help),
+		cmocka_unit_test(test_usage_errors),
+		cmocka_unit_test(test_usage_errors_json),
+		cmocka_unit_test(test_requests),
+		cmocka_unit_test(test_socket_option),
+		cmocka_unit_test(test_policy_usage_errors),
+		cmocka_unit_test(test_policy_requests),
+		cmocka_unit_test(test_apply_request),
+		cmocka_unit_test(test_apply_large),
+		cmocka_unit_test(test_apply_summary),
+		cmocka_unit_test(test_replies),
+		cmocka_unit_test(test_reply_pretty),
+		cmocka_unit_test(test_bad_replies),
+		cmocka_unit_test(test_unreachable),
+		cmocka_unit_test(test_unreachable_json),
+		cmocka_unit_test(test_no_maps),
+		cmocka_unit_test(test_help),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, setup, teardown);

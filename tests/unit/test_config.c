@@ -1,7 +1,8 @@
 /* Unit tests for the YAML config parser (user/lib/config.c): a full config
  * read into the expected structs, short forms and defaults, a table of
  * invalid configs each refused at an exact position with its field path and
- * reason (and an empty result), file I/O, and configs at the size limits. */
+ * reason (and an empty result), file I/O, and configs at the size limits.
+ * The policy keys have theirs in test_config_policy.c. */
 #define _GNU_SOURCE /* open_memstream */
 #include <errno.h>
 #include <stdarg.h>
@@ -179,8 +180,8 @@ static void test_defaults(void **state)
 	cfg_free(&st);
 }
 
-/* Nothing, comments, an empty document and empty lists are all no services;
- * the reserved lists are read but not used. */
+/* Nothing, comments, an empty document and empty lists are all no services
+ * and no policy. */
 static void test_empty(void **state)
 {
 	static const char *const empty[] = {
@@ -192,7 +193,7 @@ static void test_empty(void **state)
 		"services:\n",
 		"services: ~\nendpoints:\npolicies: null\n",
 		"{}\n",
-		"endpoints:\n  - name: a\n    labels: {app: web}\n  - [1, 2]\npolicies: [{allow: x}]\n",
+		"endpoints: []\npolicies: []\n",
 	};
 	struct cfg_state st;
 	struct cfg_error err;
@@ -204,6 +205,8 @@ static void test_empty(void **state)
 		assert_int_equal(load(empty[i], &st, &err), 0);
 		assert_int_equal(st.n_services, 0);
 		assert_null(st.services);
+		assert_int_equal(st.policy.n_endpoints, 0);
+		assert_int_equal(st.policy.n_rulesets, 0);
 		cfg_free(&st);
 	}
 	assert_int_equal(cfg_load_buffer(NULL, NULL, 0, &st, NULL), 0);
@@ -364,9 +367,11 @@ static const struct bad_case bad_cases[] = {
 	  "expected one YAML document, found another" },
 	{ "top level is a sequence", "- vip: 198.19.0.10:80/tcp\n", 1, 1, "",
 	  "expected a mapping with 'services', got a sequence" },
-	{ "nested too deep",
+	/* Every level now checks its type: deep nesting stops at the first
+	 * wrong one, long before the depth limit. */
+	{ "nested deep",
 	  "endpoints: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", 1,
-	  75, "endpoints", "nested deeper than 64 levels" },
+	  13, "endpoints[0]", "expected an endpoint mapping, got a sequence" },
 	{ "endpoints is a mapping", "endpoints: {a: 1}\n", 1, 12, "endpoints",
 	  "expected a sequence, got a mapping" },
 };
@@ -394,6 +399,8 @@ static void test_invalid(void **state)
 		}
 		assert_null(st.services);
 		assert_int_equal(st.n_services, 0);
+		assert_null(st.policy.endpoints);
+		assert_null(st.policy.rulesets);
 		assert_string_equal(err.file, "test.yaml");
 	}
 	assert_int_equal(failed, 0);

@@ -12,10 +12,13 @@
  *   - established and new flows run against an LB whose conntrack has the
  *     agent's default size (SL_CT_DEFAULT_SIZE), the 1M-flow cycle against
  *     a second LB sized to hold the cycle on one CPU;
+ *   - with a policy of 10,000 endpoints and 1,000 rules published
+ *     (bench_policy.c), established and new flows are timed with the
+ *     generation switched off and on run by run: what policy adds;
  *   - every timed run is checked (verdict, output headers, LB counters):
  *     a figure for a packet that was not load-balanced is worse than none,
  *     so the benchmark aborts instead of printing it.
- * Usage: xdp_bench [--runs N] [--repeat N] [--cpu N] [--backends N] [--only NAME]
+ * Usage: xdp_bench [--runs N] [--repeat N] [--cpu N] [--backends N] [--only NAME] [--no-policy]
  *                  [--ct-size N] [--cycle-ct-size N] [--profile] */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -39,8 +42,10 @@
 #include "../../tests/bpf/harness.h"
 #include "../../tests/bpf/pkt.h"
 #include "bench.skel.h"
+#include "bench_policy.h"
 #include "lb.h"
 #include "loader.h"
+#include "policy_maps.h"
 #include "log.h"
 #include "sluice/drop_reason.h"
 #include "sluice/limits.h"
@@ -103,6 +108,7 @@ struct env {
 	unsigned int runs;
 	__u32 repeat;
 	bool profile;
+	bool with_policy; /* time established and new flows with policy too */
 	const char *only; /* run just this LB scenario (for perf), NULL: all */
 	unsigned int groups[2]; /* backend counts; 0 ends the list */
 	__u32 ct_size; /* conntrack entries per family, established and new flow */
@@ -122,6 +128,8 @@ struct target {
 	int slot; /* -1: not the shim */
 	__u32 mode;
 	enum expect expect;
+	bool set_gen; /* enforce policy generation pol_gen for this run (0: none) */
+	__u32 pol_gen;
 };
 
 struct figure {
@@ -379,6 +387,17 @@ static void counts_read(const struct env *env, struct lb_counts *c)
 
 /* ---- one checked run ---- */
 
+/* Switch the LB to policy generation @gen (0: nothing checked), as the
+ * agent's publication does: the entries of both stay in the maps. */
+static void policy_enforce(const struct env *env, __u32 gen)
+{
+	struct sl_pol_state st = { .gen = gen };
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(env->maps.pol_gen, &zero, &st, BPF_ANY))
+		die("switching sl_pol_gen: %s", strerror(errno));
+}
+
 static double now_ns(void)
 {
 	struct timespec ts;
@@ -525,6 +544,8 @@ static double run_checked(struct env *env, const struct target *t, __u32 n, bool
 			env->skel->bss->bench_slot = t->slot;
 			env->skel->bss->bench_mode = t->mode;
 		}
+		if (t->set_gen)
+			policy_enforce(env, t->pol_gen);
 		counts_read(env, &before);
 		test_run(env, t->prog_fd, n, &r);
 		counts_read(env, &after);
@@ -584,12 +605,15 @@ struct row {
 	const char *target_name;
 };
 
-#define ROWS_MAX 16
+#define ROWS_MAX 20
 
 struct report {
 	struct row rows[ROWS_MAX];
 	unsigned int n;
 	double pass_ns;
+	/* established and new flow rows without and with policy, -1: none */
+	int pol_est[2], pol_new[2];
+	size_t pol_entries;
 };
 
 static struct row *row_add(struct report *rep, enum row_kind kind, const char *fmt, ...)
@@ -616,8 +640,8 @@ static double row_above(const struct report *rep, const struct row *row)
 static void bench_bare(struct env *env, struct report *rep)
 {
 	struct target t[2] = {
-		{ bpf_program__fd(env->skel->progs.xdp_pass), -1, 0, EXPECT_PASS },
-		{ bpf_program__fd(env->skel->progs.xdp_tx_swap), -1, 0, EXPECT_TX },
+		{ bpf_program__fd(env->skel->progs.xdp_pass), -1, 0, EXPECT_PASS, false, 0 },
+		{ bpf_program__fd(env->skel->progs.xdp_tx_swap), -1, 0, EXPECT_TX, false, 0 },
 	};
 	struct figure f[2];
 	struct run r;
@@ -639,8 +663,8 @@ static struct row *bench_shim(struct env *env, struct report *rep, __u32 slot, _
 {
 	int shim = bpf_program__fd(env->skel->progs.bench_reset);
 	struct target t[2] = {
-		{ shim, BENCH_SLOT_PASS, mode, EXPECT_SHIM },
-		{ shim, slot, mode, e },
+		{ shim, BENCH_SLOT_PASS, mode, EXPECT_SHIM, false, 0 },
+		{ shim, slot, mode, e, false, 0 },
 	};
 	struct figure f[2];
 	struct row *row;
@@ -661,14 +685,18 @@ static struct row *bench_lb(struct env *env, struct report *rep, __u32 mode, enu
 }
 
 /* One packet makes the flow, then every timed packet is that flow's. */
-static void bench_established(struct env *env, struct report *rep)
+static void bench_established(struct env *env, struct report *rep, const char *name)
 {
-	struct target first = { bpf_program__fd(env->skel->progs.bench_reset), BENCH_SLOT_LB,
-				BENCH_FIXED, EXPECT_LB_NEW };
+	struct target first = { bpf_program__fd(env->skel->progs.bench_reset),
+				BENCH_SLOT_LB,
+				BENCH_FIXED,
+				EXPECT_LB_NEW,
+				false,
+				0 };
 	struct row *row;
 
 	run_checked(env, &first, 1, false, "first packet of the established flow");
-	row = bench_lb(env, rep, BENCH_FIXED, EXPECT_LB_FORWARD, "LB established");
+	row = bench_lb(env, rep, BENCH_FIXED, EXPECT_LB_FORWARD, name);
 	row->target = TARGET_ESTABLISHED;
 	row->target_name = "established flow";
 }
@@ -678,8 +706,12 @@ static void bench_established(struct env *env, struct report *rep)
  * hit in a table of 2M entries. Runs on an LB of its own, loaded empty. */
 static void bench_cycle(struct env *env, struct report *rep)
 {
-	struct target prefill = { bpf_program__fd(env->skel->progs.bench_reset), BENCH_SLOT_LB,
-				  BENCH_CYCLE, EXPECT_LB_NEW };
+	struct target prefill = { bpf_program__fd(env->skel->progs.bench_reset),
+				  BENCH_SLOT_LB,
+				  BENCH_CYCLE,
+				  EXPECT_LB_NEW,
+				  false,
+				  0 };
 	struct row *row;
 
 	env->skel->bss->bench_cycle_mult = 1;
@@ -700,14 +732,67 @@ static void bench_cycle(struct env *env, struct report *rep)
 /* A tuple never seen before every packet. The warm-up run alone makes
  * 1M flows, far more than one CPU's share of a default-sized conntrack:
  * every timed insert evicts an old entry, as on a busy node. */
-static void bench_new_flow(struct env *env, struct report *rep)
+static void bench_new_flow(struct env *env, struct report *rep, const char *name)
 {
 	struct row *row;
 
 	shim_ctr_set(env, 0);
-	row = bench_lb(env, rep, BENCH_UNIQUE, EXPECT_LB_NEW, "LB new flow");
+	row = bench_lb(env, rep, BENCH_UNIQUE, EXPECT_LB_NEW, name);
 	row->target = TARGET_NEW_FLOW;
 	row->target_name = "new flow";
+}
+
+/* Time @mode through the LB with no policy and with generation @gen
+ * enforced, alternating run by run on the same LB and the same flows: the
+ * cost policy adds, free of drift between separate measurements. */
+static void bench_policy_pair(struct env *env, struct report *rep, __u32 mode, enum expect e,
+			      __u32 gen, const char *name, int rows[2])
+{
+	int shim = bpf_program__fd(env->skel->progs.bench_reset);
+	struct target t[3] = {
+		{ shim, BENCH_SLOT_PASS, mode, EXPECT_SHIM, false, 0 },
+		{ shim, BENCH_SLOT_LB, mode, e, true, 0 },
+		{ shim, BENCH_SLOT_LB, mode, e, true, gen },
+	};
+	struct figure f[3];
+
+	measure(env, t, 3, f, name);
+	for (int i = 0; i < 2; i++) {
+		struct row *row = row_add(rep, ROW_LB, "%s, policy %s (%u backends)", name,
+					  i ? "on" : "off", env->backends);
+
+		row->ref = f[0];
+		row->fig = f[1 + i];
+		row->backends = env->backends;
+		row->ct_size = env->lb_ct_size;
+		rows[i] = (int)(row - rep->rows);
+	}
+}
+
+/* A node's worth of policy (bench_policy.h) on the LB: established and
+ * new flows with and without it. The conntrack is emptied first so the
+ * established flow begins (allowed) under the policy. */
+static void bench_policy(struct env *env, struct report *rep)
+{
+	struct target first = { bpf_program__fd(env->skel->progs.bench_reset),
+				BENCH_SLOT_LB,
+				BENCH_FIXED,
+				EXPECT_LB_NEW,
+				false,
+				0 };
+	char why[256] = "";
+	__u32 gen;
+
+	map_clear(env->maps.ct4);
+	if (bench_policy_load(&env->maps, env->backends, &rep->pol_entries, why, sizeof(why)) ||
+	    pol_gen_read(&env->maps, &gen))
+		die("loading the benchmark policy: %s", why);
+	run_checked(env, &first, 1, false, "first packet of the established flow, policy on");
+	bench_policy_pair(env, rep, BENCH_FIXED, EXPECT_LB_FORWARD, gen, "LB established",
+			  rep->pol_est);
+	shim_ctr_set(env, 0);
+	bench_policy_pair(env, rep, BENCH_UNIQUE, EXPECT_LB_NEW, gen, "LB new flow", rep->pol_new);
+	policy_enforce(env, gen);
 }
 
 /* Where the time goes: the LB's path for a packet to no service (parse,
@@ -733,15 +818,19 @@ static void bench_group(struct env *env, struct report *rep, unsigned int backen
 {
 	/* The miss path is a profiling figure: only on request. */
 	bool miss = (env->profile || env->only) && selected(env, "miss");
+	bool policy = env->with_policy && selected(env, "policy");
 
-	if (selected(env, "established") || selected(env, "new") || miss) {
+	if (selected(env, "established") || selected(env, "new") || miss || policy) {
 		lb_setup(env, backends, env->ct_size);
 		if (selected(env, "established"))
-			bench_established(env, rep);
+			bench_established(env, rep, "LB established");
 		if (selected(env, "new"))
-			bench_new_flow(env, rep);
+			bench_new_flow(env, rep, "LB new flow");
 		if (miss)
 			bench_profile(env, rep);
+		/* Policy once, with the first backend count; last: it stays. */
+		if (policy && rep->pol_est[0] < 0)
+			bench_policy(env, rep);
 		lb_teardown(env);
 	}
 	if (selected(env, "cycle")) {
@@ -829,6 +918,25 @@ static void print_targets(const struct report *rep)
 	}
 }
 
+/* What policy added, against the same scenarios without it. */
+static void print_policy(const struct report *rep)
+{
+	const int *pairs[2] = { rep->pol_est, rep->pol_new };
+	static const char *const names[] = { "established flow", "new flow" };
+
+	if (rep->pol_est[0] < 0)
+		return;
+	printf("\npolicy: %d endpoints, %d rules (%zu map entries); off and on alternate run by run\n",
+	       BENCH_POL_ENDPOINTS, BENCH_POL_RULES, rep->pol_entries);
+	for (int i = 0; i < 2; i++) {
+		double off = rep->pass_ns + row_above(rep, &rep->rows[pairs[i][0]]);
+		double on = rep->pass_ns + row_above(rep, &rep->rows[pairs[i][1]]);
+
+		printf("  %-17s %7.1f ns -> %7.1f ns per packet: %+.1f ns, ratio on/off %.2f\n",
+		       names[i], off, on, on - off, on / off);
+	}
+}
+
 /* ---- main ---- */
 
 static void usage(const char *prog)
@@ -840,12 +948,13 @@ static void usage(const char *prog)
 		"  --repeat N    iterations per run (default %d)\n"
 		"  --cpu N       CPU to pin to (default: the last one allowed)\n"
 		"  --backends N  one service of N backends (1..%d) instead of 10, then 100\n"
-		"  --only NAME   one LB scenario: established, cycle, new or miss (for perf)\n"
+		"  --only NAME   one LB scenario: established, cycle, new, miss or policy\n"
 		"  --ct-size N   conntrack entries per family for established, new flow\n"
 		"                and miss (default %u, the agent's default)\n"
 		"  --cycle-ct-size N  the same for the 1M-flow cycle (default: what it\n"
 		"                needs on one CPU, %u here)\n"
-		"  --profile     also time LB variants that show where the time goes\n",
+		"  --profile     also time LB variants that show where the time goes\n"
+		"  --no-policy   leave out established and new flows with policy enforced\n",
 		prog, RUNS_DEFAULT, RUNS_MIN, REPEAT_DEFAULT, BE_MAX, SL_CT_DEFAULT_SIZE,
 		cycle_ct_size());
 	exit(2);
@@ -861,6 +970,7 @@ static void parse_args(struct env *env, int argc, char **argv)
 					      { "only", required_argument, NULL, 'o' },
 					      { "ct-size", required_argument, NULL, 's' },
 					      { "cycle-ct-size", required_argument, NULL, 'C' },
+					      { "no-policy", no_argument, NULL, 'P' },
 					      { "help", no_argument, NULL, 'h' },
 					      {} };
 	int c;
@@ -872,6 +982,7 @@ static void parse_args(struct env *env, int argc, char **argv)
 	env->groups[1] = 100;
 	env->ct_size = SL_CT_DEFAULT_SIZE;
 	env->cycle_ct_size = cycle_ct_size();
+	env->with_policy = true;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
@@ -885,6 +996,9 @@ static void parse_args(struct env *env, int argc, char **argv)
 			break;
 		case 'p':
 			env->profile = true;
+			break;
+		case 'P':
+			env->with_policy = false;
 			break;
 		case 'b':
 			env->groups[0] = strtoul(optarg, NULL, 10);
@@ -912,14 +1026,14 @@ static void parse_args(struct env *env, int argc, char **argv)
 	if (optind != argc || env->runs < RUNS_MIN || env->runs > 99 || !env->repeat)
 		usage(argv[0]);
 	if (env->only && strcmp(env->only, "established") && strcmp(env->only, "cycle") &&
-	    strcmp(env->only, "new") && strcmp(env->only, "miss"))
+	    strcmp(env->only, "new") && strcmp(env->only, "miss") && strcmp(env->only, "policy"))
 		usage(argv[0]);
 }
 
 int main(int argc, char **argv)
 {
 	static struct env env;
-	static struct report rep;
+	static struct report rep = { .pol_est = { -1, -1 }, .pol_new = { -1, -1 } };
 
 	parse_args(&env, argc, argv);
 	log_set_level(LOG_WARN);
@@ -934,6 +1048,7 @@ int main(int argc, char **argv)
 	print_table(&env, &rep);
 	print_details(&env, &rep);
 	print_targets(&rep);
+	print_policy(&rep);
 	bench__destroy(env.skel);
 	return 0;
 }

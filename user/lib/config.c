@@ -2,7 +2,8 @@
  * event stream, one table of keys per mapping, that builds a cfg_state and
  * refuses the first thing wrong with its file position and field path.
  * Duplicate services and backends are found with open-addressing hash
- * tables so that 10,000 services cost linear time. */
+ * tables so that 10,000 services cost linear time. The endpoints and
+ * policies keys are parsed in config_policy.c (config_internal.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -15,14 +16,10 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "config_internal.h"
 #include "lb.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define BIT(n) (1u << (n))
-
 #define CFG_FILE_MAX (64u << 20) /* refuse bigger files: a typo, not a config */
-#define CFG_FIELDS_MAX 8 /* keys in the largest mapping (health) */
-#define CFG_KEY_SHOWN 40 /* characters of a user's key quoted in messages */
 /* libyaml's scanner is quadratic in flow nesting (40,000 '[' take seconds);
  * refusing deep documents early keeps every input linear. */
 #define CFG_DEPTH_MAX 64
@@ -32,51 +29,6 @@
 #define CFG_SVC_SLOTS 32768u
 _Static_assert(CFG_SVC_SLOTS >= 2 * CFG_MAX_SERVICES, "service hash too small");
 #define CFG_BE_SLOTS_MIN 16u
-
-struct cfg_parser {
-	yaml_parser_t yaml;
-	yaml_event_t event; /* the current event, owned while have_event */
-	bool have_event;
-	unsigned int depth; /* open mappings and sequences */
-	const char *text; /* the input, to place reader errors */
-	size_t len;
-	struct cfg_state state; /* what was parsed so far; freed on error */
-	size_t backends_total;
-	uint64_t *svc_slots; /* services by key: hash << 32 | index + 1, 0 = empty */
-	/* The current service's backends by address (index + 1), in a table
-	 * sized to the service: 10,000 small services stay in cache. */
-	uint32_t *be_slots;
-	size_t be_slots_len; /* in use, a power of two */
-	size_t be_slots_cap; /* allocated */
-	struct cfg_error *err;
-	char path[128]; /* field path of the current event */
-	size_t path_len;
-};
-
-/* A mapping key: its name and the parser of its value, which starts on the
- * value's first event and returns on its last one. Integer keys share one
- * parser that stores into @obj at @offset a field of @size bytes. */
-struct cfg_field {
-	const char *key;
-	int (*parse)(struct cfg_parser *p, const struct cfg_field *f, void *obj);
-	size_t offset;
-	size_t size;
-	uint32_t min, max;
-};
-
-#define CFG_UINT(name, type, member, lo, hi)                                              \
-	{                                                                                 \
-		.key = name, .parse = parse_uint_field, .offset = offsetof(type, member), \
-		.size = sizeof(((type *)0)->member), .min = lo, .max = hi                 \
-	}
-
-/* Which keys of one mapping were present and where, for the checks that
- * span keys (required keys, http-only keys, timeout against interval). */
-struct cfg_seen {
-	yaml_mark_t start;
-	uint32_t mask; /* BIT(i): fields[i] was present */
-	yaml_mark_t key[CFG_FIELDS_MAX];
-};
 
 static int vfail_pos(struct cfg_parser *p, unsigned int line, unsigned int column, const char *fmt,
 		     va_list ap)
@@ -91,8 +43,7 @@ static int vfail_pos(struct cfg_parser *p, unsigned int line, unsigned int colum
 }
 
 /* Record the error (1-based position, current path); returns -EINVAL. */
-__attribute__((format(printf, 4, 5))) static int fail_pos(struct cfg_parser *p, unsigned int line,
-							  unsigned int column, const char *fmt, ...)
+int cfg_fail_pos(struct cfg_parser *p, unsigned int line, unsigned int column, const char *fmt, ...)
 {
 	va_list ap;
 	int ret;
@@ -104,7 +55,7 @@ __attribute__((format(printf, 4, 5))) static int fail_pos(struct cfg_parser *p, 
 }
 
 /* Record an error at the start of the current event. */
-__attribute__((format(printf, 2, 3))) static int fail(struct cfg_parser *p, const char *fmt, ...)
+int cfg_fail(struct cfg_parser *p, const char *fmt, ...)
 {
 	yaml_mark_t mark = p->event.start_mark;
 	va_list ap;
@@ -116,7 +67,7 @@ __attribute__((format(printf, 2, 3))) static int fail(struct cfg_parser *p, cons
 	return ret;
 }
 
-static int oom(struct cfg_parser *p)
+int cfg_oom(struct cfg_parser *p)
 {
 	p->err->line = p->err->column = 0;
 	p->err->field[0] = '\0';
@@ -125,7 +76,7 @@ static int oom(struct cfg_parser *p)
 }
 
 /* Append @len bytes to the field path; returns the length to restore with
- * path_pop(). A path too long for cfg_error.field is cut, not overflowed.
+ * cfg_path_pop(). A path too long for cfg_error.field is cut, not overflowed.
  * This runs for every key and entry, hence no printf. */
 static size_t path_append(struct cfg_parser *p, const char *s, size_t len)
 {
@@ -140,7 +91,7 @@ static size_t path_append(struct cfg_parser *p, const char *s, size_t len)
 }
 
 /* ".key", or "key" at the top */
-static size_t path_push_key(struct cfg_parser *p, const char *key)
+size_t cfg_path_push_key(struct cfg_parser *p, const char *key)
 {
 	size_t old = p->path_len;
 
@@ -151,7 +102,7 @@ static size_t path_push_key(struct cfg_parser *p, const char *key)
 }
 
 /* "[i]" */
-static size_t path_push_index(struct cfg_parser *p, size_t i)
+size_t cfg_path_push_index(struct cfg_parser *p, size_t i)
 {
 	char buf[24], *c = buf + sizeof(buf);
 
@@ -164,20 +115,19 @@ static size_t path_push_index(struct cfg_parser *p, size_t i)
 	return path_append(p, c, buf + sizeof(buf) - c);
 }
 
-static void path_pop(struct cfg_parser *p, size_t old)
+void cfg_path_pop(struct cfg_parser *p, size_t old)
 {
 	p->path_len = old;
 	p->path[old] = '\0';
 }
 
 /* Record an error about @key of the current mapping, found at @mark. */
-__attribute__((format(printf, 4, 5))) static int fail_key(struct cfg_parser *p, const char *key,
-							  yaml_mark_t mark, const char *fmt, ...)
+int cfg_fail_key(struct cfg_parser *p, const char *key, yaml_mark_t mark, const char *fmt, ...)
 {
 	va_list ap;
 	int ret;
 
-	path_push_key(p, key);
+	cfg_path_push_key(p, key);
 	va_start(ap, fmt);
 	ret = vfail_pos(p, mark.line + 1, mark.column + 1, fmt, ap);
 	va_end(ap);
@@ -208,21 +158,21 @@ static int fail_syntax(struct cfg_parser *p)
 	unsigned int line, column;
 
 	if (y->error == YAML_MEMORY_ERROR)
-		return oom(p);
-	path_pop(p, 0); /* libyaml reads ahead: a field would mislead */
+		return cfg_oom(p);
+	cfg_path_pop(p, 0); /* libyaml reads ahead: a field would mislead */
 	if (y->error == YAML_READER_ERROR) {
 		offset_position(p, y->problem_offset, &line, &column);
 		if (y->problem_value != -1)
-			return fail_pos(p, line, column, "invalid YAML: %s (0x%02x)", problem,
-					(unsigned int)y->problem_value);
-		return fail_pos(p, line, column, "invalid YAML: %s", problem);
+			return cfg_fail_pos(p, line, column, "invalid YAML: %s (0x%02x)", problem,
+					    (unsigned int)y->problem_value);
+		return cfg_fail_pos(p, line, column, "invalid YAML: %s", problem);
 	}
 	line = y->problem_mark.line + 1;
 	column = y->problem_mark.column + 1;
 	if (y->context)
-		return fail_pos(p, line, column, "invalid YAML: %s (%s at line %zu)", problem,
-				y->context, y->context_mark.line + 1);
-	return fail_pos(p, line, column, "invalid YAML: %s", problem);
+		return cfg_fail_pos(p, line, column, "invalid YAML: %s (%s at line %zu)", problem,
+				    y->context, y->context_mark.line + 1);
+	return cfg_fail_pos(p, line, column, "invalid YAML: %s", problem);
 }
 
 /* Anchors, aliases and tags are refused: a config is plain data, and an
@@ -234,7 +184,7 @@ static int check_event(struct cfg_parser *p)
 
 	switch (ev->type) {
 	case YAML_ALIAS_EVENT:
-		return fail(p, "aliases (*%.40s) are not supported", ev->data.alias.anchor);
+		return cfg_fail(p, "aliases (*%.40s) are not supported", ev->data.alias.anchor);
 	case YAML_SCALAR_EVENT:
 		anchor = ev->data.scalar.anchor;
 		tag = ev->data.scalar.tag;
@@ -251,14 +201,14 @@ static int check_event(struct cfg_parser *p)
 		return 0;
 	}
 	if (anchor)
-		return fail(p, "anchors (&%.40s) are not supported", anchor);
+		return cfg_fail(p, "anchors (&%.40s) are not supported", anchor);
 	if (tag)
-		return fail(p, "tags (%.40s) are not supported", tag);
+		return cfg_fail(p, "tags (%.40s) are not supported", tag);
 	return 0;
 }
 
 /* Replace the current event with the next one. */
-static int next_event(struct cfg_parser *p)
+int cfg_next_event(struct cfg_parser *p)
 {
 	if (p->have_event) {
 		yaml_event_delete(&p->event);
@@ -272,11 +222,11 @@ static int next_event(struct cfg_parser *p)
 	if ((p->event.type == YAML_MAPPING_START_EVENT ||
 	     p->event.type == YAML_SEQUENCE_START_EVENT) &&
 	    ++p->depth > CFG_DEPTH_MAX)
-		return fail(p, "nested deeper than %d levels", CFG_DEPTH_MAX);
+		return cfg_fail(p, "nested deeper than %d levels", CFG_DEPTH_MAX);
 	return check_event(p);
 }
 
-static bool event_is_null(const yaml_event_t *ev)
+bool cfg_event_is_null(const yaml_event_t *ev)
 {
 	const char *v;
 
@@ -287,7 +237,7 @@ static bool event_is_null(const yaml_event_t *ev)
 	       !strcmp(v, "NULL");
 }
 
-static const char *event_kind(const yaml_event_t *ev)
+const char *cfg_event_kind(const yaml_event_t *ev)
 {
 	switch (ev->type) {
 	case YAML_MAPPING_START_EVENT:
@@ -295,68 +245,87 @@ static const char *event_kind(const yaml_event_t *ev)
 	case YAML_SEQUENCE_START_EVENT:
 		return "a sequence";
 	case YAML_SCALAR_EVENT:
-		return event_is_null(ev) ? "null" : "a scalar";
+		return cfg_event_is_null(ev) ? "null" : "a scalar";
 	default:
 		return "nothing";
 	}
 }
 
 /* The current event as a string (not null, no NUL byte); @what names the
- * expected form. @text points into the event: valid until next_event(). */
-static int scalar_text(struct cfg_parser *p, const char *what, const char **text)
+ * expected form. @text points into the event: valid until cfg_next_event(). */
+int cfg_scalar_text(struct cfg_parser *p, const char *what, const char **text)
 {
 	const yaml_event_t *ev = &p->event;
 	const char *value;
 
-	if (ev->type != YAML_SCALAR_EVENT || event_is_null(ev)) {
+	if (ev->type != YAML_SCALAR_EVENT || cfg_event_is_null(ev)) {
 		/* "vip: [fd00::1]:80/tcp" reads as a flow sequence */
 		if (ev->type == YAML_SEQUENCE_START_EVENT && strchr(what, ':'))
-			return fail(
+			return cfg_fail(
 				p,
 				"expected %s, got a sequence (quote IPv6 addresses: \"[fd00::1]:80\")",
 				what);
-		return fail(p, "expected %s, got %s", what, event_kind(ev));
+		return cfg_fail(p, "expected %s, got %s", what, cfg_event_kind(ev));
 	}
 	value = (const char *)ev->data.scalar.value;
 	if (strlen(value) != ev->data.scalar.length)
-		return fail(p, "expected %s, got a string with a NUL byte", what);
+		return cfg_fail(p, "expected %s, got a string with a NUL byte", what);
 	*text = value;
 	return 0;
 }
 
+int cfg_scalar_word(struct cfg_parser *p, const char *kind, const char *list,
+		    const char *const *words, size_t n, unsigned int *index)
+{
+	const char *text;
+	int err = cfg_scalar_text(p, list, &text);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(text, words[i])) {
+			*index = (unsigned int)i;
+			return 0;
+		}
+	}
+	return cfg_fail(p, "unknown %s '%.40s' (%s)", kind, text, list);
+}
+
 /* A plain decimal integer in [min, max]: no sign, no leading zero (YAML
  * 1.1 reads 010 as octal), no float, no quotes. */
-static int parse_uint(struct cfg_parser *p, uint32_t min, uint32_t max, uint32_t *out)
+int cfg_parse_uint(struct cfg_parser *p, uint32_t min, uint32_t max, uint32_t *out)
 {
 	const yaml_event_t *ev = &p->event;
 	const char *text, *c;
 	uint64_t value = 0;
 
-	if (ev->type != YAML_SCALAR_EVENT || event_is_null(ev))
-		return fail(p, "expected an integer in %u..%u, got %s", min, max, event_kind(ev));
+	if (ev->type != YAML_SCALAR_EVENT || cfg_event_is_null(ev))
+		return cfg_fail(p, "expected an integer in %u..%u, got %s", min, max,
+				cfg_event_kind(ev));
 	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return fail(p, "expected an integer in %u..%u, got a quoted string", min, max);
+		return cfg_fail(p, "expected an integer in %u..%u, got a quoted string", min, max);
 	text = (const char *)ev->data.scalar.value;
 	for (c = text; *c >= '0' && *c <= '9'; c++) {
 		if (value <= max) /* saturate: stays above max, never wraps */
 			value = value * 10 + (*c - '0');
 	}
 	if (*c || c == text || (text[0] == '0' && text[1]))
-		return fail(p, "expected a decimal integer in %u..%u, got '%.40s'", min, max, text);
+		return cfg_fail(p, "expected a decimal integer in %u..%u, got '%.40s'", min, max,
+				text);
 	if (value < min || value > max)
-		return fail(p, "%.40s is out of range %u..%u", text, min, max);
+		return cfg_fail(p, "%.40s is out of range %u..%u", text, min, max);
 	*out = (uint32_t)value;
 	return 0;
 }
 
 /* An integer key described by @f (CFG_UINT). */
-static int parse_uint_field(struct cfg_parser *p, const struct cfg_field *f, void *obj)
+int cfg_parse_uint_field(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 {
 	char *field = (char *)obj + f->offset;
 	uint32_t value = 0;
 	int err;
 
-	err = parse_uint(p, f->min, f->max, &value);
+	err = cfg_parse_uint(p, f->min, f->max, &value);
 	if (err)
 		return err;
 	if (f->size == sizeof(uint8_t))
@@ -402,7 +371,7 @@ static int fail_unknown_key(struct cfg_parser *p, const struct cfg_field *fields
 	size_t i, d, best_d = (size_t)-1, used = 0;
 	char list[160];
 
-	path_push_key(p, key);
+	cfg_path_push_key(p, key);
 	for (i = 0; i < n; i++) {
 		d = edit_distance(key, fields[i].key);
 		if (d < best_d && d <= (strlen(fields[i].key) + 2) / 3) {
@@ -411,18 +380,18 @@ static int fail_unknown_key(struct cfg_parser *p, const struct cfg_field *fields
 		}
 	}
 	if (best)
-		return fail(p, "unknown key '%.40s' (did you mean '%s'?)", key, best);
+		return cfg_fail(p, "unknown key '%.40s' (did you mean '%s'?)", key, best);
 	list[0] = '\0';
 	for (i = 0; i < n && used < sizeof(list); i++)
 		used += snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
 				 fields[i].key);
-	return fail(p, "unknown key '%.40s' (expected %s)", key, list);
+	return cfg_fail(p, "unknown key '%.40s' (expected %s)", key, list);
 }
 
 /* Parse the mapping whose MAPPING_START is the current event, calling each
  * key's parser with @obj; unknown and repeated keys are errors. */
-static int parse_mapping(struct cfg_parser *p, const struct cfg_field *fields, size_t n, void *obj,
-			 struct cfg_seen *seen)
+int cfg_parse_mapping(struct cfg_parser *p, const struct cfg_field *fields, size_t n, void *obj,
+		      struct cfg_seen *seen)
 {
 	const char *key;
 	size_t i, old;
@@ -431,12 +400,12 @@ static int parse_mapping(struct cfg_parser *p, const struct cfg_field *fields, s
 	memset(seen, 0, sizeof(*seen));
 	seen->start = p->event.start_mark;
 	for (;;) {
-		err = next_event(p);
+		err = cfg_next_event(p);
 		if (err)
 			return err;
 		if (p->event.type == YAML_MAPPING_END_EVENT)
 			return 0;
-		err = scalar_text(p, "a key", &key);
+		err = cfg_scalar_text(p, "a key", &key);
 		if (err)
 			return err;
 		for (i = 0; i < n && strcmp(fields[i].key, key); i++)
@@ -444,71 +413,50 @@ static int parse_mapping(struct cfg_parser *p, const struct cfg_field *fields, s
 		if (i == n)
 			return fail_unknown_key(p, fields, n, key);
 		if (seen->mask & BIT(i))
-			return fail_key(p, fields[i].key, p->event.start_mark,
-					"duplicate key '%s' (first at line %zu)", fields[i].key,
-					seen->key[i].line + 1);
+			return cfg_fail_key(p, fields[i].key, p->event.start_mark,
+					    "duplicate key '%s' (first at line %zu)", fields[i].key,
+					    seen->key[i].line + 1);
 		seen->mask |= BIT(i);
 		seen->key[i] = p->event.start_mark;
-		old = path_push_key(p, fields[i].key);
-		err = next_event(p);
+		old = cfg_path_push_key(p, fields[i].key);
+		err = cfg_next_event(p);
 		if (!err)
 			err = fields[i].parse(p, &fields[i], obj);
 		if (err)
 			return err;
-		path_pop(p, old);
+		cfg_path_pop(p, old);
 	}
 }
 
 /* Parse the sequence whose SEQUENCE_START is the current event (or a null,
  * taken as empty), calling @item on each entry's first event. */
-static int parse_sequence(struct cfg_parser *p, int (*item)(struct cfg_parser *p, void *obj),
-			  void *obj)
+int cfg_parse_sequence(struct cfg_parser *p, int (*item)(struct cfg_parser *p, void *obj),
+		       void *obj)
 {
 	size_t i, old;
 	int err;
 
-	if (event_is_null(&p->event))
+	if (cfg_event_is_null(&p->event))
 		return 0;
 	if (p->event.type != YAML_SEQUENCE_START_EVENT)
-		return fail(p, "expected a sequence, got %s", event_kind(&p->event));
+		return cfg_fail(p, "expected a sequence, got %s", cfg_event_kind(&p->event));
 	for (i = 0;; i++) {
-		err = next_event(p);
+		err = cfg_next_event(p);
 		if (err)
 			return err;
 		if (p->event.type == YAML_SEQUENCE_END_EVENT)
 			return 0;
-		old = path_push_index(p, i);
+		old = cfg_path_push_index(p, i);
 		err = item(p, obj);
 		if (err)
 			return err;
-		path_pop(p, old);
-	}
-}
-
-/* Consume the node that starts at the current event, whatever it holds. */
-static int skip_node(struct cfg_parser *p)
-{
-	size_t depth = 0;
-	int err;
-
-	for (;;) {
-		if (p->event.type == YAML_SEQUENCE_START_EVENT ||
-		    p->event.type == YAML_MAPPING_START_EVENT)
-			depth++;
-		else if (p->event.type == YAML_SEQUENCE_END_EVENT ||
-			 p->event.type == YAML_MAPPING_END_EVENT)
-			depth--;
-		if (!depth)
-			return 0;
-		err = next_event(p);
-		if (err)
-			return err;
+		cfg_path_pop(p, old);
 	}
 }
 
 /* Room for entry @n of an array grown by doubling from 4; returns the
  * (maybe moved) array, or NULL with @array untouched. */
-static void *grow(void *array, size_t n, size_t size)
+void *cfg_grow(void *array, size_t n, size_t size)
 {
 	size_t cap = 4;
 
@@ -519,7 +467,7 @@ static void *grow(void *array, size_t n, size_t size)
 	return realloc(array, (n ? 2 * cap : cap) * size);
 }
 
-static uint32_t hash_bytes(const void *data, size_t len, uint32_t h)
+uint32_t cfg_hash_bytes(const void *data, size_t len, uint32_t h)
 {
 	const unsigned char *b = data;
 
@@ -529,7 +477,7 @@ static uint32_t hash_bytes(const void *data, size_t len, uint32_t h)
 }
 
 /* FNV's low bits are weak and the slot is taken from them: mix first. */
-static uint32_t hash_finish(uint32_t h)
+uint32_t cfg_hash_finish(uint32_t h)
 {
 	h ^= h >> 16;
 	h *= 0x85ebca6bu;
@@ -543,7 +491,7 @@ static uint32_t hash_finish(uint32_t h)
 static long svc_index(struct cfg_parser *p, size_t idx)
 {
 	const struct sl_svc_key *key = &p->state.services[idx].key;
-	uint32_t hash = hash_finish(hash_bytes(key, sizeof(*key), 2166136261u)), slot;
+	uint32_t hash = cfg_hash_finish(cfg_hash_bytes(key, sizeof(*key), 2166136261u)), slot;
 	uint64_t *s;
 
 	for (slot = hash;; slot++) {
@@ -570,8 +518,8 @@ static long be_slot_insert(struct cfg_parser *p, const struct cfg_backend *backe
 	const struct addr_port *ap = &backends[be].addr;
 	uint32_t slot, *s;
 
-	slot = hash_bytes(ap->addr, sizeof(ap->addr), 2166136261u);
-	slot = hash_finish(hash_bytes(&ap->port, sizeof(ap->port), slot));
+	slot = cfg_hash_bytes(ap->addr, sizeof(ap->addr), 2166136261u);
+	slot = cfg_hash_finish(cfg_hash_bytes(&ap->port, sizeof(ap->port), slot));
 	for (;; slot++) {
 		s = &p->be_slots[slot & (p->be_slots_len - 1)];
 		if (!*s)
@@ -635,12 +583,12 @@ static int parse_vip_text(struct cfg_parser *p, const char *text, struct sl_svc_
 	const char *slash = strrchr(text, '/');
 
 	if (!slash)
-		return fail(p, "invalid vip '%.64s': expected VIP:PORT/PROTO", text);
+		return cfg_fail(p, "invalid vip '%.64s': expected VIP:PORT/PROTO", text);
 	if (strcmp(slash + 1, "tcp") && strcmp(slash + 1, "udp"))
-		return fail(p, "invalid vip '%.64s': protocol must be tcp or udp", text);
+		return cfg_fail(p, "invalid vip '%.64s': protocol must be tcp or udp", text);
 	if (addr_parse_service(text, key))
-		return fail(p, "invalid vip '%.64s': %s", text,
-			    endpoint_problem(text, slash - text));
+		return cfg_fail(p, "invalid vip '%.64s': %s", text,
+				endpoint_problem(text, slash - text));
 	return 0;
 }
 
@@ -655,21 +603,17 @@ enum { HF_TYPE, HF_PATH, HF_STATUS, HF_INTERVAL, HF_TIMEOUT, HF_UP, HF_DOWN };
 
 static int parse_health_type(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 {
+	static const char *const words[] = { "tcp", "http" };
+	static const enum cfg_health_type types[] = { CFG_HEALTH_TCP, CFG_HEALTH_HTTP };
 	struct cfg_health *h = obj;
-	const char *text;
+	unsigned int i = 0;
 	int err;
 
 	(void)f;
-	err = scalar_text(p, "tcp or http", &text);
-	if (err)
-		return err;
-	if (!strcmp(text, "tcp"))
-		h->type = CFG_HEALTH_TCP;
-	else if (!strcmp(text, "http"))
-		h->type = CFG_HEALTH_HTTP;
-	else
-		return fail(p, "unknown health check type '%.40s' (tcp or http)", text);
-	return 0;
+	err = cfg_scalar_word(p, "health check type", "tcp or http", words, ARRAY_SIZE(words), &i);
+	if (!err)
+		h->type = types[i];
+	return err;
 }
 
 /* The path goes into a request line verbatim: no spaces, no controls. */
@@ -682,17 +626,17 @@ static int parse_health_path(struct cfg_parser *p, const struct cfg_field *f, vo
 	int err;
 
 	(void)f;
-	err = scalar_text(p, "a path", &text);
+	err = cfg_scalar_text(p, "a path", &text);
 	if (err)
 		return err;
 	len = strlen(text);
 	if (text[0] != '/')
-		return fail(p, "path must start with '/'");
+		return cfg_fail(p, "path must start with '/'");
 	if (len >= sizeof(h->path))
-		return fail(p, "path is %zu bytes, the limit is %zu", len, sizeof(h->path) - 1);
+		return cfg_fail(p, "path is %zu bytes, the limit is %zu", len, sizeof(h->path) - 1);
 	for (c = (const unsigned char *)text; *c; c++) {
 		if (*c <= ' ' || *c >= 0x7f)
-			return fail(p, "path must be printable ASCII without spaces");
+			return cfg_fail(p, "path must be printable ASCII without spaces");
 	}
 	memcpy(h->path, text, len + 1);
 	return 0;
@@ -717,13 +661,13 @@ static int health_finish(struct cfg_parser *p, struct cfg_health *h, const struc
 	size_t i;
 
 	if (!(seen->mask & BIT(HF_TYPE)))
-		return fail_key(p, "type", seen->start, "missing required key 'type'");
+		return cfg_fail_key(p, "type", seen->start, "missing required key 'type'");
 	for (i = 0; i < ARRAY_SIZE(http_only) && h->type == CFG_HEALTH_TCP; i++) {
 		const char *key = health_fields[http_only[i]].key;
 
 		if (seen->mask & BIT(http_only[i]))
-			return fail_key(p, key, seen->key[http_only[i]],
-					"'%s' applies only to type http", key);
+			return cfg_fail_key(p, key, seen->key[http_only[i]],
+					    "'%s' applies only to type http", key);
 	}
 	if (h->type == CFG_HEALTH_TCP) {
 		h->path[0] = '\0';
@@ -733,9 +677,9 @@ static int health_finish(struct cfg_parser *p, struct cfg_health *h, const struc
 	if (!(seen->mask & BIT(HF_TIMEOUT)))
 		h->timeout_ms = h->interval_ms < 500 ? h->interval_ms : 500;
 	else if (h->timeout_ms > h->interval_ms)
-		return fail_key(p, "timeout_ms", seen->key[HF_TIMEOUT],
-				"timeout_ms %u exceeds interval_ms %u", h->timeout_ms,
-				h->interval_ms);
+		return cfg_fail_key(p, "timeout_ms", seen->key[HF_TIMEOUT],
+				    "timeout_ms %u exceeds interval_ms %u", h->timeout_ms,
+				    h->interval_ms);
 	return 0;
 }
 
@@ -747,14 +691,14 @@ static int parse_health(struct cfg_parser *p, const struct cfg_field *f, void *o
 
 	(void)f;
 	if (p->event.type != YAML_MAPPING_START_EVENT)
-		return fail(p, "expected a mapping, got %s", event_kind(&p->event));
+		return cfg_fail(p, "expected a mapping, got %s", cfg_event_kind(&p->event));
 	memset(h, 0, sizeof(*h));
 	strcpy(h->path, "/");
 	h->expect_status = 200;
 	h->interval_ms = 1000;
 	h->healthy_threshold = 2;
 	h->unhealthy_threshold = 3;
-	err = parse_mapping(p, health_fields, ARRAY_SIZE(health_fields), h, &seen);
+	err = cfg_parse_mapping(p, health_fields, ARRAY_SIZE(health_fields), h, &seen);
 	if (err)
 		return err;
 	return health_finish(p, h, &seen);
@@ -772,18 +716,18 @@ static int parse_address(struct cfg_parser *p, const struct cfg_field *f, void *
 	int err;
 
 	(void)f;
-	err = scalar_text(p, "ADDR:PORT", &text);
+	err = cfg_scalar_text(p, "ADDR:PORT", &text);
 	if (err)
 		return err;
 	if (addr_parse_endpoint(text, &be->addr))
-		return fail(p, "invalid address '%.64s': %s", text,
-			    endpoint_problem(text, strlen(text)));
+		return cfg_fail(p, "invalid address '%.64s': %s", text,
+				endpoint_problem(text, strlen(text)));
 	if (be_index(p, svc, svc->n_backends, &first))
-		return oom(p);
+		return cfg_oom(p);
 	if (first >= 0) {
 		addr_format_endpoint(&be->addr, shown, sizeof(shown));
-		return fail(p, "duplicate backend %s (first at line %u)", shown,
-			    svc->backends[first].line);
+		return cfg_fail(p, "duplicate backend %s (first at line %u)", shown,
+				svc->backends[first].line);
 	}
 	return 0;
 }
@@ -802,10 +746,10 @@ static int parse_backend(struct cfg_parser *p, void *obj)
 	int err;
 
 	if (p->backends_total == CFG_MAX_BACKENDS)
-		return fail(p, "more than %d backends in total", CFG_MAX_BACKENDS);
-	be = grow(svc->backends, svc->n_backends, sizeof(*be));
+		return cfg_fail(p, "more than %d backends in total", CFG_MAX_BACKENDS);
+	be = cfg_grow(svc->backends, svc->n_backends, sizeof(*be));
 	if (!be)
-		return oom(p);
+		return cfg_oom(p);
 	svc->backends = be;
 	be += svc->n_backends;
 	memset(be, 0, sizeof(*be));
@@ -813,9 +757,10 @@ static int parse_backend(struct cfg_parser *p, void *obj)
 	be->line = p->event.start_mark.line + 1;
 	be->column = p->event.start_mark.column + 1;
 	if (p->event.type == YAML_MAPPING_START_EVENT) {
-		err = parse_mapping(p, backend_fields, ARRAY_SIZE(backend_fields), be, &seen);
+		err = cfg_parse_mapping(p, backend_fields, ARRAY_SIZE(backend_fields), be, &seen);
 		if (!err && !(seen.mask & BIT(0)))
-			err = fail_key(p, "address", seen.start, "missing required key 'address'");
+			err = cfg_fail_key(p, "address", seen.start,
+					   "missing required key 'address'");
 	} else {
 		err = parse_address(p, NULL, be);
 	}
@@ -829,7 +774,7 @@ static int parse_backend(struct cfg_parser *p, void *obj)
 static int parse_backends(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 {
 	(void)f;
-	return parse_sequence(p, parse_backend, obj);
+	return cfg_parse_sequence(p, parse_backend, obj);
 }
 
 /* services[i] */
@@ -855,15 +800,16 @@ static int parse_name(struct cfg_parser *p, const struct cfg_field *f, void *obj
 	int err;
 
 	(void)f;
-	err = scalar_text(p, "a name", &text);
+	err = cfg_scalar_text(p, "a name", &text);
 	if (err)
 		return err;
 	len = strlen(text);
 	if (len >= sizeof(svc->name))
-		return fail(p, "name is %zu characters, the limit is %zu", len,
-			    sizeof(svc->name) - 1);
+		return cfg_fail(p, "name is %zu characters, the limit is %zu", len,
+				sizeof(svc->name) - 1);
 	if (!cfg_name_valid(text))
-		return fail(p, "name '%.40s' has characters other than A-Z a-z 0-9 . _ -", text);
+		return cfg_fail(p, "name '%.40s' has characters other than A-Z a-z 0-9 . _ -",
+				text);
 	memcpy(svc->name, text, len + 1);
 	return 0;
 }
@@ -877,7 +823,7 @@ static int parse_vip(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 	int err;
 
 	(void)f;
-	err = scalar_text(p, "VIP:PORT/PROTO", &text);
+	err = cfg_scalar_text(p, "VIP:PORT/PROTO", &text);
 	if (!err)
 		err = parse_vip_text(p, text, &svc->key);
 	if (err)
@@ -885,8 +831,8 @@ static int parse_vip(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 	first = svc_index(p, p->state.n_services - 1);
 	if (first >= 0) {
 		addr_format_service(&svc->key, shown, sizeof(shown));
-		return fail(p, "duplicate service %s (first at line %u)", shown,
-			    p->state.services[first].line);
+		return cfg_fail(p, "duplicate service %s (first at line %u)", shown,
+				p->state.services[first].line);
 	}
 	return 0;
 }
@@ -894,18 +840,16 @@ static int parse_vip(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 /* l7: http, the only L7 protocol (the proxy speaks HTTP/1.1). */
 static int parse_l7(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 {
+	static const char *const words[] = { "http" };
 	struct cfg_service *svc = obj;
-	const char *text;
+	unsigned int i = 0;
 	int err;
 
 	(void)f;
-	err = scalar_text(p, "http", &text);
-	if (err)
-		return err;
-	if (strcmp(text, "http"))
-		return fail(p, "unknown L7 protocol '%.40s' (http)", text);
-	svc->l7 = true;
-	return 0;
+	err = cfg_scalar_word(p, "L7 protocol", "http", words, ARRAY_SIZE(words), &i);
+	if (!err)
+		svc->l7 = true;
+	return err;
 }
 
 static const struct cfg_field service_fields[] = {
@@ -929,11 +873,12 @@ static int check_families(struct cfg_parser *p, const struct cfg_service *svc)
 		if (be->addr.family == svc->key.family)
 			continue;
 		addr_format_service(&svc->key, shown, sizeof(shown));
-		path_push_key(p, "backends");
-		path_push_index(p, i);
-		return fail_pos(p, be->line, be->column, "IPv%d backend in an IPv%d service (%s)",
-				be->addr.family == SL_AF_INET ? 4 : 6,
-				svc->key.family == SL_AF_INET ? 4 : 6, shown);
+		cfg_path_push_key(p, "backends");
+		cfg_path_push_index(p, i);
+		return cfg_fail_pos(p, be->line, be->column,
+				    "IPv%d backend in an IPv%d service (%s)",
+				    be->addr.family == SL_AF_INET ? 4 : 6,
+				    svc->key.family == SL_AF_INET ? 4 : 6, shown);
 	}
 	return 0;
 }
@@ -946,50 +891,38 @@ static int parse_service(struct cfg_parser *p, void *obj)
 
 	(void)obj;
 	if (p->event.type != YAML_MAPPING_START_EVENT)
-		return fail(p, "expected a service mapping, got %s", event_kind(&p->event));
+		return cfg_fail(p, "expected a service mapping, got %s", cfg_event_kind(&p->event));
 	if (p->state.n_services == CFG_MAX_SERVICES)
-		return fail(p, "more than %d services", CFG_MAX_SERVICES);
-	svc = grow(p->state.services, p->state.n_services, sizeof(*svc));
+		return cfg_fail(p, "more than %d services", CFG_MAX_SERVICES);
+	svc = cfg_grow(p->state.services, p->state.n_services, sizeof(*svc));
 	if (!svc)
-		return oom(p);
+		return cfg_oom(p);
 	p->state.services = svc;
 	/* Counted now so that an error frees its backends with the rest. */
 	svc += p->state.n_services++;
 	memset(svc, 0, sizeof(*svc));
 	svc->line = p->event.start_mark.line + 1;
 	svc->column = p->event.start_mark.column + 1;
-	err = parse_mapping(p, service_fields, ARRAY_SIZE(service_fields), svc, &seen);
+	err = cfg_parse_mapping(p, service_fields, ARRAY_SIZE(service_fields), svc, &seen);
 	if (err)
 		return err;
 	if (!(seen.mask & BIT(SF_VIP)))
-		return fail_key(p, "vip", seen.start, "missing required key 'vip'");
+		return cfg_fail_key(p, "vip", seen.start, "missing required key 'vip'");
 	if (svc->l7 && svc->key.proto != SL_PROTO_TCP)
-		return fail_key(p, "l7", seen.key[SF_L7], "l7: http needs a TCP service");
+		return cfg_fail_key(p, "l7", seen.key[SF_L7], "l7: http needs a TCP service");
 	return check_families(p, svc);
 }
 
 static int parse_services(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 {
 	(void)f;
-	return parse_sequence(p, parse_service, obj);
-}
-
-/* endpoints, policies: reserved for the policy feature; read, not used. */
-static int parse_reserved(struct cfg_parser *p, const struct cfg_field *f, void *obj)
-{
-	(void)f;
-	(void)obj;
-	if (event_is_null(&p->event))
-		return 0;
-	if (p->event.type != YAML_SEQUENCE_START_EVENT)
-		return fail(p, "expected a sequence, got %s", event_kind(&p->event));
-	return skip_node(p);
+	return cfg_parse_sequence(p, parse_service, obj);
 }
 
 static const struct cfg_field root_fields[] = {
 	{ .key = "services", .parse = parse_services },
-	{ .key = "endpoints", .parse = parse_reserved },
-	{ .key = "policies", .parse = parse_reserved },
+	{ .key = "endpoints", .parse = cfg_parse_endpoints },
+	{ .key = "policies", .parse = cfg_parse_policies },
 };
 
 /* The stream: nothing (an empty config) or one document holding a mapping
@@ -999,24 +932,28 @@ static int parse_stream(struct cfg_parser *p)
 	struct cfg_seen seen;
 	int err;
 
-	err = next_event(p); /* STREAM-START */
+	err = cfg_next_event(p); /* STREAM-START */
 	if (!err)
-		err = next_event(p);
+		err = cfg_next_event(p);
 	if (err || p->event.type == YAML_STREAM_END_EVENT)
 		return err;
-	err = next_event(p); /* the root node, after DOCUMENT-START */
+	err = cfg_next_event(p); /* the root node, after DOCUMENT-START */
 	if (err)
 		return err;
-	if (p->event.type == YAML_MAPPING_START_EVENT)
-		err = parse_mapping(p, root_fields, ARRAY_SIZE(root_fields), NULL, &seen);
-	else if (!event_is_null(&p->event))
-		err = fail(p, "expected a mapping with 'services', got %s", event_kind(&p->event));
+	if (p->event.type == YAML_MAPPING_START_EVENT) {
+		err = cfg_parse_mapping(p, root_fields, ARRAY_SIZE(root_fields), NULL, &seen);
+		if (!err)
+			err = cfg_policy_finish(p);
+	} else if (!cfg_event_is_null(&p->event)) {
+		err = cfg_fail(p, "expected a mapping with 'services', got %s",
+			       cfg_event_kind(&p->event));
+	}
 	if (!err)
-		err = next_event(p); /* DOCUMENT-END */
+		err = cfg_next_event(p); /* DOCUMENT-END */
 	if (!err)
-		err = next_event(p);
+		err = cfg_next_event(p);
 	if (!err && p->event.type != YAML_STREAM_END_EVENT)
-		err = fail(p, "expected one YAML document, found another");
+		err = cfg_fail(p, "expected one YAML document, found another");
 	return err;
 }
 
@@ -1033,7 +970,7 @@ int cfg_load_buffer(const char *name, const char *text, size_t len, struct cfg_s
 	snprintf(p.err->file, sizeof(p.err->file), "%s", name ? name : "<buffer>");
 	p.svc_slots = calloc(CFG_SVC_SLOTS, sizeof(*p.svc_slots));
 	if (!p.svc_slots || !yaml_parser_initialize(&p.yaml)) {
-		ret = oom(&p);
+		ret = cfg_oom(&p);
 		goto free_slots;
 	}
 	yaml_parser_set_input_string(&p.yaml, (const unsigned char *)p.text, p.len);
@@ -1046,6 +983,7 @@ int cfg_load_buffer(const char *name, const char *text, size_t len, struct cfg_s
 	else
 		*out = p.state;
 free_slots:
+	cfg_policy_parse_free(&p);
 	free(p.be_slots);
 	free(p.svc_slots);
 	return ret;
@@ -1131,6 +1069,7 @@ void cfg_free(struct cfg_state *state)
 	for (i = 0; i < state->n_services; i++)
 		free(state->services[i].backends);
 	free(state->services);
+	pol_state_free(&state->policy);
 	memset(state, 0, sizeof(*state));
 }
 

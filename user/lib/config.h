@@ -1,6 +1,6 @@
 /* The agent's declarative config (sluiced --config FILE, sluice apply -f
- * FILE): the services, their health checks and backends that a YAML file
- * asks for, parsed and validated as a whole by cfg_load_file() or
+ * FILE): the services, their health checks and backends, and the policy
+ * (endpoints and rule sets) that a YAML file asks for, parsed and validated as a whole by cfg_load_file() or
  * cfg_load_buffer(). Types and functions only; docs/config.md has the
  * format. (include/sluice/config.h is the unrelated sl_cfg map value.) */
 #ifndef SLUICE_CFG_H
@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "policy.h"
 #include "sluice/limits.h"
 #include "sluice/service.h"
 
@@ -55,10 +56,13 @@ struct cfg_service {
 	unsigned int line, column; /* where the entry starts, 1-based */
 };
 
-/* A whole config: services in file order, no two with one key. */
+/* A whole config: services in file order, no two with one key, and the
+ * policy (endpoints and rule sets in file order, validated by
+ * pol_state_validate(), every rule with its id). */
 struct cfg_state {
 	struct cfg_service *services;
 	size_t n_services;
+	struct pol_state policy;
 };
 
 /* Where and why a config was refused. line 0 means no position (I/O,
@@ -79,7 +83,7 @@ struct cfg_error {
  * @out owns arrays that cfg_free() releases. On error @out is zeroed (the
  * caller frees nothing), @err (may be NULL) says where and why, and the
  * return is -EINVAL for content, -ENOMEM, or the -errno of reading @path.
- * An empty file is a valid config with no services.
+ * An empty file is a valid config with no services and no policy.
  */
 int cfg_load_file(const char *path, struct cfg_state *out, struct cfg_error *err);
 int cfg_load_buffer(const char *name, const char *text, size_t len, struct cfg_state *out,

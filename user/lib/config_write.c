@@ -61,11 +61,119 @@ static void write_service(FILE *out, const struct cfg_service *svc)
 	}
 }
 
+/* Whether YAML reads @text back, unquoted, as this very string: letters,
+ * digits and . _ / = - from the second character, and not a null. Anything
+ * else ('!' starts a tag, '*' an alias, ':' and ',' end a flow item, ...)
+ * is quoted. */
+static bool plain_safe(const char *text)
+{
+	static const char *const nulls[] = { "null", "Null", "NULL" };
+	const char *c = text;
+
+	if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+		return false;
+	for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++) {
+		if (!strcmp(text, nulls[i]))
+			return false;
+	}
+	for (; *c; c++) {
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || strchr("._/=-", *c)))
+			return false;
+	}
+	return true;
+}
+
+static void write_text(FILE *out, const char *text)
+{
+	if (plain_safe(text))
+		fputs(text, out);
+	else
+		write_quoted(out, text);
+}
+
+static void write_endpoint(FILE *out, const struct pol_endpoint *ep)
+{
+	char addr[64];
+
+	/* A full-length prefix is written bare: pol_prefix_parse(cidr = false). */
+	pol_prefix_format(&ep->addr, addr, sizeof(addr));
+	fprintf(out, "  - address: ");
+	write_text(out, addr);
+	if (ep->labels.n) {
+		fprintf(out, "\n    labels: { ");
+		for (unsigned int i = 0; i < ep->labels.n; i++) {
+			fprintf(out, "%s", i ? ", " : "");
+			write_text(out, ep->labels.l[i].key);
+			fprintf(out, ": ");
+			write_text(out, ep->labels.l[i].value);
+		}
+		fprintf(out, " }");
+	}
+	if (ep->netns[0]) {
+		fprintf(out, "\n    netns: ");
+		write_quoted(out, ep->netns);
+	}
+	fputc('\n', out);
+}
+
+static void write_rule(FILE *out, const struct pol_rule *rule)
+{
+	char text[POL_LABELS_MAX * (POL_LABEL_KEY_MAX + POL_LABEL_VALUE_MAX + 2)];
+
+	fprintf(out, "      - id: %u\n        action: %s\n        from: ", rule->id,
+		pol_action_name(rule->action));
+	pol_peer_format(&rule->from, text, sizeof(text));
+	write_text(out, text);
+	fprintf(out, "\n        to: ");
+	pol_selector_format(&rule->to, text, sizeof(text));
+	write_text(out, text);
+	fputc('\n', out);
+	/* Range by range, not pol_ports_format(): the list reads back as it is. */
+	for (unsigned int i = 0; i < rule->n_ports; i++) {
+		const struct pol_port_range *r = &rule->ports[i];
+
+		fprintf(out, "%s", i ? ", " : "        ports: [");
+		if (r->first == r->last)
+			fprintf(out, "%u", r->first);
+		else
+			fprintf(out, "%u-%u", r->first, r->last);
+	}
+	fprintf(out, "%s", rule->n_ports ? "]\n" : "");
+	if (rule->protos != POL_ANY_PROTO)
+		fprintf(out, "        protocol: %s\n", pol_protos_name(rule->protos));
+}
+
+static void write_ruleset(FILE *out, const struct pol_ruleset *rs)
+{
+	fprintf(out, "  - name: ");
+	write_text(out, rs->name);
+	fputc('\n', out);
+	if (rs->established != POL_EST_KEEP)
+		fprintf(out, "    established: %s\n", pol_established_name(rs->established));
+	fprintf(out, "    rules:%s\n", rs->n_rules ? "" : " []");
+	for (size_t i = 0; i < rs->n_rules; i++)
+		write_rule(out, &rs->rules[i]);
+}
+
+/* The policy keys are left out when empty: a state without a policy is
+ * written as before policies existed. Every rule is written with its id,
+ * so ids given by the parser stay. */
 int cfg_write(FILE *out, const struct cfg_state *state)
 {
+	const struct pol_state *pol = &state->policy;
+
 	fprintf(out, "services:%s\n", state->n_services ? "" : " []");
 	for (size_t i = 0; i < state->n_services; i++)
 		write_service(out, &state->services[i]);
+	if (pol->n_endpoints)
+		fprintf(out, "endpoints:\n");
+	for (size_t i = 0; i < pol->n_endpoints; i++)
+		write_endpoint(out, &pol->endpoints[i]);
+	if (pol->n_rulesets)
+		fprintf(out, "policies:\n");
+	for (size_t i = 0; i < pol->n_rulesets; i++)
+		write_ruleset(out, &pol->rulesets[i]);
 	return ferror(out) ? -EIO : 0;
 }
 
@@ -89,6 +197,10 @@ int cfg_copy(struct cfg_state *dst, const struct cfg_state *src)
 		memcpy(to->backends, from->backends, from->n_backends * sizeof(*to->backends));
 	}
 	dst->n_services = src->n_services;
+	if (pol_state_copy(&dst->policy, &src->policy)) {
+		cfg_free(dst);
+		return -ENOMEM;
+	}
 	return 0;
 }
 

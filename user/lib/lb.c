@@ -49,6 +49,17 @@ static const struct {
 	{ "sl_sock_cfg", offsetof(struct lb_maps, sock_cfg) },
 	{ "sl_redir_port", offsetof(struct lb_maps, redir_port) },
 	{ "sl_sock_st", offsetof(struct lb_maps, sock_st) },
+	{ "sl_ipcache4", offsetof(struct lb_maps, ipcache4) },
+	{ "sl_ipcache6", offsetof(struct lb_maps, ipcache6) },
+	{ "sl_pol_allow", offsetof(struct lb_maps, pol_allow) },
+	{ "sl_pol_deny", offsetof(struct lb_maps, pol_deny) },
+	{ "sl_pol_dst", offsetof(struct lb_maps, pol_dst) },
+	{ "sl_pol_gen", offsetof(struct lb_maps, pol_gen) },
+	{ "sl_pol_netns", offsetof(struct lb_maps, pol_netns) },
+	{ "sl_pol_st", offsetof(struct lb_maps, pol_st) },
+	{ "sl_pol_rule_st", offsetof(struct lb_maps, pol_rule_st) },
+	{ "sl_pol_events", offsetof(struct lb_maps, pol_events) },
+	{ "sl_pol_rl", offsetof(struct lb_maps, pol_rl) },
 };
 #define N_MAPS (sizeof(map_table) / sizeof(map_table[0]))
 

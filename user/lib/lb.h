@@ -24,6 +24,8 @@ struct lb_maps {
 	int proto_st, perr_st, lb_st, drop_st, svc_st, be_st;
 	int sock_rev, l7_pair, sockhash, sock_info, redir_sk, sock_cfg, redir_port,
 		sock_st; /* sock.h */
+	int ipcache4, ipcache6, pol_allow, pol_deny, pol_dst, pol_gen, pol_netns, pol_st,
+		pol_rule_st, pol_events, pol_rl; /* policy.h, identity.h, events.h */
 	__u32 maglev_size; /* read from sl_cfg */
 	bool owned; /* fds were opened here and are closed by lb_maps_close */
 };

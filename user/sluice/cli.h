@@ -55,16 +55,20 @@ struct json_object *cli_ask(struct cli *cli, const char *op);
 /* Print @obj (consumed) as JSON on stdout. */
 void cli_print_json(struct cli *cli, struct json_object *obj);
 
-/* Commands: service.c, stats.c, status.c, apply.c. */
+/* Commands: service.c, stats.c, status.c, apply.c, policy.c. */
 int cmd_service(struct cli *cli, int argc, char **argv);
 int cmd_backend(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
+int cmd_endpoint(struct cli *cli, int argc, char **argv);
+int cmd_policy(struct cli *cli, int argc, char **argv);
 
 /* Shared option parsing for verbs: a number in [min, max]. */
 int cli_parse_u32(struct cli *cli, const char *opt, const char *text, __u32 min, __u32 max,
 		  __u32 *out);
 struct json_object *cli_traffic_json(const struct sl_traffic *t);
+/* The error for what getopt_long refused (after it returned '?'). */
+int cli_bad_option(struct cli *cli, char **argv);
 
 #endif

@@ -233,6 +233,8 @@ static const struct cli_cmd top_cmds[] = {
 	{ "service", cmd_service, "add|del|list ...", "L4 services (VIP:PORT/PROTO)" },
 	{ "backend", cmd_backend, "add|del|set ...", "a service's backends" },
 	{ "apply", cmd_apply, "-f FILE", "make the services those of a YAML file" },
+	{ "endpoint", cmd_endpoint, "add|del|list ...", "workload addresses and their labels" },
+	{ "policy", cmd_policy, "add|del|set|list|drops ...", "L3/L4 allow/deny rules" },
 	{ "stats", cmd_stats, "", "datapath counters and drop reasons" },
 	{ "status", cmd_status, "", "datapath version, attachments, map use" },
 	{ "help", cmd_help, "", "this text" },

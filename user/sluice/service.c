@@ -24,7 +24,7 @@ enum { OPT_NAME = 1, OPT_AFFINITY = 2, OPT_WEIGHT = 4, OPT_L7 = 8 };
 /* What getopt_long refused: optopt is 0 for an unknown long option, the
  * option's value (OPT_*, below ' ') for a known one without its argument,
  * else the letter of an unknown short option. */
-static int bad_option(struct cli *cli, char **argv)
+int cli_bad_option(struct cli *cli, char **argv)
 {
 	if (optopt > 0 && optopt < ' ')
 		return cli_error(cli, CLI_USAGE, 0, "see `sluice help`", "%s needs a value",
@@ -51,7 +51,7 @@ static int verb_options(struct cli *cli, int argc, char **argv, int allowed, str
 	opterr = 0;
 	while (!status && (opt = getopt_long(argc, argv, "", opts, &index)) != -1) {
 		if (opt == '?')
-			return bad_option(cli, argv);
+			return cli_bad_option(cli, argv);
 		if (!(opt & allowed))
 			return cli_error(cli, CLI_USAGE, 0, "see `sluice help`",
 					 "option --%s does not go with %s", opts[index].name,

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "sluice/drop_reason.h"
+#include "sluice/policy.h"
 #include "sluice/sock.h"
 
 static const char *const proto_names[] = SL_PROTO_STAT_NAMES;
@@ -16,12 +17,14 @@ static const char *const perr_names[] = SL_PARSE_ERR_NAMES;
 static const char *const lb_names[] = SL_LB_STAT_NAMES;
 static const char *const drop_names[] = SL_DROP_REASON_NAMES;
 static const char *const sock_names[] = SL_SOCK_STAT_NAMES;
+static const char *const pol_names[] = SL_POL_STAT_NAMES;
 
 _Static_assert(sizeof(proto_names) / sizeof(proto_names[0]) == SL_PS_MAX, "names");
 _Static_assert(sizeof(perr_names) / sizeof(perr_names[0]) == SL_PERR_MAX, "names");
 _Static_assert(sizeof(lb_names) / sizeof(lb_names[0]) == SL_LB_STAT_MAX, "names");
 _Static_assert(sizeof(drop_names) / sizeof(drop_names[0]) == SL_DROP_MAX, "names");
 _Static_assert(sizeof(sock_names) / sizeof(sock_names[0]) == SL_SOCK_STAT_MAX, "names");
+_Static_assert(sizeof(pol_names) / sizeof(pol_names[0]) == SL_POL_ST_MAX, "names");
 
 /* {name: count} for indices [first, n) of a per-CPU u64 counter map. */
 static int counters_json(int map_fd, const char *const *names, __u32 first, __u32 n,
@@ -74,6 +77,7 @@ static const struct {
 	{ "drops", offsetof(struct lb_maps, drop_st), drop_names, 1, SL_DROP_MAX },
 	{ "parse_errors", offsetof(struct lb_maps, perr_st), perr_names, 1, SL_PERR_MAX },
 	{ "socket", offsetof(struct lb_maps, sock_st), sock_names, 0, SL_SOCK_STAT_MAX },
+	{ "policy", offsetof(struct lb_maps, pol_st), pol_names, 0, SL_POL_ST_MAX },
 };
 
 static int stats_json(struct lb_maps *maps, struct json_object *root)

@@ -165,12 +165,29 @@ static void print_socket_layer(struct json_object *root)
 	}
 }
 
+static void print_policy(struct json_object *root)
+{
+	struct json_object *pol = json_object_object_get(root, "policy");
+
+	if (!pol)
+		return;
+	if (!json_object_get_int64(json_object_object_get(pol, "generation"))) {
+		printf("policy    none enforced\n");
+		return;
+	}
+	printf("policy    generation %s: %s endpoints, %s identities, %s rules in %s rule sets, "
+	       "%s denial events\n",
+	       field(pol, "generation"), field(pol, "endpoints"), field(pol, "identities"),
+	       field(pol, "rules"), field(pol, "rulesets"), field(pol, "denial_events"));
+}
+
 static void print_status(struct json_object *root)
 {
 	struct json_object *links = json_object_object_get(root, "attachments");
 
 	print_agent(root);
 	print_socket_layer(root);
+	print_policy(root);
 	printf("datapath  version %s, Maglev table %s slots, pinned in %s\n",
 	       json_object_get_string(json_object_object_get(root, "version")),
 	       json_object_get_string(json_object_object_get(root, "maglev_size")),
@@ -208,6 +225,8 @@ static int status_json(struct cli *cli, struct json_object *root)
 	json_object_object_add(
 		root, "socket_layer",
 		agent ? json_object_get(json_object_object_get(agent, "socket_layer")) : NULL);
+	json_object_object_add(root, "policy",
+			       agent ? json_object_get(json_object_object_get(agent, "policy")) : NULL);
 	json_object_put(agent);
 	json_object_object_add(root, "bpffs", json_object_new_string(cli->bpffs));
 	json_object_object_add(root, "version", json_object_new_uint64(cfg.version));

@@ -16,7 +16,7 @@
 #define STATE_HEADER "# sluiced state: the desired services. Written by sluiced; edit the config.\n"
 #define STATE_DIGEST "# config-digest: "
 
-static double now_s(clockid_t clock)
+double agent_now_s(clockid_t clock)
 {
 	struct timespec ts;
 
@@ -24,10 +24,7 @@ static double now_s(clockid_t clock)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int fail(struct agent_error *e, int status, int err, const char *hint, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static int fail(struct agent_error *e, int status, int err, const char *hint, const char *fmt, ...)
+int agent_fail(struct agent_error *e, int status, int err, const char *hint, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -50,13 +47,14 @@ int agent_init(struct agent *a, struct lb_maps *maps, struct health *health,
 	a->health = health;
 	a->config_path = config_path;
 	a->state_path = state_path;
-	a->stats.start_time = now_s(CLOCK_REALTIME);
-	return lb_snapshot_read(maps, &a->snap);
+	a->stats.start_time = agent_now_s(CLOCK_REALTIME);
+	return agent_policy_init(&a->policy, maps) ?: lb_snapshot_read(maps, &a->snap);
 }
 
 void agent_fini(struct agent *a)
 {
 	free(a->health_pending);
+	agent_policy_fini(&a->policy);
 	lb_snapshot_free(a->snap);
 	cfg_free(&a->desired);
 	memset(a, 0, sizeof(*a));
@@ -212,7 +210,7 @@ static uint64_t state_digest(const char *text, size_t len)
 
 static void count_transaction(struct agent *a, double started, int err)
 {
-	double took = now_s(CLOCK_MONOTONIC) - started;
+	double took = agent_now_s(CLOCK_MONOTONIC) - started;
 
 	if (err) {
 		a->stats.transaction_errors++;
@@ -312,12 +310,13 @@ static int publish_service(struct agent *a, const struct cfg_service *cand, stru
 	service_restore(a, &cand->key);
 	addr_format_service(&cand->key, text, sizeof(text));
 	if (err == -ENOSPC)
-		return fail(e, 1, 0, "remove unused services or backends", "no room for %s", text);
+		return agent_fail(e, 1, 0, "remove unused services or backends", "no room for %s",
+				  text);
 	if (err == -E2BIG)
-		return fail(e, 1, 0, "start sluiced with a larger --maglev-size",
-			    "%s would have more active backends than its Maglev table has slots",
-			    text);
-	return fail(e, 1, err, NULL, "publishing %s failed", text);
+		return agent_fail(
+			e, 1, 0, "start sluiced with a larger --maglev-size",
+			"%s would have more active backends than its Maglev table has slots", text);
+	return agent_fail(e, 1, err, NULL, "publishing %s failed", text);
 }
 
 /* ---- the CLI's verbs ---- */
@@ -330,15 +329,15 @@ static struct cfg_service *service_or_fail(struct agent *a, const struct sl_svc_
 
 	if (!svc) {
 		addr_format_service(key, text, sizeof(text));
-		fail(e, 1, -ENOENT, "see `sluice service list` for the services", "no service %s",
-		     text);
+		agent_fail(e, 1, -ENOENT, "see `sluice service list` for the services",
+			   "no service %s", text);
 	}
 	return svc;
 }
 
 /* Finish a verb: count it, and mark the state to be saved when it was
  * published (agent_save_state(), before the caller gets its reply). */
-static int verb_done(struct agent *a, double started, int err)
+int agent_verb_done(struct agent *a, double started, int err)
 {
 	count_transaction(a, started, err);
 	a->state_dirty |= !err;
@@ -358,7 +357,7 @@ int agent_save_state(struct agent *a)
 
 int agent_service_add(struct agent *a, const struct cfg_service *svc, struct agent_error *e)
 {
-	double started = now_s(CLOCK_MONOTONIC);
+	double started = agent_now_s(CLOCK_MONOTONIC);
 	struct cfg_service cand = *svc;
 	char text[ADDR_STR_MAX];
 	int err;
@@ -367,34 +366,35 @@ int agent_service_add(struct agent *a, const struct cfg_service *svc, struct age
 	cand.backends = NULL;
 	cand.n_backends = 0;
 	if (cfg_find_service(&a->desired, &svc->key))
-		err = fail(e, 1, -EEXIST, "change it with `sluice backend ...`, or delete it first",
-			   "service %s exists", text);
+		err = agent_fail(e, 1, -EEXIST,
+				 "change it with `sluice backend ...`, or delete it first",
+				 "service %s exists", text);
 	else if (svc->name[0] && !cfg_name_valid(svc->name))
-		err = fail(e, 2, 0, NULL, "name '%s': use A-Z a-z 0-9 . _ - (at most %d)",
-			   svc->name, SL_SVC_NAME_MAX - 1);
+		err = agent_fail(e, 2, 0, NULL, "name '%s': use A-Z a-z 0-9 . _ - (at most %d)",
+				 svc->name, SL_SVC_NAME_MAX - 1);
 	else if (svc->l7 && svc->key.proto != SL_PROTO_TCP)
-		err = fail(e, 2, 0, NULL, "--l7 http needs a TCP service, not %s", text);
+		err = agent_fail(e, 2, 0, NULL, "--l7 http needs a TCP service, not %s", text);
 	else if (svc->affinity_s > CFG_AFFINITY_MAX_S)
-		err = fail(e, 2, 0, NULL, "affinity %u s: the limit is %u", svc->affinity_s,
-			   CFG_AFFINITY_MAX_S);
+		err = agent_fail(e, 2, 0, NULL, "affinity %u s: the limit is %u", svc->affinity_s,
+				 CFG_AFFINITY_MAX_S);
 	else if (a->desired.n_services >= CFG_MAX_SERVICES)
-		err = fail(e, 1, -ENOSPC, "remove unused services", "no room for %s", text);
+		err = agent_fail(e, 1, -ENOSPC, "remove unused services", "no room for %s", text);
 	else
 		err = publish_service(a, &cand, e);
 	/* Into the desired state once published (a failed publication puts
 	 * the maps back to the desired state, which must not have it yet). */
 	if (!err && !cfg_add_service(&a->desired, &cand)) {
 		service_restore(a, &cand.key); /* not desired: taken out again */
-		err = fail(e, 1, -ENOMEM, NULL, "out of memory");
+		err = agent_fail(e, 1, -ENOMEM, NULL, "out of memory");
 	}
 	if (!err)
 		log_info("agent", "service %s added", text);
-	return verb_done(a, started, err);
+	return agent_verb_done(a, started, err);
 }
 
 int agent_service_del(struct agent *a, const struct sl_svc_key *key, struct agent_error *e)
 {
-	double started = now_s(CLOCK_MONOTONIC);
+	double started = agent_now_s(CLOCK_MONOTONIC);
 	struct cfg_service *svc = service_or_fail(a, key, e);
 	struct sl_svc_key gone = *key; /* @key may point into what is removed */
 	char text[ADDR_STR_MAX];
@@ -402,12 +402,13 @@ int agent_service_del(struct agent *a, const struct sl_svc_key *key, struct agen
 	int err;
 
 	if (!svc)
-		return verb_done(a, started, -ENOENT);
+		return agent_verb_done(a, started, -ENOENT);
 	err = service_commit(a, &gone, NULL);
 	if (err < 0) {
 		service_restore(a, &gone);
 		addr_format_service(key, text, sizeof(text));
-		return verb_done(a, started, fail(e, 1, err, NULL, "deleting %s failed", text));
+		return agent_verb_done(a, started,
+				       agent_fail(e, 1, err, NULL, "deleting %s failed", text));
 	}
 	flows_flush(a);
 	checked = svc->health.type != CFG_HEALTH_NONE;
@@ -416,7 +417,7 @@ int agent_service_del(struct agent *a, const struct sl_svc_key *key, struct agen
 		health_targets_update(a);
 	addr_format_service(&gone, text, sizeof(text));
 	log_info("agent", "service %s deleted", text);
-	return verb_done(a, started, 0);
+	return agent_verb_done(a, started, 0);
 }
 
 /* A copy of @svc whose backends the caller may change; free(cand->backends). */
@@ -426,7 +427,7 @@ static int candidate_of(const struct cfg_service *svc, struct cfg_service *cand,
 	*cand = *svc;
 	cand->backends = calloc(svc->n_backends + 2, sizeof(*cand->backends));
 	if (!cand->backends)
-		return fail(e, 1, -ENOMEM, NULL, "out of memory");
+		return agent_fail(e, 1, -ENOMEM, NULL, "out of memory");
 	if (svc->n_backends)
 		memcpy(cand->backends, svc->backends, svc->n_backends * sizeof(*svc->backends));
 	return 0;
@@ -471,36 +472,37 @@ static int backend_check(const struct cfg_service *svc, const struct addr_port *
 
 	addr_format_endpoint(addr, text, sizeof(text));
 	if (addr->family != svc->key.family)
-		return fail(e, 1, -EAFNOSUPPORT,
-			    "a service's backends have its address family (IPv4 or IPv6)",
-			    "backend %s is not of the service's address family", text);
+		return agent_fail(e, 1, -EAFNOSUPPORT,
+				  "a service's backends have its address family (IPv4 or IPv6)",
+				  "backend %s is not of the service's address family", text);
 	if (weight > LB_WEIGHT_MAX)
-		return fail(e, 2, 0, NULL, "weight %u: the limit is %u", weight, LB_WEIGHT_MAX);
+		return agent_fail(e, 2, 0, NULL, "weight %u: the limit is %u", weight,
+				  LB_WEIGHT_MAX);
 	if (verb == BE_ADD && has)
-		return fail(e, 1, -EEXIST, "change its weight with `sluice backend set`",
-			    "backend %s exists", text);
+		return agent_fail(e, 1, -EEXIST, "change its weight with `sluice backend set`",
+				  "backend %s exists", text);
 	if (verb != BE_ADD && !has)
-		return fail(e, 1, -ENOENT, "see `sluice service list` for the backends",
-			    "no backend %s in the service", text);
+		return agent_fail(e, 1, -ENOENT, "see `sluice service list` for the backends",
+				  "no backend %s in the service", text);
 	return 0;
 }
 
 static int backend_verb(struct agent *a, enum backend_verb verb, const struct sl_svc_key *key,
 			const struct addr_port *addr, uint32_t weight, struct agent_error *e)
 {
-	double started = now_s(CLOCK_MONOTONIC);
+	double started = agent_now_s(CLOCK_MONOTONIC);
 	struct cfg_service *svc = service_or_fail(a, key, e), cand;
 	char svc_text[ADDR_STR_MAX], be_text[ADDR_STR_MAX];
 	struct cfg_backend *be;
 	int err;
 
 	if (!svc)
-		return verb_done(a, started, -ENOENT);
+		return agent_verb_done(a, started, -ENOENT);
 	err = backend_check(svc, addr, verb, weight, e);
 	if (!err)
 		err = candidate_of(svc, &cand, e);
 	if (err)
-		return verb_done(a, started, err);
+		return agent_verb_done(a, started, err);
 	be = cfg_find_backend(&cand, addr);
 	if (verb == BE_ADD)
 		cand.backends[cand.n_backends++] =
@@ -514,11 +516,12 @@ static int backend_verb(struct agent *a, enum backend_verb verb, const struct sl
 	if (configured_active(&cand) > a->maps->maglev_size) {
 		free(cand.backends);
 		addr_format_service(key, svc_text, sizeof(svc_text));
-		return verb_done(a, started,
-				 fail(e, 1, 0, "start sluiced with a larger --maglev-size",
-				      "%s would have more active backends than its Maglev "
-				      "table has slots",
-				      svc_text));
+		return agent_verb_done(
+			a, started,
+			agent_fail(e, 1, 0, "start sluiced with a larger --maglev-size",
+				   "%s would have more active backends than its Maglev "
+				   "table has slots",
+				   svc_text));
 	}
 	err = backends_commit(a, svc, &cand, e);
 	if (!err) {
@@ -527,7 +530,7 @@ static int backend_verb(struct agent *a, enum backend_verb verb, const struct sl
 		log_info("agent", "backend %s %s %s (weight %u)", be_text, verb_done_names[verb],
 			 svc_text, verb == BE_DEL ? 0 : weight);
 	}
-	return verb_done(a, started, err);
+	return agent_verb_done(a, started, err);
 }
 
 int agent_backend_add(struct agent *a, const struct sl_svc_key *key, const struct addr_port *addr,
@@ -556,15 +559,27 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 			 struct apply_summary *sum, struct agent_error *e)
 {
 	struct apply_opts opts = apply_opts_of(a);
+	struct agent_error policy_e;
 	struct apply_summary undo;
 	char what[256], again[256];
 	int err;
 
+	/* The policy first: it is one transaction of its own, so a refused
+	 * policy leaves everything as it was. */
+	err = a->policy.keep_pinned ? 0 : agent_policy_enforce(a, &cfg->policy, e);
+	if (err) {
+		cfg_free(cfg);
+		return err;
+	}
+	a->policy.keep_pinned = false;
 	/* Probe targets first, so the weights published are those of the new
 	 * checks' states (a check that changed keeps its backend's state). */
 	health_targets_set(a, cfg, false);
 	err = apply_config(a->maps, cfg, &opts, sum, what, sizeof(what));
 	if (err) {
+		if (a->published && agent_policy_enforce(a, &a->desired.policy, &policy_e))
+			log_error("agent", "restoring the previous policy failed: %s",
+				  policy_e.message);
 		snapshot_reread(a);
 		opts.snap = a->snap;
 		health_targets_update(a);
@@ -575,12 +590,13 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 			log_error("agent", "restoring the previous state failed at %s", again);
 		cfg_free(cfg);
 		/* No room and too many backends are said in words: no errno text. */
-		return fail(e, 1, err == -ENOSPC || err == -E2BIG ? 0 : err,
-			    err == -ENOSPC  ? "nothing was changed; remove services or backends"
-			    : err == -E2BIG ? "nothing was changed; start sluiced with a larger "
-					      "--maglev-size"
-					    : "the previous state was restored",
-			    "%s", what);
+		return agent_fail(
+			e, 1, err == -ENOSPC || err == -E2BIG ? 0 : err,
+			err == -ENOSPC	? "nothing was changed; remove services or backends"
+			: err == -E2BIG ? "nothing was changed; start sluiced with a larger "
+					  "--maglev-size"
+					: "the previous state was restored",
+			"%s", what);
 	}
 	cfg_free(&a->desired);
 	a->desired = *cfg;
@@ -594,8 +610,9 @@ static int config_error(struct agent_error *e, int err, const struct cfg_error *
 	char text[1024];
 
 	cfg_error_format(cerr, text, sizeof(text));
-	fail(e, 1, err == -EINVAL ? 0 : err, "nothing was changed; docs/config.md has the format",
-	     "invalid config: %s", text);
+	agent_fail(e, 1, err == -EINVAL ? 0 : err,
+		   "nothing was changed; docs/config.md has the format", "invalid config: %s",
+		   text);
 	e->has_cfg = err == -EINVAL;
 	e->cfg = *cerr;
 	return err;
@@ -619,7 +636,7 @@ static void log_applied(const char *name, const struct apply_summary *sum)
 int agent_apply(struct agent *a, const char *name, const char *text, size_t len,
 		struct apply_summary *sum, struct agent_error *e)
 {
-	double started = now_s(CLOCK_MONOTONIC);
+	double started = agent_now_s(CLOCK_MONOTONIC);
 	struct cfg_state cfg;
 	int err = load_text(name, text, len, &cfg, e);
 
@@ -627,7 +644,7 @@ int agent_apply(struct agent *a, const char *name, const char *text, size_t len,
 		err = commit_config(a, &cfg, a->config_digest, sum, e);
 	if (!err)
 		log_applied(name, sum);
-	return verb_done(a, started, err);
+	return agent_verb_done(a, started, err);
 }
 
 /* Read --config: its text (free it) and digest. */
@@ -636,21 +653,21 @@ static int config_read(struct agent *a, char **text, size_t *len, struct agent_e
 	int err = cfg_read_file(a->config_path, text, len);
 
 	if (err)
-		return fail(e, 1, err, NULL, "cannot read the config %s", a->config_path);
+		return agent_fail(e, 1, err, NULL, "cannot read the config %s", a->config_path);
 	return 0;
 }
 
 int agent_reload(struct agent *a, struct apply_summary *sum, struct agent_error *e)
 {
-	double started = now_s(CLOCK_MONOTONIC);
+	double started = agent_now_s(CLOCK_MONOTONIC);
 	struct cfg_state cfg;
 	char *text = NULL;
 	size_t len = 0;
 	int err;
 
 	if (!a->config_path)
-		err = fail(e, 1, -ENOENT, "start sluiced with --config FILE",
-			   "sluiced has no config file to reload");
+		err = agent_fail(e, 1, -ENOENT, "start sluiced with --config FILE",
+				 "sluiced has no config file to reload");
 	else
 		err = config_read(a, &text, &len, e);
 	if (!err)
@@ -662,7 +679,7 @@ int agent_reload(struct agent *a, struct apply_summary *sum, struct agent_error 
 		log_applied(a->config_path, sum);
 	a->stats.reloads += !err;
 	a->stats.reload_errors += !!err;
-	return verb_done(a, started, err);
+	return agent_verb_done(a, started, err);
 }
 
 /* ---- start-up ---- */
@@ -770,9 +787,16 @@ static int restore_source(struct agent *a, struct cfg_state *cfg, uint64_t *dige
 		err = load_text(a->config_path, config, config_len, cfg, e);
 	} else {
 		*source = "the pinned maps";
+		/* Compiled policy cannot be read back into rules: leave it be. */
+		a->policy.keep_pinned = a->policy.gen != 0;
+		if (a->policy.keep_pinned)
+			log_info("policy",
+				 "policy generation %u in the maps stays enforced until "
+				 "the next policy change",
+				 a->policy.gen);
 		err = adopt_maps(a, cfg);
 		if (err)
-			fail(e, 1, err, NULL, "cannot read the services in the maps");
+			agent_fail(e, 1, err, NULL, "cannot read the services in the maps");
 	}
 free_text:
 	free(state);

@@ -12,6 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <time.h>
+
+#include "agent_policy.h"
 #include "agent_stats.h"
 #include "apply.h"
 #include "config.h"
@@ -36,6 +39,7 @@ struct agent {
 	const struct agent_sock_status *sock; /* NULL: not started (tests) */
 	struct sl_svc_key *health_pending; /* services to republish for health */
 	size_t n_health_pending;
+	struct agent_policy policy; /* identities, generation, denial events */
 };
 
 /* Why a transaction was refused: status 2 for a request that is wrong in
@@ -50,6 +54,15 @@ struct agent_error {
 	bool has_cfg;
 	struct cfg_error cfg;
 };
+
+/* Fill @e (status, -errno or 0, hint or NULL, message); returns @err, or
+ * -EINVAL when it is 0. For the agent_*.c files. */
+int agent_fail(struct agent_error *e, int status, int err, const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* End a verb begun at @started: count it, mark the state dirty when it
+ * succeeded. Returns @err. */
+int agent_verb_done(struct agent *a, double started, int err);
+double agent_now_s(clockid_t clock);
 
 int agent_init(struct agent *a, struct lb_maps *maps, struct health *health,
 	       const char *config_path, const char *state_path);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent_api.h"
+#include "agent_api_internal.h"
 #include "agent_sock.h"
 #include "sock.h"
 
@@ -26,7 +27,7 @@ struct json_object *agent_api_error(int status, const char *fmt, ...)
 	return reply;
 }
 
-static struct json_object *error_reply(const struct agent_error *e)
+struct json_object *api_error_reply(const struct agent_error *e)
 {
 	struct json_object *reply = agent_api_error(e->status, "%s", e->message);
 
@@ -43,7 +44,7 @@ static struct json_object *error_reply(const struct agent_error *e)
 	return reply;
 }
 
-static struct json_object *ok_reply(void)
+struct json_object *api_ok_reply(void)
 {
 	struct json_object *reply = json_object_new_object();
 
@@ -55,8 +56,8 @@ static struct json_object *ok_reply(void)
 
 /* String field @name of @req: NULL (with @e filled) if absent and @required,
  * or not a string. */
-static const char *field_string(struct json_object *req, const char *name, bool required,
-				struct agent_error *e)
+const char *api_field_string(struct json_object *req, const char *name, bool required,
+			     struct agent_error *e)
 {
 	struct json_object *v;
 
@@ -79,8 +80,8 @@ static const char *field_string(struct json_object *req, const char *name, bool 
 
 /* Unsigned field @name into @out (left alone when absent and optional).
  * Returns 0 or -EINVAL with @e filled. */
-static int field_u32(struct json_object *req, const char *name, bool required, uint32_t max,
-		     uint32_t *out, struct agent_error *e)
+int api_field_u32(struct json_object *req, const char *name, bool required, uint32_t max,
+		  uint32_t *out, struct agent_error *e)
 {
 	struct json_object *v;
 	int64_t value;
@@ -103,7 +104,7 @@ static int field_u32(struct json_object *req, const char *name, bool required, u
 
 static int field_service(struct json_object *req, struct sl_svc_key *key, struct agent_error *e)
 {
-	const char *text = field_string(req, "service", true, e);
+	const char *text = api_field_string(req, "service", true, e);
 
 	if (!text)
 		return -EINVAL;
@@ -117,7 +118,7 @@ static int field_service(struct json_object *req, struct sl_svc_key *key, struct
 
 static int field_backend(struct json_object *req, struct addr_port *addr, struct agent_error *e)
 {
-	const char *text = field_string(req, "backend", true, e);
+	const char *text = api_field_string(req, "backend", true, e);
 
 	if (!text)
 		return -EINVAL;
@@ -130,15 +131,15 @@ static int field_backend(struct json_object *req, struct addr_port *addr, struct
 }
 
 /* A request that failed its field checks: status 2 with e->message. */
-static struct json_object *bad_request(struct agent_error *e)
+struct json_object *api_bad_request(struct agent_error *e)
 {
 	e->status = 2;
-	return error_reply(e);
+	return api_error_reply(e);
 }
 
-static struct json_object *done(int err, const struct agent_error *e)
+struct json_object *api_done(int err, const struct agent_error *e)
 {
-	return err ? error_reply(e) : ok_reply();
+	return err ? api_error_reply(e) : api_ok_reply();
 }
 
 /* ---- ops ---- */
@@ -150,27 +151,27 @@ static struct json_object *op_service_add(struct agent *a, struct json_object *r
 	const char *name, *l7;
 
 	if (field_service(req, &svc.key, e) ||
-	    field_u32(req, "affinity", false, CFG_AFFINITY_MAX_S, &svc.affinity_s, e))
-		return bad_request(e);
-	name = field_string(req, "name", false, e);
+	    api_field_u32(req, "affinity", false, CFG_AFFINITY_MAX_S, &svc.affinity_s, e))
+		return api_bad_request(e);
+	name = api_field_string(req, "name", false, e);
 	if (!name && e->message[0])
-		return bad_request(e);
+		return api_bad_request(e);
 	if (name && strlen(name) >= sizeof(svc.name)) {
 		snprintf(e->message, sizeof(e->message), "name longer than %zu characters",
 			 sizeof(svc.name) - 1);
-		return bad_request(e);
+		return api_bad_request(e);
 	}
 	if (name)
 		strcpy(svc.name, name);
-	l7 = field_string(req, "l7", false, e);
+	l7 = api_field_string(req, "l7", false, e);
 	if (!l7 && e->message[0])
-		return bad_request(e);
+		return api_bad_request(e);
 	if (l7 && strcmp(l7, "http")) {
 		snprintf(e->message, sizeof(e->message), "unknown L7 protocol '%.40s' (http)", l7);
-		return bad_request(e);
+		return api_bad_request(e);
 	}
 	svc.l7 = l7 != NULL;
-	return done(agent_service_add(a, &svc, e), e);
+	return api_done(agent_service_add(a, &svc, e), e);
 }
 
 static struct json_object *op_service_del(struct agent *a, struct json_object *req,
@@ -179,8 +180,8 @@ static struct json_object *op_service_del(struct agent *a, struct json_object *r
 	struct sl_svc_key key;
 
 	if (field_service(req, &key, e))
-		return bad_request(e);
-	return done(agent_service_del(a, &key, e), e);
+		return api_bad_request(e);
+	return api_done(agent_service_del(a, &key, e), e);
 }
 
 /* backend.add (weight optional, 1), backend.set (weight required), backend.del. */
@@ -193,18 +194,18 @@ static struct json_object *op_backend(struct agent *a, struct json_object *req, 
 	uint32_t weight = 1;
 
 	if (field_service(req, &key, e) || field_backend(req, &addr, e) ||
-	    (!del && field_u32(req, "weight", set, LB_WEIGHT_MAX, &weight, e)))
-		return bad_request(e);
+	    (!del && api_field_u32(req, "weight", set, LB_WEIGHT_MAX, &weight, e)))
+		return api_bad_request(e);
 	if (del)
-		return done(agent_backend_del(a, &key, &addr, e), e);
+		return api_done(agent_backend_del(a, &key, &addr, e), e);
 	if (set)
-		return done(agent_backend_set(a, &key, &addr, weight, e), e);
-	return done(agent_backend_add(a, &key, &addr, weight, e), e);
+		return api_done(agent_backend_set(a, &key, &addr, weight, e), e);
+	return api_done(agent_backend_add(a, &key, &addr, weight, e), e);
 }
 
 static struct json_object *summary_reply(const struct apply_summary *sum)
 {
-	struct json_object *reply = ok_reply();
+	struct json_object *reply = api_ok_reply();
 
 	json_object_object_add(reply, "services", json_object_new_int64(sum->services));
 	json_object_object_add(reply, "changed", json_object_new_int64(sum->changed));
@@ -216,19 +217,19 @@ static struct json_object *summary_reply(const struct apply_summary *sum)
 
 static struct json_object *op_apply(struct agent *a, struct json_object *req, struct agent_error *e)
 {
-	const char *content = field_string(req, "content", true, e), *file;
+	const char *content = api_field_string(req, "content", true, e), *file;
 	struct apply_summary sum;
 	struct json_object *v;
 
 	if (!content)
-		return bad_request(e);
-	file = field_string(req, "file", false, e);
+		return api_bad_request(e);
+	file = api_field_string(req, "file", false, e);
 	if (!file && e->message[0])
-		return bad_request(e);
+		return api_bad_request(e);
 	json_object_object_get_ex(req, "content", &v);
 	if (agent_apply(a, file ? file : "<request>", content,
 			(size_t)json_object_get_string_len(v), &sum, e))
-		return error_reply(e);
+		return api_error_reply(e);
 	return summary_reply(&sum);
 }
 
@@ -239,7 +240,7 @@ static struct json_object *op_reload(struct agent *a, struct json_object *req,
 
 	(void)req;
 	if (agent_reload(a, &sum, e))
-		return error_reply(e);
+		return api_error_reply(e);
 	return summary_reply(&sum);
 }
 
@@ -248,7 +249,7 @@ static struct json_object *op_reload(struct agent *a, struct json_object *req,
 static struct json_object *op_health(struct agent *a, struct json_object *req,
 				     struct agent_error *e)
 {
-	struct json_object *reply = ok_reply(), *list = json_object_new_array();
+	struct json_object *reply = api_ok_reply(), *list = json_object_new_array();
 	char svc_text[ADDR_STR_MAX], be_text[ADDR_STR_MAX];
 
 	(void)req;
@@ -313,7 +314,7 @@ static struct json_object *socket_layer_json(const struct agent_sock_status *st)
 static struct json_object *op_status(struct agent *a, struct json_object *req,
 				     struct agent_error *e)
 {
-	struct json_object *reply = ok_reply(), *agent = json_object_new_object();
+	struct json_object *reply = api_ok_reply(), *agent = json_object_new_object();
 	const struct agent_stats *st = &a->stats;
 
 	(void)req;
@@ -336,15 +337,11 @@ static struct json_object *op_status(struct agent *a, struct json_object *req,
 	json_object_object_add(agent, "api_requests", json_object_new_int64(st->api_requests));
 	json_object_object_add(agent, "api_errors", json_object_new_int64(st->api_errors));
 	json_object_object_add(reply, "agent", agent);
+	json_object_object_add(reply, "policy", agent_api_policy_status(a));
 	if (a->sock)
 		json_object_object_add(reply, "socket_layer", socket_layer_json(a->sock));
 	return reply;
 }
-
-struct api_op {
-	const char *name;
-	struct json_object *(*run)(struct agent *a, struct json_object *req, struct agent_error *e);
-};
 
 static struct json_object *op_backend_add(struct agent *a, struct json_object *req,
 					  struct agent_error *e)
@@ -372,21 +369,27 @@ static const struct api_op api_ops[] = {
 	{ "status", op_status },	   {},
 };
 
+static const struct api_op *op_find(const struct api_op *table, const char *name)
+{
+	for (const struct api_op *o = table; o->name; o++) {
+		if (!strcmp(o->name, name))
+			return o;
+	}
+	return NULL;
+}
+
 struct json_object *agent_api_handle(struct agent *a, struct json_object *req)
 {
 	struct agent_error e = {};
 	struct json_object *reply;
-	const char *op = field_string(req, "op", true, &e);
+	const char *op = api_field_string(req, "op", true, &e);
+	const struct api_op *o = op ? op_find(api_ops, op) ?: op_find(api_policy_ops, op) : NULL;
 
 	a->stats.api_requests++;
-	for (const struct api_op *o = api_ops; op && o->name; o++) {
-		if (!strcmp(o->name, op)) {
-			reply = o->run(a, req, &e);
-			goto count;
-		}
-	}
-	reply = op ? agent_api_error(2, "unknown op '%.64s'", op) : bad_request(&e);
-count:
+	if (o)
+		reply = o->run(a, req, &e);
+	else
+		reply = op ? agent_api_error(2, "unknown op '%.64s'", op) : api_bad_request(&e);
 	if (!json_object_get_boolean(json_object_object_get(reply, "ok")))
 		a->stats.api_errors++;
 	return reply;

@@ -561,7 +561,7 @@ static void drain_health_events(struct agent *a)
 	agent_health_publish(a);
 }
 
-enum { FD_API, FD_SIGNAL, FD_HEALTH, FD_METRICS, FD_COUNT };
+enum { FD_API, FD_SIGNAL, FD_HEALTH, FD_METRICS, FD_POLICY, FD_COUNT };
 
 static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_server *metrics)
 {
@@ -573,6 +573,7 @@ static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_s
 		[FD_SIGNAL] = { .fd = sig_fd, .events = POLLIN },
 		[FD_HEALTH] = { .fd = health_event_fd(a->health), .events = POLLIN },
 		[FD_METRICS] = { .fd = metrics ? metrics_fd(metrics) : -1, .events = POLLIN },
+		[FD_POLICY] = { .fd = agent_policy_events_fd(&a->policy), .events = POLLIN },
 	};
 
 	for (;;) {
@@ -590,6 +591,8 @@ static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_s
 			serve_api_client(a, api_fd);
 		if (fds[FD_METRICS].revents & POLLIN)
 			metrics_serve_one(metrics, &src);
+		if (fds[FD_POLICY].revents & POLLIN)
+			agent_policy_events_read(&a->policy);
 		agent_save_state(a);
 	}
 }

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sluice/drop_reason.h"
+#include "sluice/policy.h"
 #include "sluice/sock.h"
 #include "sluice/limits.h"
 
@@ -366,12 +367,14 @@ static const char *const perr_names[] = SL_PARSE_ERR_NAMES;
 static const char *const lb_names[] = SL_LB_STAT_NAMES;
 static const char *const drop_names[] = SL_DROP_REASON_NAMES;
 static const char *const sock_names[] = SL_SOCK_STAT_NAMES;
+static const char *const pol_names[] = SL_POL_STAT_NAMES;
 
 _Static_assert(ARRAY_SIZE(proto_names) == SL_PS_MAX, "names");
 _Static_assert(ARRAY_SIZE(perr_names) == SL_PERR_MAX, "names");
 _Static_assert(ARRAY_SIZE(lb_names) == SL_LB_STAT_MAX, "names");
 _Static_assert(ARRAY_SIZE(drop_names) == SL_DROP_MAX, "names");
 _Static_assert(ARRAY_SIZE(sock_names) == SL_SOCK_STAT_MAX, "names");
+_Static_assert(ARRAY_SIZE(pol_names) == SL_POL_ST_MAX, "names");
 
 /* A family over indices [first, n) of a per-CPU u64 counter map, one
  * series per index labelled @label="<name>" (@label NULL: one index). */
@@ -399,6 +402,10 @@ static const struct counter_set {
 	  "Bytes sent from one local socket straight to its peer.", NULL,
 	  offsetof(struct lb_maps, sock_st), sock_names, SL_SOCK_REDIR_BYTES,
 	  SL_SOCK_REDIR_BYTES + 1 },
+	{ "sluice_policy_events_total",
+	  "Policy checks and their outcomes (new flows at XDP, connect()/sendmsg(), re-checks), "
+	  "and the denial events reported or held back by the rate limit.",
+	  "event", offsetof(struct lb_maps, pol_st), pol_names, 0, SL_POL_ST_MAX },
 };
 
 static int render_counter_set(FILE *out, struct lb_maps *maps, const struct counter_set *set)

@@ -1,0 +1,330 @@
+/* Publishing a compiled policy (policy_maps.h): write a generation, switch
+ * to it, remove the one before. Every entry of the generational maps
+ * carries its generation right after the LPM prefix length (or first, in
+ * sl_pol_dst), which is what the purge walks on. */
+#define _GNU_SOURCE /* setns */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "policy_maps.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/* Where the generation sits in each generational map's key. */
+struct gen_map {
+	int fd;
+	size_t key_size;
+	size_t gen_off;
+};
+
+static int gen_maps(const struct lb_maps *maps, struct gen_map out[5])
+{
+	const struct gen_map all[5] = {
+		{ maps->ipcache4, sizeof(struct sl_ipcache4_key),
+		  offsetof(struct sl_ipcache4_key, gen) },
+		{ maps->ipcache6, sizeof(struct sl_ipcache6_key),
+		  offsetof(struct sl_ipcache6_key, gen) },
+		{ maps->pol_allow, sizeof(struct sl_pol_key), offsetof(struct sl_pol_key, gen) },
+		{ maps->pol_deny, sizeof(struct sl_pol_key), offsetof(struct sl_pol_key, gen) },
+		{ maps->pol_dst, sizeof(struct sl_pol_dst_key),
+		  offsetof(struct sl_pol_dst_key, gen) },
+	};
+
+	memcpy(out, all, sizeof(all));
+	return 5;
+}
+
+/* Remove every entry of @m whose generation is not @keep. Keys are
+ * collected first: an LPM trie's next-key walk restarts when the key it
+ * continues from is gone. Returns 0 or -errno. */
+static int purge_other_gens(const struct gen_map *m, uint32_t keep)
+{
+	unsigned char cur[64], next[64];
+	unsigned char *doomed = NULL, *grown;
+	size_t n = 0, cap = 0;
+	void *prev = NULL;
+	uint32_t gen;
+	int err = 0;
+
+	while (!bpf_map_get_next_key(m->fd, prev, next)) {
+		memcpy(cur, next, m->key_size);
+		prev = cur;
+		memcpy(&gen, cur + m->gen_off, sizeof(gen));
+		if (gen == keep)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			grown = realloc(doomed, cap * m->key_size);
+			if (!grown) {
+				err = -ENOMEM;
+				goto free_keys;
+			}
+			doomed = grown;
+		}
+		memcpy(doomed + n++ * m->key_size, cur, m->key_size);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (bpf_map_delete_elem(m->fd, doomed + i * m->key_size) && errno != ENOENT && !err)
+			err = -errno;
+	}
+free_keys:
+	free(doomed);
+	return err;
+}
+
+static int write_ipcache(const struct lb_maps *maps, const struct pol_ipcache_entry *e,
+			 uint32_t gen)
+{
+	if (e->prefix.family == SL_AF_INET) {
+		struct sl_ipcache4_key key = { .prefixlen =
+						       SL_IPCACHE_GEN_BITS + e->prefix.prefixlen,
+					       .gen = gen,
+					       .addr = e->prefix.addr[0] };
+
+		return bpf_map_update_elem(maps->ipcache4, &key, &e->identity, BPF_ANY) ? -errno
+											: 0;
+	}
+	struct sl_ipcache6_key key = { .prefixlen = SL_IPCACHE_GEN_BITS + e->prefix.prefixlen,
+				       .gen = gen };
+
+	memcpy(key.addr, e->prefix.addr, sizeof(key.addr));
+	return bpf_map_update_elem(maps->ipcache6, &key, &e->identity, BPF_ANY) ? -errno : 0;
+}
+
+static int write_rule(const struct lb_maps *maps, const struct pol_rule_entry *e, uint32_t gen)
+{
+	int fd = e->action == POL_DENY ? maps->pol_deny : maps->pol_allow;
+	struct sl_pol_rule value = { .rule_id = e->rule_id };
+	struct sl_pol_key key = e->key;
+
+	key.gen = gen;
+	return bpf_map_update_elem(fd, &key, &value, BPF_ANY) ? -errno : 0;
+}
+
+static int write_dst(const struct lb_maps *maps, const struct pol_dst_entry *e, uint32_t gen)
+{
+	struct sl_pol_dst_key key = { .gen = gen, .dst_id = e->dst_id };
+	struct sl_pol_dst value = { .flags = e->flags };
+
+	return bpf_map_update_elem(maps->pol_dst, &key, &value, BPF_ANY) ? -errno : 0;
+}
+
+/* Every entry of generation @gen. Returns 0 or the first -errno; @what
+ * names the map that refused. */
+static int write_generation(const struct lb_maps *maps, const struct pol_compiled *c, uint32_t gen,
+			    const char **what)
+{
+	int err = 0;
+
+	*what = "sl_ipcache";
+	for (size_t i = 0; !err && i < c->n_ipcache; i++)
+		err = write_ipcache(maps, &c->ipcache[i], gen);
+	if (!err)
+		*what = "sl_pol_allow/sl_pol_deny";
+	for (size_t i = 0; !err && i < c->n_rules; i++)
+		err = write_rule(maps, &c->rules[i], gen);
+	if (!err)
+		*what = "sl_pol_dst";
+	for (size_t i = 0; !err && i < c->n_dsts; i++)
+		err = write_dst(maps, &c->dsts[i], gen);
+	return err;
+}
+
+/* Remove every generational entry except those of @keep. */
+static int purge_generations(const struct lb_maps *maps, uint32_t keep)
+{
+	struct gen_map m[5];
+	int n = gen_maps(maps, m), err = 0, ret;
+
+	for (int i = 0; i < n; i++) {
+		ret = purge_other_gens(&m[i], keep);
+		if (ret && !err)
+			err = ret;
+	}
+	return err;
+}
+
+int pol_netns_cookie(const char *path, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+	int self, target, sock = -1, err = 0;
+
+	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	target = open(path, O_RDONLY | O_CLOEXEC);
+	if (target < 0) {
+		err = -errno;
+		goto close_self;
+	}
+	/* A socket belongs to the namespace it was made in: make one there. */
+	if (setns(target, CLONE_NEWNET)) {
+		err = -errno;
+		goto close_target;
+	}
+	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		err = -errno;
+	if (setns(self, CLONE_NEWNET) && !err)
+		err = -errno;
+	if (!err && getsockopt(sock, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
+		err = -errno;
+	if (sock >= 0)
+		close(sock);
+close_target:
+	close(target);
+close_self:
+	close(self);
+	return err;
+}
+
+/* The namespaces of @c, as cookie -> addresses. */
+static int resolve_netns(const struct pol_compiled *c, uint64_t *cookies, char *err, size_t errlen)
+{
+	int ret;
+
+	for (size_t i = 0; i < c->n_netns; i++) {
+		ret = pol_netns_cookie(c->netns[i].path, &cookies[i]);
+		if (ret) {
+			snprintf(err, errlen, "endpoint netns %s: %s", c->netns[i].path,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Make sl_pol_netns hold exactly @c's namespaces. Not generational: it
+ * maps to addresses, which each generation's ipcache then judges. */
+static int sync_netns(const struct lb_maps *maps, const struct pol_compiled *c,
+		      const uint64_t *cookies)
+{
+	uint64_t key, next, *prev = NULL;
+	bool wanted;
+	int err = 0;
+
+	for (size_t i = 0; !err && i < c->n_netns; i++) {
+		if (bpf_map_update_elem(maps->pol_netns, &cookies[i], &c->netns[i].addrs, BPF_ANY))
+			err = -errno;
+	}
+	while (!err && !bpf_map_get_next_key(maps->pol_netns, prev, &next)) {
+		key = next;
+		prev = &key;
+		wanted = false;
+		for (size_t i = 0; !wanted && i < c->n_netns; i++)
+			wanted = cookies[i] == key;
+		/* Deleting the current key of a hash walk is safe: next_key
+		 * from a missing key starts over, and kept keys repeat. */
+		if (!wanted && !bpf_map_delete_elem(maps->pol_netns, &key))
+			prev = NULL;
+	}
+	return err;
+}
+
+int pol_gen_read(const struct lb_maps *maps, uint32_t *gen)
+{
+	struct sl_pol_state st;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(maps->pol_gen, &zero, &st))
+		return -errno;
+	*gen = st.gen;
+	return 0;
+}
+
+static bool compiled_empty(const struct pol_compiled *c)
+{
+	return !c->n_ipcache && !c->n_rules && !c->n_dsts && !c->n_netns;
+}
+
+/* The switch: from here on the data path enforces @gen. */
+static int gen_switch(const struct lb_maps *maps, uint32_t gen)
+{
+	struct sl_pol_state st = { .gen = gen };
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(maps->pol_gen, &zero, &st, BPF_ANY) ? -errno : 0;
+}
+
+int pol_publish(const struct lb_maps *maps, const struct pol_compiled *c, uint32_t *gen, char *err,
+		size_t errlen)
+{
+	uint64_t *cookies = calloc(c->n_netns + 1, sizeof(*cookies));
+	uint32_t old = 0, next;
+	const char *what = "policy maps";
+	int ret;
+
+	if (!cookies) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = pol_gen_read(maps, &old);
+	if (ret) {
+		snprintf(err, errlen, "reading sl_pol_gen: %s", strerror(-ret));
+		goto free_cookies;
+	}
+	*gen = old;
+	if (!old && compiled_empty(c))
+		goto free_cookies;
+	ret = resolve_netns(c, cookies, err, errlen);
+	if (ret)
+		goto free_cookies;
+	next = old + 1 ? old + 1 : 1; /* 0 means "no policy" */
+	/* Leftovers of a publication that died half-way share no generation
+	 * with anything enforced: clear them before writing over them. */
+	ret = purge_generations(maps, old);
+	if (!ret)
+		ret = write_generation(maps, c, next, &what);
+	if (ret) {
+		snprintf(err, errlen, "writing policy generation %u (%s): %s", next, what,
+			 strerror(-ret));
+		purge_generations(maps, old);
+		goto free_cookies;
+	}
+	ret = sync_netns(maps, c, cookies);
+	if (!ret)
+		ret = gen_switch(maps, next);
+	if (ret) {
+		snprintf(err, errlen, "switching to policy generation %u: %s", next,
+			 strerror(-ret));
+		purge_generations(maps, old);
+		goto free_cookies;
+	}
+	*gen = next;
+	/* The old generation is unreachable now; a failure to remove it
+	 * costs map room until the next publication purges it. */
+	purge_generations(maps, next);
+free_cookies:
+	free(cookies);
+	return ret;
+}
+
+int pol_stats_read(const struct lb_maps *maps, uint64_t out[SL_POL_ST_MAX])
+{
+	int err = 0;
+
+	for (__u32 i = 0; !err && i < SL_POL_ST_MAX; i++)
+		err = lb_read_counter(maps->pol_st, i, (__u64 *)&out[i]);
+	return err;
+}
+
+int pol_rule_denials(const struct lb_maps *maps, uint32_t rule_id, uint64_t *count)
+{
+	int err = lb_read_counter(maps->pol_rule_st, rule_id, (__u64 *)count);
+
+	if (err == -ENOENT) {
+		*count = 0;
+		return 0;
+	}
+	return err;
+}
