@@ -404,8 +404,8 @@ static void test_endpoint_outbound_replies_pass(void)
 	state_init(&s, false);
 	rule(&s, 0, 1, POL_ALLOW, "app=web", "app=db", NULL, NULL);
 	publish(&s);
-	expect_tcp("db -> world:443 (outbound from a protected endpoint)", DB4, 40000, WORLD4,
-		   443, PKT_TCP_SYN, XDP_PASS, WORLD4, 443);
+	expect_tcp("db -> world:443 (outbound from a protected endpoint)", DB4, 40000, WORLD4, 443,
+		   PKT_TCP_SYN, XDP_PASS, WORLD4, 443);
 	ASSERT_TRUE(ct_has(DB4, 40000, WORLD4, 443, &e), "tracked");
 	expect_tcp("the world's reply to db passes", WORLD4, 443, DB4, 40000,
 		   PKT_TCP_SYN | PKT_TCP_ACK, XDP_PASS, DB4, 40000);

@@ -226,7 +226,8 @@ static int status_json(struct cli *cli, struct json_object *root)
 		root, "socket_layer",
 		agent ? json_object_get(json_object_object_get(agent, "socket_layer")) : NULL);
 	json_object_object_add(root, "policy",
-			       agent ? json_object_get(json_object_object_get(agent, "policy")) : NULL);
+			       agent ? json_object_get(json_object_object_get(agent, "policy"))
+				     : NULL);
 	json_object_put(agent);
 	json_object_object_add(root, "bpffs", json_object_new_string(cli->bpffs));
 	json_object_object_add(root, "version", json_object_new_uint64(cfg.version));
