@@ -45,34 +45,18 @@ static __always_inline void count_connection(__u32 svc_id, __u32 be_id)
 		t->new_flows++;
 }
 
-/* The address a socket of @family will send from, when it is known
- * before the kernel picks one: the address it is bound to, else the
- * address of the endpoint that lives in its network namespace. False:
- * unknown, the socket speaks for the host. */
-static __always_inline bool sock_source(struct bpf_sock_addr *ctx, __u8 family, __be32 *addr,
-					bool v6)
+/* The address a socket of @family speaks for: that of the endpoint that
+ * lives in its network namespace. Not its bound address: any process may
+ * bind to any address (IP_FREEBIND needs no privilege), but none leaves
+ * its namespace without privilege. False: no endpoint there, the socket
+ * speaks for the host. */
+static __always_inline bool sock_source(struct bpf_sock_addr *ctx, __u32 gen, __u8 family,
+					__be32 *addr)
 {
-	struct bpf_sock *sk = ctx->sk;
+	struct sl_pol_netns_key key = { .cookie = bpf_get_netns_cookie(ctx), .gen = gen };
 	struct sl_pol_netns *ns;
-	__u64 cookie;
 
-	if (sk && !v6 && sk->src_ip4) {
-		addr[0] = sk->src_ip4;
-		return true;
-	}
-	if (sk && v6 && (sk->src_ip6[0] | sk->src_ip6[1] | sk->src_ip6[2] | sk->src_ip6[3])) {
-		if (family == SL_AF_INET) { /* v4-mapped */
-			addr[0] = sk->src_ip6[3];
-			return true;
-		}
-		addr[0] = sk->src_ip6[0];
-		addr[1] = sk->src_ip6[1];
-		addr[2] = sk->src_ip6[2];
-		addr[3] = sk->src_ip6[3];
-		return true;
-	}
-	cookie = bpf_get_netns_cookie(ctx);
-	ns = bpf_map_lookup_elem(&sl_pol_netns, &cookie);
+	ns = bpf_map_lookup_elem(&sl_pol_netns, &key);
 	if (!ns)
 		return false;
 	if (family == SL_AF_INET) {
@@ -87,7 +71,7 @@ static __always_inline bool sock_source(struct bpf_sock_addr *ctx, __u8 family, 
  * itself when it is no service). True when denied: accounted, and the
  * caller fails the call with EPERM before any packet leaves. */
 static __always_inline bool sock_policy_denied(struct bpf_sock_addr *ctx,
-					       const struct sl_svc_key *dst, bool v6)
+					       const struct sl_svc_key *dst)
 {
 	struct sl_pol_event ev = { .dport = dst->port, .family = dst->family, .proto = dst->proto };
 	__u32 gen = pol_active_gen();
@@ -96,7 +80,7 @@ static __always_inline bool sock_policy_denied(struct bpf_sock_addr *ctx,
 
 	if (!gen)
 		return false;
-	if (sock_source(ctx, dst->family, ev.saddr, v6))
+	if (sock_source(ctx, gen, dst->family, ev.saddr))
 		src_id = pol_identity(gen, dst->family, ev.saddr);
 	pol_check(gen, src_id, dst->family, dst->addr, dst->proto, dst->port, &res);
 	count_pol(SL_POL_ST_CHECKED);
@@ -112,13 +96,13 @@ static __always_inline bool sock_policy_denied(struct bpf_sock_addr *ctx,
 
 static __always_inline bool sock_backend_denied(struct bpf_sock_addr *ctx,
 						const struct sl_svc_key *vip,
-						const struct sl_backend *be, bool v6)
+						const struct sl_backend *be)
 {
 	struct sl_svc_key dst = *vip;
 
 	__builtin_memcpy(dst.addr, be->addr, 16);
 	dst.port = be->port;
-	return sock_policy_denied(ctx, &dst, v6);
+	return sock_policy_denied(ctx, &dst);
 }
 
 /* connect() or sendmsg() to @ctx's destination. Returns the hook's
@@ -140,7 +124,7 @@ static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u32 stat,
 	sock_dst_read(ctx, &key, &mapped, v6);
 	svc = bpf_map_lookup_elem(&sl_svc, &key);
 	if (!svc)
-		return !sock_policy_denied(ctx, &key, v6);
+		return !sock_policy_denied(ctx, &key);
 	cookie = bpf_get_socket_cookie(ctx);
 	if ((svc->flags & SL_SVC_L7) && l7_steer(ctx, svc, &key, cookie, mapped, v6))
 		return 1;
@@ -150,7 +134,7 @@ static __always_inline int sock_translate(struct bpf_sock_addr *ctx, __u32 stat,
 		bpf_set_retval(-ECONNREFUSED);
 		return 0;
 	}
-	if (sock_backend_denied(ctx, &key, be, v6))
+	if (sock_backend_denied(ctx, &key, be))
 		return 0;
 	sock_dst_write(ctx, be->addr, be->port, mapped, v6);
 	sock_rev_record(cookie, &key, svc->id, be->addr, be->port);

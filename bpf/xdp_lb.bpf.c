@@ -97,10 +97,7 @@ static __always_inline bool ct_syn_rebalance(const struct sl_pkt *pkt, const str
 {
 	struct sl_backend *be;
 
-	if (ct->dir != SL_CT_FORWARD || pkt->l4_proto != IPPROTO_TCP)
-		return false;
-	/* Verifier: the l4 union loses the TCP bounds (see nat_rewrite). */
-	if ((void *)(pkt->tcp + 1) > pkt->data_end || !pkt->tcp->syn || pkt->tcp->ack)
+	if (ct->dir != SL_CT_FORWARD || pkt->l4_proto != IPPROTO_TCP || !pkt_opens_flow(pkt))
 		return false;
 	be = backend_lookup(ct->backend_id, ct->svc_id, family);
 	return !be || !be->weight || be->port != ct->nat_port ||
@@ -139,32 +136,64 @@ static __always_inline int lb_new(struct xdp_md *ctx, struct sl_pkt *pkt,
 	return fib_forward(ctx, pkt, &fwd.nh);
 }
 
+/* A packet to an endpoint that answers a flow it was allowed to open, or
+ * that the endpoint opened, whose reply entry the LRU evicted: put the
+ * entry back rather than judge the reply as a new flow to the endpoint. */
+static __always_inline bool endpoint_reply_restore(const struct sl_flow *flow)
+{
+	struct sl_ct_entry reply = { .dir = SL_CT_PASS_REPLY, .nat_port = flow->sport };
+	struct sl_ct_entry *fwd;
+	struct sl_flow back;
+
+	flow_reverse(&back, flow);
+	fwd = ct_lookup(&back);
+	if (!fwd || fwd->dir != SL_CT_PASS_FORWARD)
+		return false;
+	reply.pol_gen = fwd->pol_gen;
+	__builtin_memcpy(reply.nat_addr, flow->saddr, sizeof(reply.nat_addr));
+	return !ct_insert(flow, &reply);
+}
+
+/* A flow an endpoint opens: its first packet (SYN or datagram) from where
+ * the endpoint lives. Tracking it is what lets its replies in. */
+static __always_inline bool endpoint_opens(struct xdp_md *ctx, const struct sl_pkt *pkt,
+					   const struct sl_flow *flow, __u32 gen)
+{
+	return pkt_opens_flow(pkt) &&
+	       pol_is_endpoint(pol_identity(gen, flow->family, flow->saddr)) &&
+	       fib_source_behind(ctx, flow);
+}
+
 /* The first packet of a flow to no service. Once a policy is enforced, a
- * flow to a local endpoint is checked; a flow to or from one is tracked
- * (without NAT), so that its later packets keep their verdict and the
+ * flow to a local endpoint is checked, and a flow to or from one is
+ * tracked (without NAT): its later packets keep their verdict, and the
  * replies to an endpoint's own connections are not judged as new flows
- * to it (policy is ingress only: what an endpoint opens, it may). Anything
- * else passes untouched. Returns an XDP action or a negative drop reason. */
-static __always_inline int endpoint_new(const struct sl_flow *flow)
+ * to it (policy is ingress only: what an endpoint opens, it may).
+ * Anything else passes untouched. Returns an XDP action or a negative
+ * drop reason. */
+static __always_inline int endpoint_new(struct xdp_md *ctx, const struct sl_pkt *pkt,
+					const struct sl_flow *flow)
 {
 	struct sl_ct_entry fwd = { .dir = SL_CT_PASS_FORWARD, .nat_port = flow->dport };
 	__u32 gen = pol_active_gen();
-	bool to_endpoint;
 	int err = 0;
 
 	if (!gen)
 		goto untracked;
-	to_endpoint = pol_is_endpoint(pol_identity(gen, flow->family, flow->daddr));
-	if (!to_endpoint && !pol_is_endpoint(pol_identity(gen, flow->family, flow->saddr)))
-		goto untracked;
 	fwd.pol_gen = SL_POL_CT_GEN(gen);
-	if (to_endpoint)
+	if (pol_is_endpoint(pol_identity(gen, flow->family, flow->daddr))) {
+		if (endpoint_reply_restore(flow))
+			goto passed;
 		err = pol_flow_new(flow, flow->daddr, flow->dport, &fwd.pol_gen);
+	} else if (!endpoint_opens(ctx, pkt, flow, gen)) {
+		goto untracked;
+	}
 	__builtin_memcpy(fwd.nat_addr, flow->daddr, sizeof(fwd.nat_addr));
 	if (!err)
 		err = ct_create(flow, &fwd);
 	if (err)
 		return err;
+passed:
 	count_lb(SL_LB_ENDPOINT_PASS);
 	return XDP_PASS;
 untracked:
@@ -200,11 +229,11 @@ static __always_inline int lb_process(struct xdp_md *ctx, struct sl_pkt *pkt)
 	}
 	flow_from_pkt(&flow, pkt);
 	ct = ct_lookup(&flow);
-	if (ct && !ct_syn_rebalance(pkt, ct, flow.family))
+	if (ct && !ct_syn_rebalance(pkt, ct, flow.family) && !pol_syn_stale(pkt, ct))
 		return lb_tracked(ctx, pkt, &flow, ct, bytes);
 	svc = svc_lookup(&flow);
 	if (!svc)
-		return endpoint_new(&flow);
+		return endpoint_new(ctx, pkt, &flow);
 	return lb_new(ctx, pkt, &flow, svc, bytes);
 }
 

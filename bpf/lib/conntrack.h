@@ -54,6 +54,47 @@ static __always_inline int ct_insert(const struct sl_flow *flow, const struct sl
 	return bpf_map_update_elem(&sl_ct6, &key, entry, BPF_ANY);
 }
 
+static __always_inline void ct_delete(const struct sl_flow *flow)
+{
+	if (flow->family == AF_INET) {
+		struct sl_ct4_key key = {};
+
+		ct4_key(&key, flow);
+		bpf_map_delete_elem(&sl_ct4, &key);
+		return;
+	}
+	struct sl_ct6_key key = {};
+
+	ct6_key(&key, flow);
+	bpf_map_delete_elem(&sl_ct6, &key);
+}
+
+static __always_inline bool ct_dir_forward(__u8 dir)
+{
+	return dir == SL_CT_FORWARD || dir == SL_CT_PASS_FORWARD;
+}
+
+/* Forget the flow @ct (found for @flow's packet) in both directions: its
+ * partner entry is keyed by what this one translates to. */
+static __always_inline void ct_forget(const struct sl_flow *flow, const struct sl_ct_entry *ct)
+{
+	struct sl_flow other = { .proto = flow->proto, .family = flow->family };
+
+	if (ct_dir_forward(ct->dir)) {
+		__builtin_memcpy(other.saddr, ct->nat_addr, 16);
+		other.sport = ct->nat_port;
+		__builtin_memcpy(other.daddr, flow->saddr, 16);
+		other.dport = flow->sport;
+	} else {
+		__builtin_memcpy(other.saddr, flow->daddr, 16);
+		other.sport = flow->dport;
+		__builtin_memcpy(other.daddr, ct->nat_addr, 16);
+		other.dport = ct->nat_port;
+	}
+	ct_delete(&other);
+	ct_delete(flow);
+}
+
 /* Track a new flow: @fwd (client -> VIP) says where to DNAT; the reply
  * entry (backend -> client) made from it says which VIP to put back. A
  * flow to a local endpoint (SL_CT_PASS_FORWARD) is tracked the same way,

@@ -6,6 +6,7 @@
 #ifndef SL_BPF_FIB_H
 #define SL_BPF_FIB_H
 
+#include "lib/flow.h"
 #include "lib/nat.h"
 #include "sluice/conntrack.h"
 #include "lib/stats.h"
@@ -55,6 +56,36 @@ static __always_inline bool nexthop_lookup(struct xdp_md *ctx, const struct sl_p
 	__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
 	nh->expires = now + SL_NEXTHOP_TTL;
 	return true;
+}
+
+/* Whether the answer to @flow's source would leave through the interface
+ * its packet came in on: the reverse-path check rp_filter makes, which
+ * the stack runs only after XDP. A source not reachable there is spoofed
+ * (or routed asymmetrically) and must not be trusted to open a flow. */
+static __always_inline bool fib_source_behind(struct xdp_md *ctx, const struct sl_flow *flow)
+{
+	struct bpf_fib_lookup fib = { .ifindex = ctx->ingress_ifindex,
+				      .l4_protocol = flow->proto,
+				      .sport = flow->dport,
+				      .dport = flow->sport };
+
+	if (flow->family == AF_INET) {
+		fib.family = AF_INET;
+		fib.ipv4_src = flow->daddr[0];
+		fib.ipv4_dst = flow->saddr[0];
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, flow->daddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, flow->saddr, 16);
+	}
+	/* An output lookup bound to the ingress interface: only a route
+	 * through it answers. (bpf_fib_lookup() also wants forwarding on
+	 * for the interface, as a node that balances has it.) */
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib),
+			   BPF_FIB_LOOKUP_OUTPUT | BPF_FIB_LOOKUP_SKIP_NEIGH) !=
+	    BPF_FIB_LKUP_RET_SUCCESS)
+		return false;
+	return fib.ifindex == ctx->ingress_ifindex;
 }
 
 /* Returns the XDP action that sends the (already rewritten) packet on.

@@ -111,7 +111,8 @@ static __always_inline int icmp_translate(struct sl_pkt *pkt)
 		goto not_ours;
 	quote_flow(pkt, &q, &flow);
 	ct = ct_lookup(&flow);
-	if (!ct)
+	/* A flow to or from an endpoint (policy only) has no NAT to undo. */
+	if (!ct || ct->dir == SL_CT_PASS_FORWARD || ct->dir == SL_CT_PASS_REPLY)
 		goto not_ours;
 	/* A forward entry: the error travels client -> VIP like the flow. */
 	to_backend = ct->dir == SL_CT_FORWARD;

@@ -266,13 +266,13 @@ struct {
 	__type(value, struct sl_pol_state);
 } sl_pol_gen SEC(".maps");
 
-/* sl_pol_netns: network namespace cookie -> its endpoint's addresses.
- * Writer: agent. Reader: connect hooks, for sockets not bound yet. */
+/* sl_pol_netns: (generation, network namespace cookie) -> its endpoint's
+ * addresses. Writer: agent. Reader: the connect hooks. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SL_POL_NETNS_SIZE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u64);
+	__type(key, struct sl_pol_netns_key);
 	__type(value, struct sl_pol_netns);
 } sl_pol_netns SEC(".maps");
 

@@ -6,6 +6,7 @@
 #ifndef SL_BPF_POLICY_FLOW_H
 #define SL_BPF_POLICY_FLOW_H
 
+#include "lib/conntrack.h"
 #include "lib/flow.h"
 #include "lib/policy.h"
 
@@ -51,12 +52,13 @@ static __always_inline int pol_flow_new(const struct sl_flow *flow, const __be32
  * flow was last checked, nothing to do. Otherwise a flow whose endpoint a
  * re-check rule set selects is judged again (the original direction:
  * client -> endpoint, whichever way this packet goes); every other flow
- * keeps its verdict. A denied flow is dropped, and stays unmarked so its
- * next packet is judged again (allowed again if the policy changes back).
+ * keeps its verdict. A denied flow is dropped and forgotten (both
+ * entries): its next packet is a new flow, judged as such, so nothing
+ * later (a change of mode, a generation that wraps) can revive it.
  * Returns 0 or -SL_DROP_POLICY. */
 static __always_inline int pol_flow_tracked(const struct sl_flow *flow, struct sl_ct_entry *ct)
 {
-	bool forward = ct->dir == SL_CT_FORWARD || ct->dir == SL_CT_PASS_FORWARD;
+	bool forward = ct_dir_forward(ct->dir);
 	const __be32 *client = forward ? flow->saddr : flow->daddr;
 	const __be32 *endpoint = forward ? ct->nat_addr : flow->saddr;
 	__be16 port = forward ? ct->nat_port : flow->sport;
@@ -64,7 +66,7 @@ static __always_inline int pol_flow_tracked(const struct sl_flow *flow, struct s
 	struct pol_result res = {};
 	__u32 flags;
 
-	if (!gen || ct->pol_gen == SL_POL_CT_GEN(gen))
+	if (!gen || (ct->pol_gen & ~SL_POL_CT_KEPT) == SL_POL_CT_GEN(gen))
 		return 0;
 	res.dst_id = pol_identity(gen, flow->family, endpoint);
 	flags = pol_dst_flags(gen, res.dst_id);
@@ -75,11 +77,38 @@ static __always_inline int pol_flow_tracked(const struct sl_flow *flow, struct s
 		if (pol_denied(&res)) {
 			pol_flow_report(flow, client, forward ? flow->sport : flow->dport, endpoint,
 					port, &res, SL_POL_SITE_RECHECK);
+			ct_forget(flow, ct);
 			return -SL_DROP_POLICY;
 		}
+		ct->pol_gen = SL_POL_CT_GEN(gen);
+		return 0;
 	}
-	ct->pol_gen = SL_POL_CT_GEN(gen);
+	ct->pol_gen = SL_POL_CT_GEN(gen) | SL_POL_CT_KEPT;
 	return 0;
+}
+
+/* A TCP connection's first SYN, or a UDP datagram: what may begin a flow. */
+static __always_inline bool pkt_opens_flow(const struct sl_pkt *pkt)
+{
+	if (pkt->l4_proto != IPPROTO_TCP)
+		return true;
+	/* Verifier: the l4 union loses the TCP bounds (see nat_rewrite). */
+	if ((void *)(pkt->tcp + 1) > pkt->data_end)
+		return false;
+	return pkt->tcp->syn && !pkt->tcp->ack;
+}
+
+/* A SYN that finds a flow tracked under an older policy generation is a
+ * new connection on a reused tuple: it must be judged, not inherit the
+ * old connection's verdict. */
+static __always_inline bool pol_syn_stale(const struct sl_pkt *pkt, const struct sl_ct_entry *ct)
+{
+	__u32 gen;
+
+	if (pkt->l4_proto != IPPROTO_TCP || !ct_dir_forward(ct->dir) || !pkt_opens_flow(pkt))
+		return false;
+	gen = pol_active_gen();
+	return gen && ct->pol_gen != SL_POL_CT_GEN(gen);
 }
 
 /* True when @id names a declared endpoint (not the world, a CIDR, the host). */

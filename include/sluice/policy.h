@@ -14,7 +14,7 @@
 
 #define SL_POL_RULE_SIZE 262144 /* compiled entries per action, both generations */
 #define SL_POL_DST_SIZE 65536 /* destination identities, both generations */
-#define SL_POL_NETNS_SIZE 4096 /* network namespaces with an endpoint */
+#define SL_POL_NETNS_SIZE 8192 /* namespaces with an endpoint, both generations */
 #define SL_POL_RULE_STATS 65536 /* per-rule denial counters */
 
 /* sl_pol_allow / sl_pol_deny (LPM tries): one entry per (destination
@@ -68,14 +68,24 @@ struct sl_pol_state {
 };
 _Static_assert(sizeof(struct sl_pol_state) == 8, "sl_pol_state is ABI");
 
-/* The low bits of the generation a conntrack entry was last checked
- * against, kept in sl_ct_entry.pol_gen. A flow idle across exactly a
- * multiple of 256 publications is not re-checked: documented. */
-#define SL_POL_CT_GEN(gen) ((__u8)(gen))
+/* sl_ct_entry.pol_gen: the low 7 bits of the generation a flow was last
+ * looked at under, and SL_POL_CT_KEPT when that look kept its old verdict
+ * without judging it (keep mode): a SYN on such a tuple is a new
+ * connection and is judged. A flow idle across exactly a multiple of 128
+ * publications is not looked at again: documented. */
+#define SL_POL_CT_GEN(gen) ((__u8)((gen)&0x7f))
+#define SL_POL_CT_KEPT 0x80
 
-/* sl_pol_netns (hash): network namespace cookie -> the addresses of the
- * endpoint living in it. A local socket that connects before binding has
- * no source address yet; its namespace's endpoint stands in for it. */
+/* sl_pol_netns (hash): (generation, network namespace cookie) -> the
+ * addresses of the endpoint living in it. A local socket that connects
+ * speaks for its namespace's endpoint (bpf/sock_lb.bpf.c says why). */
+struct sl_pol_netns_key {
+	__u64 cookie;
+	__u32 gen;
+	__u32 pad; /* zero */
+};
+_Static_assert(sizeof(struct sl_pol_netns_key) == 16, "sl_pol_netns_key is ABI");
+
 struct sl_pol_netns {
 	__be32 addr4; /* 0: none */
 	__be32 addr6[4]; /* all zero: none */

@@ -2191,6 +2191,38 @@ static void test_nul_in_strings(void)
 	}
 }
 
+/* No config, no state file: the policy in the pins cannot be read back,
+ * so it stays enforced as it is, across this restart and the next one
+ * (which finds the state file the first wrote), until a change. */
+static void test_policy_kept_from_pins(void)
+{
+	char yaml[1024];
+	__u32 gen, db;
+
+	if (!fresh(MAGLEV_SIZE) || !agent_start(NULL, NULL))
+		return;
+	json_object_put(call_apply(cfg_policy(yaml, sizeof(yaml), "[5432]", NETNS_SELF), "p.yaml"));
+	gen = gen_now();
+	db = map_identity4(EP_DB);
+	ASSERT_TRUE(gen && db, "policy published");
+	agent_stop();
+	unlink(state_path);
+	if (!agent_start(NULL, NULL))
+		return;
+	ASSERT_TRUE(ag.policy.keep_pinned, "restart 1: the pinned policy is kept");
+	ASSERT_EQ(gen_now(), gen, "restart 1: generation unchanged");
+	ASSERT_EQ(map_identity4(EP_DB), db, "restart 1: identities unchanged");
+	agent_stop();
+	if (!agent_start(NULL, NULL))
+		return;
+	ASSERT_TRUE(ag.policy.keep_pinned, "restart 2 (from restart 1's state file): still kept");
+	ASSERT_EQ(gen_now(), gen, "restart 2: generation unchanged");
+	ASSERT_EQ(map_identity4(EP_DB), db, "restart 2: identities unchanged");
+	json_object_put(call_apply(cfg_policy(yaml, sizeof(yaml), "[5432]", NETNS_SELF), "p.yaml"));
+	ASSERT_FALSE(ag.policy.keep_pinned, "an apply replaces it");
+	ASSERT_EQ(gen_now(), gen + 1, "with a new generation");
+}
+
 static const struct test_case cases[] = {
 	{ "service.add: name, affinity, maps and desired state", test_service_add },
 	{ "backend.add: default weight 1, explicit weights", test_backend_add },
@@ -2209,6 +2241,7 @@ static const struct test_case cases[] = {
 	{ "restart: same state, nothing republished", test_restart },
 	{ "restore: state vs --config vs maps", test_restore_sources },
 	{ "restore: no state, no config: the maps are adopted", test_adopt_maps },
+	{ "restore: no state, no config: the pinned policy is kept", test_policy_kept_from_pins },
 	{ "restore: adopted name the config refuses", test_adopt_unwritable_name },
 	{ "state file: http path with a quote and a backslash", test_state_file_http_path },
 	{ "health: down across a restart keeps weight 0", test_health_weights },

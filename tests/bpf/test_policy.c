@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,9 +176,13 @@ static void build_udp(struct pkt *p, const char *src, uint16_t sport, const char
 	pkt_finish(p);
 }
 
-static uint32_t run(const struct pkt *in, struct pkt *out)
+/* The interface routes to db's subnets go through: packets from db come
+ * in there (the reverse-path check of flows an endpoint opens). */
+static uint32_t ifindex_db;
+
+static uint32_t run_on(const struct pkt *in, struct pkt *out, uint32_t ifindex)
 {
-	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = 1 };
+	struct xdp_md ctx = { .data_end = in->len, .ingress_ifindex = ifindex };
 	size_t out_len = sizeof(out->data);
 	uint32_t verdict = ~0u;
 
@@ -187,6 +192,12 @@ static uint32_t run(const struct pkt *in, struct pkt *out)
 		  "prog_run");
 	out->len = out_len;
 	return verdict;
+}
+
+/* From lo: where every source but db's subnets is routed. */
+static uint32_t run(const struct pkt *in, struct pkt *out)
+{
+	return run_on(in, out, 1);
 }
 
 /* Send TCP @src:@sport -> @dst:@dport; expect @verdict and, for XDP_PASS,
@@ -351,6 +362,10 @@ static void test_deny_wins(void)
 	ring_buffer__consume(events);
 	ASSERT_EQ(last_event.rule_id, 2, "event names the deny rule");
 	ASSERT_EQ(last_event.src_id, ident("app=web"), "event source identity");
+	s.sets[1].n_rules = 0; /* rule 2 goes: its counter must not outlive it */
+	publish(&s);
+	ASSERT_OK(pol_rule_denials(&maps, 2, &n), "rule counter read");
+	ASSERT_EQ(n, 0, "rule 2's counter is gone with it");
 }
 
 static void test_open_destination_tracked(void)
@@ -394,9 +409,11 @@ static void test_reply_of_allowed_flow_passes(void)
 }
 
 /* Policy is ingress only: what a protected endpoint opens, it may, and
- * the replies to it are not new flows to it. */
+ * the replies to it are not new flows to it; but only a packet that comes
+ * from where the endpoint lives, and only a SYN, opens such a flow. */
 static void test_endpoint_outbound_replies_pass(void)
 {
+	struct pkt in, out;
 	struct sl_ct_entry e;
 	struct state s;
 
@@ -404,14 +421,73 @@ static void test_endpoint_outbound_replies_pass(void)
 	state_init(&s, false);
 	rule(&s, 0, 1, POL_ALLOW, "app=web", "app=db", NULL, NULL);
 	publish(&s);
-	expect_tcp("db -> world:443 (outbound from a protected endpoint)", DB4, 40000, WORLD4, 443,
-		   PKT_TCP_SYN, XDP_PASS, WORLD4, 443);
+	build_tcp(&in, DB4, 40000, WORLD4, 443, PKT_TCP_SYN);
+	ASSERT_EQ(run_on(&in, &out, ifindex_db), XDP_PASS, "db's SYN to world:443 passes");
+	ASSERT_BYTES(in.data, in.len, out.data, out.len, "unchanged");
 	ASSERT_TRUE(ct_has(DB4, 40000, WORLD4, 443, &e), "tracked");
 	expect_tcp("the world's reply to db passes", WORLD4, 443, DB4, 40000,
 		   PKT_TCP_SYN | PKT_TCP_ACK, XDP_PASS, DB4, 40000);
 	expect_tcp("but the world opening to db:40000 is denied", WORLD4, 444, DB4, 40000,
 		   PKT_TCP_SYN, XDP_DROP, NULL, 0);
 	ASSERT_EQ(pol_stat(SL_POL_ST_CHECKED), 1, "the outbound flow was not checked");
+
+	build_tcp(&in, DB4, 40001, WORLD4, 443, PKT_TCP_SYN);
+	ASSERT_EQ(run(&in, &out), XDP_PASS, "a SYN 'from db' on the wrong interface passes...");
+	ASSERT_FALSE(ct_has(DB4, 40001, WORLD4, 443, &e), "...untracked (spoofed source)");
+	expect_tcp("so the world cannot use it to open db:40001", WORLD4, 443, DB4, 40001,
+		   PKT_TCP_SYN, XDP_DROP, NULL, 0);
+	build_tcp(&in, DB4, 40002, WORLD4, 443, PKT_TCP_ACK);
+	ASSERT_EQ(run_on(&in, &out, ifindex_db), XDP_PASS, "a bare ACK from db passes...");
+	ASSERT_FALSE(ct_has(DB4, 40002, WORLD4, 443, &e), "...untracked (it opens nothing)");
+}
+
+/* A flow whose reply entry the LRU evicted: the reply is recognised by
+ * the forward entry, not judged as a new flow to the endpoint. */
+static void test_reply_entry_restored(void)
+{
+	struct sl_ct4_key key = { .sport = htons(DB_PORT), .dport = htons(40000), .proto = 6 };
+	struct sl_ct_entry e;
+	struct state s;
+
+	reset();
+	state_init(&s, false);
+	rule(&s, 0, 1, POL_ALLOW, "app=web", "app=db", NULL, NULL);
+	rule(&s, 0, 2, POL_ALLOW, "app=db", "app=web", "9999", NULL);
+	publish(&s);
+	expect_tcp("web -> db allowed", WEB4, 40000, DB4, DB_PORT, PKT_TCP_SYN, XDP_PASS, DB4,
+		   DB_PORT);
+	inet_pton(AF_INET, DB4, &key.saddr);
+	inet_pton(AF_INET, WEB4, &key.daddr);
+	ASSERT_OK(bpf_map_delete_elem(maps.ct4, &key) ? -errno : 0, "reply entry evicted");
+	expect_tcp("db's reply still reaches web", DB4, DB_PORT, WEB4, 40000,
+		   PKT_TCP_SYN | PKT_TCP_ACK, XDP_PASS, WEB4, 40000);
+	ASSERT_TRUE(ct_has(DB4, DB_PORT, WEB4, 40000, &e), "reply entry back");
+	ASSERT_EQ(e.dir, SL_CT_PASS_REPLY, "as a reply entry");
+	ASSERT_EQ(pol_stat(SL_POL_ST_DENY_DEFAULT), 0, "nothing denied");
+}
+
+/* A new connection on a tuple tracked under an older policy is judged by
+ * the current one, even in keep mode. */
+static void test_reused_tuple_judged(void)
+{
+	struct state s;
+
+	reset();
+	state_init(&s, false);
+	rule(&s, 0, 1, POL_ALLOW, "app=web", "app=db", NULL, NULL);
+	publish(&s);
+	expect_tcp("web:40000 -> VIP allowed", WEB4, 40000, VIP4, 80, PKT_TCP_SYN, XDP_PASS, DB4,
+		   DB_PORT);
+	expect_tcp("web:40001 -> db allowed", WEB4, 40001, DB4, DB_PORT, PKT_TCP_SYN, XDP_PASS, DB4,
+		   DB_PORT);
+	rule(&s, 0, 2, POL_DENY, "app=web", "app=db", NULL, NULL);
+	publish(&s);
+	expect_tcp("the old connection runs on (keep)", WEB4, 40000, VIP4, 80, PKT_TCP_ACK,
+		   XDP_PASS, DB4, DB_PORT);
+	expect_tcp("a new SYN on its tuple is denied", WEB4, 40000, VIP4, 80, PKT_TCP_SYN, XDP_DROP,
+		   NULL, 0);
+	expect_tcp("the same for a direct flow's tuple", WEB4, 40001, DB4, DB_PORT, PKT_TCP_SYN,
+		   XDP_DROP, NULL, 0);
 }
 
 static void test_cidr_rules(void)
@@ -520,19 +596,25 @@ static void test_established_rechecked(void)
 	events_drain();
 	expect_tcp("established flow re-checked: dropped", WEB4, 40000, VIP4, 80, PKT_TCP_ACK,
 		   XDP_DROP, NULL, 0);
-	expect_tcp("its reply re-checked too", DB4, DB_PORT, WEB4, 40000, PKT_TCP_ACK, XDP_DROP,
-		   NULL, 0);
-	ASSERT_EQ(pol_stat(SL_POL_ST_RECHECK_DROPS), 2, "recheck_drops");
+	ASSERT_EQ(pol_stat(SL_POL_ST_RECHECK_DROPS), 1, "recheck_drops");
+	ASSERT_FALSE(ct_has(WEB4, 40000, VIP4, 80, &e), "the flow is forgotten...");
+	ASSERT_FALSE(ct_has(DB4, DB_PORT, WEB4, 40000, &e), "...in both directions");
 	ring_buffer__consume(events);
 	ASSERT_EQ(last_event.site, SL_POL_SITE_RECHECK, "event site");
 	ASSERT_EQ(last_event.rule_id, 2, "event rule");
 	ASSERT_EQ(ntohs(last_event.dport), DB_PORT, "event destination: the backend");
+	expect_tcp("its next packet is a new flow: denied", WEB4, 40000, VIP4, 80, PKT_TCP_ACK,
+		   XDP_DROP, NULL, 0);
+	ASSERT_EQ(pol_stat(SL_POL_ST_DENY_RULE), 2, "denied by the rule both times");
+	s.sets[1].established = POL_EST_KEEP; /* nothing re-checks it any more... */
+	publish(&s);
+	expect_tcp("...and it stays denied", WEB4, 40000, VIP4, 80, PKT_TCP_ACK, XDP_DROP, NULL, 0);
 	s.sets[1].n_rules = 1; /* the deny rule goes away */
 	gen = publish(&s);
 	expect_tcp("allowed again: flows on", WEB4, 40000, VIP4, 80, PKT_TCP_ACK, XDP_PASS, DB4,
 		   DB_PORT);
-	ASSERT_TRUE(ct_has(WEB4, 40000, VIP4, 80, &e), "entry kept");
-	ASSERT_EQ(e.pol_gen, SL_POL_CT_GEN(gen), "entry marked with the new generation");
+	ASSERT_TRUE(ct_has(WEB4, 40000, VIP4, 80, &e), "tracked again");
+	ASSERT_EQ(e.pol_gen, SL_POL_CT_GEN(gen), "under the new generation");
 }
 
 static void test_failed_publish_changes_nothing(void)
@@ -588,6 +670,8 @@ static const struct test_case cases[] = {
 	{ "open_destination_tracked", test_open_destination_tracked },
 	{ "reply_of_allowed_flow_passes", test_reply_of_allowed_flow_passes },
 	{ "endpoint_outbound_replies_pass", test_endpoint_outbound_replies_pass },
+	{ "reply_entry_restored", test_reply_entry_restored },
+	{ "reused_tuple_judged", test_reused_tuple_judged },
 	{ "cidr_rules", test_cidr_rules },
 	{ "port_ranges_and_protocols", test_port_ranges_and_protocols },
 	{ "ipv6", test_ipv6 },
@@ -604,12 +688,22 @@ static int setup(void)
 	struct sl_svc_key k4 = key_of(VIP4, 80, IPPROTO_TCP), k6 = key_of(VIP6, 80, IPPROTO_TCP);
 	struct addr_port db4 = ep(DB4, DB_PORT), db6 = ep(DB6, DB_PORT);
 
-	/* A namespace whose FIB knows nothing: allowed packets pass. */
+	/* A namespace whose FIB knows only db's subnets, on a veth
+	 * without neighbours: allowed packets pass, unchanged but for NAT.
+	 * Forwarding on, as on a node: bpf_fib_lookup() requires it. */
 	if (unshare(CLONE_NEWNET)) {
 		fprintf(stderr, "setup: unshare(CLONE_NEWNET): %s (run as root)\n",
 			strerror(errno));
 		return -1;
 	}
+	if (system("ip link add sl-db type veth peer name sl-db-p && ip link set sl-db-p up && "
+		   "ip link set sl-db up && sysctl -qw net.ipv4.ip_forward=1 "
+		   "net.ipv6.conf.all.forwarding=1 && "
+		   "ip route add 198.18.1.0/24 dev sl-db && ip -6 route add fd00:0:0:1::/64 dev sl-db")) {
+		fprintf(stderr, "setup: the veth for db's subnets failed\n");
+		return -1;
+	}
+	ifindex_db = if_nametoindex("sl-db");
 	skel = loader_lb_load(&opts, &maps);
 	if (!skel) {
 		fprintf(stderr, "setup: loading the XDP program: %s\n", strerror(errno));

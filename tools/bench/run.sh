@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: the XDP load-balancer benchmark, the control-plane figures,
-# then the socket layer's (method and results in docs/benchmarks.md).
-# Installs what it needs, then runs xdp_bench, tools/bench/control_plane.sh
-# and tools/bench/socket.sh one after the other, and prints their tables.
-# SLUICE_BENCH_QUICK=1 shortens the socket runs (3 rounds of 2 s).
+# then the socket layer's and connect() under policy (method and results in
+# docs/benchmarks.md). Installs what it needs, then runs xdp_bench,
+# tools/bench/control_plane.sh, tools/bench/socket.sh and
+# tools/bench/policy_connect.sh one after the other, and prints their tables.
+# SLUICE_BENCH_QUICK=1 shortens the socket and connect() runs (3 rounds).
 #
 # Usage: tools/bench/run.sh [BUILD_DIR] [xdp_bench options...]
 #   e.g. tools/bench/run.sh build --profile
@@ -37,3 +38,4 @@ fi
 taskset -c "$cpu" "$bin" ${SLUICE_BENCH_ARGS:-} "$@"
 tools/bench/control_plane.sh "$build" "$cpu"
 tools/bench/socket.sh "$build" ${SLUICE_BENCH_QUICK:+--quick}
+tools/bench/policy_connect.sh "$build" ${SLUICE_BENCH_QUICK:+--quick}

@@ -178,10 +178,11 @@ static int compile_netns(struct compile *cx)
 			memcpy(e->addrs.addr6, eps[i]->addr.addr, sizeof(e->addrs.addr6));
 	}
 	free(eps);
-	if (c->n_netns > SL_POL_NETNS_SIZE)
-		return pol_fail(-E2BIG, cx->err, cx->errlen,
-				"policy has %zu network namespaces, the map holds %d", c->n_netns,
-				SL_POL_NETNS_SIZE);
+	if (c->n_netns > SL_POL_NETNS_SIZE / 2)
+		return pol_fail(
+			-E2BIG, cx->err, cx->errlen,
+			"policy has %zu network namespaces, the map holds %d per generation",
+			c->n_netns, SL_POL_NETNS_SIZE / 2);
 	return 0;
 }
 

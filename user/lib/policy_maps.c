@@ -27,9 +27,11 @@ struct gen_map {
 	size_t gen_off;
 };
 
-static int gen_maps(const struct lb_maps *maps, struct gen_map out[5])
+#define GEN_MAPS 6
+
+static int gen_maps(const struct lb_maps *maps, struct gen_map out[GEN_MAPS])
 {
-	const struct gen_map all[5] = {
+	const struct gen_map all[GEN_MAPS] = {
 		{ maps->ipcache4, sizeof(struct sl_ipcache4_key),
 		  offsetof(struct sl_ipcache4_key, gen) },
 		{ maps->ipcache6, sizeof(struct sl_ipcache6_key),
@@ -38,48 +40,71 @@ static int gen_maps(const struct lb_maps *maps, struct gen_map out[5])
 		{ maps->pol_deny, sizeof(struct sl_pol_key), offsetof(struct sl_pol_key, gen) },
 		{ maps->pol_dst, sizeof(struct sl_pol_dst_key),
 		  offsetof(struct sl_pol_dst_key, gen) },
+		{ maps->pol_netns, sizeof(struct sl_pol_netns_key),
+		  offsetof(struct sl_pol_netns_key, gen) },
 	};
 
 	memcpy(out, all, sizeof(all));
-	return 5;
+	return GEN_MAPS;
 }
 
-/* Remove every entry of @m whose generation is not @keep. Keys are
- * collected first: an LPM trie's next-key walk restarts when the key it
- * continues from is gone. Returns 0 or -errno. */
-static int purge_other_gens(const struct gen_map *m, uint32_t keep)
+/* Remove every key of map @fd (@key_size bytes) that @doomed picks. Keys
+ * are collected first: an LPM trie's next-key walk restarts when the key
+ * it continues from is gone (a hash's too). Returns 0 or -errno. */
+static int purge_keys(int fd, size_t key_size, bool (*doomed)(const void *key, const void *ctx),
+		      const void *ctx)
 {
 	unsigned char cur[64], next[64];
-	unsigned char *doomed = NULL, *grown;
+	unsigned char *keys = NULL, *grown;
 	size_t n = 0, cap = 0;
 	void *prev = NULL;
-	uint32_t gen;
 	int err = 0;
 
-	while (!bpf_map_get_next_key(m->fd, prev, next)) {
-		memcpy(cur, next, m->key_size);
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		memcpy(cur, next, key_size);
 		prev = cur;
-		memcpy(&gen, cur + m->gen_off, sizeof(gen));
-		if (gen == keep)
+		if (!doomed(cur, ctx))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 256;
-			grown = realloc(doomed, cap * m->key_size);
+			grown = realloc(keys, cap * key_size);
 			if (!grown) {
 				err = -ENOMEM;
 				goto free_keys;
 			}
-			doomed = grown;
+			keys = grown;
 		}
-		memcpy(doomed + n++ * m->key_size, cur, m->key_size);
+		memcpy(keys + n++ * key_size, cur, key_size);
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (bpf_map_delete_elem(m->fd, doomed + i * m->key_size) && errno != ENOENT && !err)
+		if (bpf_map_delete_elem(fd, keys + i * key_size) && errno != ENOENT && !err)
 			err = -errno;
 	}
 free_keys:
-	free(doomed);
+	free(keys);
 	return err;
+}
+
+struct gen_keep {
+	size_t gen_off;
+	uint32_t keep;
+};
+
+static bool other_gen(const void *key, const void *ctx)
+{
+	const struct gen_keep *k = ctx;
+	uint32_t gen;
+
+	memcpy(&gen, (const unsigned char *)key + k->gen_off, sizeof(gen));
+	return gen != k->keep;
+}
+
+/* Remove every entry of @m whose generation is not @keep. */
+static int purge_other_gens(const struct gen_map *m, uint32_t keep)
+{
+	struct gen_keep k = { .gen_off = m->gen_off, .keep = keep };
+
+	return purge_keys(m->fd, m->key_size, other_gen, &k);
 }
 
 static int write_ipcache(const struct lb_maps *maps, const struct pol_ipcache_entry *e,
@@ -119,10 +144,18 @@ static int write_dst(const struct lb_maps *maps, const struct pol_dst_entry *e, 
 	return bpf_map_update_elem(maps->pol_dst, &key, &value, BPF_ANY) ? -errno : 0;
 }
 
-/* Every entry of generation @gen. Returns 0 or the first -errno; @what
- * names the map that refused. */
-static int write_generation(const struct lb_maps *maps, const struct pol_compiled *c, uint32_t gen,
-			    const char **what)
+static int write_netns(const struct lb_maps *maps, const struct pol_netns_entry *e, uint64_t cookie,
+		       uint32_t gen)
+{
+	struct sl_pol_netns_key key = { .cookie = cookie, .gen = gen };
+
+	return bpf_map_update_elem(maps->pol_netns, &key, &e->addrs, BPF_ANY) ? -errno : 0;
+}
+
+/* Every entry of generation @gen (@cookies: those of c->netns). Returns 0
+ * or the first -errno; @what names the map that refused. */
+static int write_generation(const struct lb_maps *maps, const struct pol_compiled *c,
+			    const uint64_t *cookies, uint32_t gen, const char **what)
 {
 	int err = 0;
 
@@ -137,13 +170,17 @@ static int write_generation(const struct lb_maps *maps, const struct pol_compile
 		*what = "sl_pol_dst";
 	for (size_t i = 0; !err && i < c->n_dsts; i++)
 		err = write_dst(maps, &c->dsts[i], gen);
+	if (!err)
+		*what = "sl_pol_netns";
+	for (size_t i = 0; !err && i < c->n_netns; i++)
+		err = write_netns(maps, &c->netns[i], cookies[i], gen);
 	return err;
 }
 
 /* Remove every generational entry except those of @keep. */
 static int purge_generations(const struct lb_maps *maps, uint32_t keep)
 {
-	struct gen_map m[5];
+	struct gen_map m[GEN_MAPS];
 	int n = gen_maps(maps, m), err = 0, ret;
 
 	for (int i = 0; i < n; i++) {
@@ -204,33 +241,6 @@ static int resolve_netns(const struct pol_compiled *c, uint64_t *cookies, char *
 	return 0;
 }
 
-/* Make sl_pol_netns hold exactly @c's namespaces. Not generational: it
- * maps to addresses, which each generation's ipcache then judges. */
-static int sync_netns(const struct lb_maps *maps, const struct pol_compiled *c,
-		      const uint64_t *cookies)
-{
-	uint64_t key, next, *prev = NULL;
-	bool wanted;
-	int err = 0;
-
-	for (size_t i = 0; !err && i < c->n_netns; i++) {
-		if (bpf_map_update_elem(maps->pol_netns, &cookies[i], &c->netns[i].addrs, BPF_ANY))
-			err = -errno;
-	}
-	while (!err && !bpf_map_get_next_key(maps->pol_netns, prev, &next)) {
-		key = next;
-		prev = &key;
-		wanted = false;
-		for (size_t i = 0; !wanted && i < c->n_netns; i++)
-			wanted = cookies[i] == key;
-		/* Deleting the current key of a hash walk is safe: next_key
-		 * from a missing key starts over, and kept keys repeat. */
-		if (!wanted && !bpf_map_delete_elem(maps->pol_netns, &key))
-			prev = NULL;
-	}
-	return err;
-}
-
 int pol_gen_read(const struct lb_maps *maps, uint32_t *gen)
 {
 	struct sl_pol_state st;
@@ -245,6 +255,42 @@ int pol_gen_read(const struct lb_maps *maps, uint32_t *gen)
 static bool compiled_empty(const struct pol_compiled *c)
 {
 	return !c->n_ipcache && !c->n_rules && !c->n_dsts && !c->n_netns;
+}
+
+#define PURGE_DELAY_US 2000
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct rule_ids {
+	uint32_t *ids; /* sorted */
+	size_t n;
+};
+
+static bool rule_gone(const void *key, const void *ctx)
+{
+	const struct rule_ids *r = ctx;
+
+	return !bsearch(key, r->ids, r->n, sizeof(*r->ids), cmp_u32);
+}
+
+/* Drop the denial counters of rules @c no longer has: an id used again
+ * later must not inherit them. Best effort: a failure leaves counters. */
+static void forget_rule_counters(const struct lb_maps *maps, const struct pol_compiled *c)
+{
+	struct rule_ids r = { .ids = malloc((c->n_rules + 1) * sizeof(*r.ids)), .n = c->n_rules };
+
+	if (!r.ids)
+		return;
+	for (size_t i = 0; i < c->n_rules; i++)
+		r.ids[i] = c->rules[i].rule_id;
+	qsort(r.ids, r.n, sizeof(*r.ids), cmp_u32);
+	purge_keys(maps->pol_rule_st, sizeof(__u32), rule_gone, &r);
+	free(r.ids);
 }
 
 /* The switch: from here on the data path enforces @gen. */
@@ -284,16 +330,14 @@ int pol_publish(const struct lb_maps *maps, const struct pol_compiled *c, uint32
 	 * with anything enforced: clear them before writing over them. */
 	ret = purge_generations(maps, old);
 	if (!ret)
-		ret = write_generation(maps, c, next, &what);
+		ret = write_generation(maps, c, cookies, next, &what);
 	if (ret) {
 		snprintf(err, errlen, "writing policy generation %u (%s): %s", next, what,
 			 strerror(-ret));
 		purge_generations(maps, old);
 		goto free_cookies;
 	}
-	ret = sync_netns(maps, c, cookies);
-	if (!ret)
-		ret = gen_switch(maps, next);
+	ret = gen_switch(maps, next);
 	if (ret) {
 		snprintf(err, errlen, "switching to policy generation %u: %s", next,
 			 strerror(-ret));
@@ -301,9 +345,13 @@ int pol_publish(const struct lb_maps *maps, const struct pol_compiled *c, uint32
 		goto free_cookies;
 	}
 	*gen = next;
-	/* The old generation is unreachable now; a failure to remove it
-	 * costs map room until the next publication purges it. */
+	/* A program that read the old generation just before the switch may
+	 * still be looking it up: give it time to finish (programs run for
+	 * microseconds) before its entries go. A failure to remove them
+	 * costs map room until the next publication purges them. */
+	usleep(PURGE_DELAY_US);
 	purge_generations(maps, next);
+	forget_rule_counters(maps, c);
 free_cookies:
 	free(cookies);
 	return ret;

@@ -448,6 +448,11 @@ int pol_prefix_parse(const char *text, bool cidr, struct pol_prefix *out, char *
 				SHOW(s));
 	if (parse_address(trim(s.p, slash ? slash : s.p + s.len), &p))
 		return pol_fail(-EINVAL, err, errlen, "\"%.*s\": invalid IP address", SHOW(s));
+	/* The data path looks ::ffff:a.b.c.d up as a.b.c.d: say so here. */
+	if (p.family == SL_AF_INET6 && !p.addr[0] && !p.addr[1] && p.addr[2] == htonl(0xffff))
+		return pol_fail(-EINVAL, err, errlen,
+				"\"%.*s\": an IPv4-mapped IPv6 address; write the IPv4 address",
+				SHOW(s));
 	if (slash && parse_prefixlen(trim(slash + 1, s.p + s.len), p.prefixlen, &p.prefixlen))
 		return pol_fail(-EINVAL, err, errlen, "CIDR \"%.*s\": invalid prefix length (0-%u)",
 				SHOW(s), p.family == SL_AF_INET ? 32 : 128);

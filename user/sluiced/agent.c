@@ -15,6 +15,9 @@
 
 #define STATE_HEADER "# sluiced state: the desired services. Written by sluiced; edit the config.\n"
 #define STATE_DIGEST "# config-digest: "
+/* The desired state has no policy because the one enforced was adopted
+ * from the pins: a restart from this file keeps it too. */
+#define STATE_POLICY_PINNED "# policy: the one in the pinned maps"
 
 double agent_now_s(clockid_t clock)
 {
@@ -172,6 +175,8 @@ static int state_save(struct agent *a)
 	/* Big writes: 10,000 services are about 4 MB. */
 	setvbuf(out, NULL, _IOFBF, 1 << 20);
 	fprintf(out, STATE_HEADER STATE_DIGEST "%016llx\n", (unsigned long long)a->config_digest);
+	if (a->policy.keep_pinned)
+		fprintf(out, STATE_POLICY_PINNED "\n");
 	err = cfg_write(out, &a->desired);
 	if (fflush(out) || fsync(fileno(out)))
 		err = -errno;
@@ -565,19 +570,24 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	int err;
 
 	/* The policy first: it is one transaction of its own, so a refused
-	 * policy leaves everything as it was. */
-	err = a->policy.keep_pinned ? 0 : agent_policy_enforce(a, &cfg->policy, e);
+	 * policy leaves everything as it was. At start, a policy kept in the
+	 * pins (no source to read it from) stays as it is. */
+	bool restoring_pinned = a->policy.keep_pinned && !a->published;
+
+	err = restoring_pinned ? 0 : agent_policy_enforce(a, &cfg->policy, e);
 	if (err) {
 		cfg_free(cfg);
 		return err;
 	}
-	a->policy.keep_pinned = false;
 	/* Probe targets first, so the weights published are those of the new
 	 * checks' states (a check that changed keeps its backend's state). */
 	health_targets_set(a, cfg, false);
 	err = apply_config(a->maps, cfg, &opts, sum, what, sizeof(what));
 	if (err) {
-		if (a->published && agent_policy_enforce(a, &a->desired.policy, &policy_e))
+		if (a->policy.keep_pinned && a->published)
+			log_error("agent", "the policy kept from the pins cannot be restored: the "
+					   "new one stays enforced");
+		else if (a->published && agent_policy_enforce(a, &a->desired.policy, &policy_e))
 			log_error("agent", "restoring the previous policy failed: %s",
 				  policy_e.message);
 		snapshot_reread(a);
@@ -601,6 +611,7 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	cfg_free(&a->desired);
 	a->desired = *cfg;
 	a->config_digest = digest;
+	a->policy.keep_pinned = restoring_pinned;
 	a->published = true;
 	return 0;
 }
@@ -779,6 +790,9 @@ static int restore_source(struct agent *a, struct cfg_state *cfg, uint64_t *dige
 	if (state && (!config || state_digest(state, state_len) == *digest)) {
 		*source = a->state_path;
 		err = load_text(a->state_path, state, state_len, cfg, e);
+		a->policy.keep_pinned =
+			a->policy.gen &&
+			memmem(state, state_len, STATE_POLICY_PINNED, strlen(STATE_POLICY_PINNED));
 	} else if (config) {
 		if (state)
 			log_info("agent", "%s changed since the state was saved: applying it",

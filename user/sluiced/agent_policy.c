@@ -109,6 +109,7 @@ static int policy_commit(struct agent *a, struct pol_state *cand, double started
 	}
 	pol_state_free(&a->desired.policy);
 	a->desired.policy = *cand;
+	a->policy.keep_pinned = false;
 	return agent_verb_done(a, started, 0);
 }
 
