@@ -123,6 +123,8 @@ check_blocked "web -> api:8080 (deny rule 20): no reply" "$NS_CLIENT" "${BE_ADDR
 check_reach "web -> api:8082 (api is open but for 8080)" "$NS_CLIENT" "${BE_ADDR4[2]}" 8082
 check_blocked "world -> db:8080 (default deny)" "${NS_BE[3]}" "${BE_ADDR4[1]}" 8080
 check_blocked "world -> VIP:80 (default deny at the backend)" "${NS_BE[3]}" "$VIP4" 80
+check_blocked "world -> db:8081 udp (default deny)" "${NS_BE[3]}" "${BE_ADDR4[1]}" 8081 --udp
+check_blocked "world -> VIP:53 udp (default deny at the backend)" "${NS_BE[3]}" "$VIP4" 53 --udp
 check_reach "world -> api:8080 (deny is for web only)" "${NS_BE[3]}" "${BE_ADDR4[2]}" 8080
 d=$(drops)
 jcheck "$d" "" \
@@ -130,7 +132,7 @@ jcheck "$d" "" \
 	"drops: world -> db default deny, identity world" "any(e['verdict'] == 'default_deny' and e['src'] == '${BE_ADDR4[3]}' and e['dst'] == '${BE_ADDR4[1]}' and e['src_labels'] == 'world' and e['dst_labels'] == 'app=db' for e in j['events'])"
 s=$(stats)
 jcheck "$s" "" \
-	"stats: deny_rule >= 3, deny_default >= 6 (SYNs; retransmissions count too)" "j['policy']['deny_rule'] >= 3 and j['policy']['deny_default'] >= 6" \
+	"stats: deny_rule >= 3, deny_default >= 12 (SYNs, datagrams; retransmissions count too)" "j['policy']['deny_rule'] >= 3 and j['policy']['deny_default'] >= 12" \
 	"stats: drops.policy = deny_rule + deny_default" "j['drops']['policy'] == j['policy']['deny_rule'] + j['policy']['deny_default']" \
 	"stats: endpoint_pass counts tracked endpoint flows" "j['lb']['endpoint_pass'] > 0"
 check_json "policy list: rule 20 shows its denials" "$(sluice policy list --json)" \
