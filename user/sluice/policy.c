@@ -178,9 +178,10 @@ static int list_verb(struct cli *cli, struct json_object *req, void (*print)(str
 
 	if (status)
 		return status;
-	if (cli->json)
+	if (cli->json) {
+		json_object_object_del(reply, "ok"); /* as `apply -j`: the data only */
 		cli_print_json(cli, reply);
-	else {
+	} else {
 		print(reply);
 		json_object_put(reply);
 	}
@@ -280,9 +281,10 @@ static int policy_add(struct cli *cli, int argc, char **argv)
 	status = cli_request(cli, req, &reply);
 	if (status)
 		return status;
-	if (cli->json)
+	if (cli->json) {
+		json_object_object_del(reply, "ok");
 		cli_print_json(cli, reply);
-	else {
+	} else {
 		printf("rule %lld added to %s\n", num(reply, "id"), argv[optind]);
 		json_object_put(reply);
 	}
