@@ -61,12 +61,15 @@ struct sl_pol_dst {
 _Static_assert(sizeof(struct sl_pol_dst) == 4, "sl_pol_dst is ABI");
 
 /* sl_pol_gen (array, one entry): the generation being enforced. 0: no
- * policy was ever published, nothing is checked. */
+ * policy was ever published, nothing is checked. The digest of what the
+ * generation holds lets the agent leave an unchanged policy alone (a
+ * restart, a reload with the same policy) instead of publishing it again. */
 struct sl_pol_state {
 	__u32 gen;
-	__u32 pad;
+	__u32 pad; /* zero */
+	__u64 digest; /* FNV-1a of the compiled entries and namespace cookies */
 };
-_Static_assert(sizeof(struct sl_pol_state) == 8, "sl_pol_state is ABI");
+_Static_assert(sizeof(struct sl_pol_state) == 16, "sl_pol_state is ABI");
 
 /* sl_ct_entry.pol_gen: the low 7 bits of the generation a flow was last
  * looked at under, and SL_POL_CT_KEPT when that look kept its old verdict

@@ -2219,8 +2219,10 @@ static void test_policy_kept_from_pins(void)
 	ASSERT_EQ(gen_now(), gen, "restart 2: generation unchanged");
 	ASSERT_EQ(map_identity4(EP_DB), db, "restart 2: identities unchanged");
 	json_object_put(call_apply(cfg_policy(yaml, sizeof(yaml), "[5432]", NETNS_SELF), "p.yaml"));
-	ASSERT_FALSE(ag.policy.keep_pinned, "an apply replaces it");
-	ASSERT_EQ(gen_now(), gen + 1, "with a new generation");
+	ASSERT_FALSE(ag.policy.keep_pinned, "an apply makes it desired again");
+	ASSERT_EQ(gen_now(), gen, "the same policy: not published again");
+	json_object_put(call_apply(cfg_policy(yaml, sizeof(yaml), "[5433]", NETNS_SELF), "p.yaml"));
+	ASSERT_EQ(gen_now(), gen + 1, "another policy: a new generation");
 }
 
 static const struct test_case cases[] = {

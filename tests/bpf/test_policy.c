@@ -318,6 +318,7 @@ static void test_allow_and_default_deny(void)
 	rule(&s, 0, 7, POL_ALLOW, "app=web", "app=db", "8080", "tcp");
 	gen = publish(&s);
 	ASSERT_EQ(gen, 1, "first generation");
+	ASSERT_EQ(publish(&s), gen, "the same policy again: not published again");
 	expect_tcp("web -> VIP allowed, DNAT'd", WEB4, 40000, VIP4, 80, PKT_TCP_SYN, XDP_PASS, DB4,
 		   DB_PORT);
 	ASSERT_TRUE(ct_has(WEB4, 40000, VIP4, 80, &e), "allowed flow tracked");

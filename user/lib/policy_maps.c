@@ -241,15 +241,58 @@ static int resolve_netns(const struct pol_compiled *c, uint64_t *cookies, char *
 	return 0;
 }
 
+static int state_read(const struct lb_maps *maps, struct sl_pol_state *st)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(maps->pol_gen, &zero, st) ? -errno : 0;
+}
+
 int pol_gen_read(const struct lb_maps *maps, uint32_t *gen)
 {
 	struct sl_pol_state st;
-	__u32 zero = 0;
+	int err = state_read(maps, &st);
 
-	if (bpf_map_lookup_elem(maps->pol_gen, &zero, &st))
-		return -errno;
-	*gen = st.gen;
-	return 0;
+	if (!err)
+		*gen = st.gen;
+	return err;
+}
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+#define FNV_FIELD(h, v) fnv((h), &(v), sizeof(v))
+
+/* What generation @c with namespaces @cookies holds, field by field (no
+ * struct padding): equal digests, equal policies. */
+static uint64_t compiled_digest(const struct pol_compiled *c, const uint64_t *cookies)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < c->n_ipcache; i++) {
+		const struct pol_ipcache_entry *e = &c->ipcache[i];
+
+		h = fnv(h, e->prefix.addr, sizeof(e->prefix.addr));
+		h = FNV_FIELD(FNV_FIELD(FNV_FIELD(h, e->prefix.family), e->prefix.prefixlen),
+			      e->identity);
+	}
+	for (size_t i = 0; i < c->n_rules; i++) {
+		const struct pol_rule_entry *e = &c->rules[i];
+
+		h = fnv(h, &e->key, sizeof(e->key)); /* explicit padding, zeroed */
+		h = FNV_FIELD(FNV_FIELD(h, e->rule_id), e->action);
+	}
+	for (size_t i = 0; i < c->n_dsts; i++)
+		h = FNV_FIELD(FNV_FIELD(h, c->dsts[i].dst_id), c->dsts[i].flags);
+	for (size_t i = 0; i < c->n_netns; i++)
+		h = FNV_FIELD(fnv(h, &c->netns[i].addrs, sizeof(c->netns[i].addrs)), cookies[i]);
+	return h;
 }
 
 static bool compiled_empty(const struct pol_compiled *c)
@@ -294,9 +337,9 @@ static void forget_rule_counters(const struct lb_maps *maps, const struct pol_co
 }
 
 /* The switch: from here on the data path enforces @gen. */
-static int gen_switch(const struct lb_maps *maps, uint32_t gen)
+static int gen_switch(const struct lb_maps *maps, uint32_t gen, uint64_t digest)
 {
-	struct sl_pol_state st = { .gen = gen };
+	struct sl_pol_state st = { .gen = gen, .digest = digest };
 	__u32 zero = 0;
 
 	return bpf_map_update_elem(maps->pol_gen, &zero, &st, BPF_ANY) ? -errno : 0;
@@ -306,25 +349,30 @@ int pol_publish(const struct lb_maps *maps, const struct pol_compiled *c, uint32
 		size_t errlen)
 {
 	uint64_t *cookies = calloc(c->n_netns + 1, sizeof(*cookies));
-	uint32_t old = 0, next;
 	const char *what = "policy maps";
+	struct sl_pol_state st = {};
+	uint32_t old, next;
+	uint64_t digest;
 	int ret;
 
 	if (!cookies) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	ret = pol_gen_read(maps, &old);
+	ret = state_read(maps, &st);
 	if (ret) {
 		snprintf(err, errlen, "reading sl_pol_gen: %s", strerror(-ret));
 		goto free_cookies;
 	}
-	*gen = old;
+	old = *gen = st.gen;
 	if (!old && compiled_empty(c))
 		goto free_cookies;
 	ret = resolve_netns(c, cookies, err, errlen);
 	if (ret)
 		goto free_cookies;
+	digest = compiled_digest(c, cookies);
+	if (old && digest == st.digest)
+		goto free_cookies; /* enforced already */
 	next = old + 1 ? old + 1 : 1; /* 0 means "no policy" */
 	/* Leftovers of a publication that died half-way share no generation
 	 * with anything enforced: clear them before writing over them. */
@@ -337,7 +385,7 @@ int pol_publish(const struct lb_maps *maps, const struct pol_compiled *c, uint32
 		purge_generations(maps, old);
 		goto free_cookies;
 	}
-	ret = gen_switch(maps, next);
+	ret = gen_switch(maps, next, digest);
 	if (ret) {
 		snprintf(err, errlen, "switching to policy generation %u: %s", next,
 			 strerror(-ret));

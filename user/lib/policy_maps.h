@@ -16,7 +16,9 @@
  * pol_publish() - enforce @c. Endpoint network namespaces are resolved to
  * their cookies first (a path that cannot be opened fails the publication).
  * Before any policy was published the data path checks nothing; publishing
- * an empty policy then changes nothing either (stays generation 0).
+ * an empty policy then changes nothing either (stays generation 0). A
+ * policy the enforced generation already holds (same digest, namespaces
+ * included) is not published again: *@gen stays.
  * Returns 0 and sets *@gen to the generation now enforced, or -errno with
  * @err saying what failed; the previous generation is then still enforced.
  */
