@@ -14,16 +14,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-
-die() {
-	echo "policy_connect: $*" >&2
-	exit 1
-}
-
-usage() {
-	echo "usage: $0 BUILD_DIR [--quick]" >&2
-	exit 2
-}
+BENCH_NAME=policy_connect
+# shellcheck source=SCRIPTDIR/lib.sh
+source tools/bench/lib.sh
 
 (($# >= 1 && $# <= 2)) || usage
 build=$1
@@ -64,59 +57,9 @@ VARIANTS=(plain hooks policy)
 N_ENDPOINTS=10000
 N_RULES=1000
 
-# ---- the cgroup, the agent's files, and their removal ----
+# ---- the cgroup, the agent's files, and their removal (lib.sh) ----
 
-cg_root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
-[[ -n $cg_root ]] || die "no cgroup v2 mount in /proc/self/mounts"
-cg=$cg_root/sluice-polbench.$$
-pin=/sys/fs/bpf/sluice_polbench_$$ # bpffs refuses names with a dot
-work=$(mktemp -d /tmp/sluice-polbench.XXXXXX)
-# Every sluice and sluiced here uses these, --cleanup included (which also
-# removes the state file next to the socket).
-export SLUICE_BPFFS=$pin SLUICE_SOCKET=$work/sluiced.sock
-agent_pid=
-
-stop_agent() {
-	[[ -n $agent_pid ]] || return 0
-	kill "$agent_pid" 2>/dev/null || true
-	wait "$agent_pid" 2>/dev/null || true
-	agent_pid=
-}
-
-# A stopped agent leaves its programs pinned, and attached: remove them.
-remove_pins() {
-	[[ -e $pin ]] || return 0
-	"$sluiced" --bpffs "$pin" --cleanup --log-level warn >/dev/null 2>&1 || true
-	rm -rf "$pin"
-}
-
-# Only this script's sock_bench runs in $cg: a straggler there is ours.
-remove_cgroup() {
-	local pid i
-
-	[[ -d $cg ]] || return 0
-	for ((i = 0; i < 40; i++)); do
-		while read -r pid; do
-			kill -KILL "$pid" 2>/dev/null || true
-		done <"$cg/cgroup.procs"
-		rmdir "$cg" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "policy_connect: could not remove $cg" >&2
-}
-
-cleanup() {
-	stop_agent
-	remove_pins
-	remove_cgroup
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-[[ ! -e $cg && ! -e $pin ]] || die "$cg or $pin already exists"
-mkdir "$cg"
+bench_setup sluice-polbench sluice_polbench sluice-polbench
 
 # ---- the two configs ----
 
@@ -168,17 +111,8 @@ write_policy "$work/policy.yaml" || die "cannot write the policy"
 
 # The agent with --config $1, attached to $cg; back once it answers.
 agent_start() {
-	local i
-
-	"$sluiced" --bpffs "$pin" --socket "$SLUICE_SOCKET" --cgroup "$cg" --redirect off \
-		--config "$1" --log-level warn 2>"$work/agent.log" &
-	agent_pid=$!
-	for ((i = 0; i < 400; i++)); do
-		"$sluice" -j status 2>/dev/null | grep -q '"pid"' && return 0
-		kill -0 "$agent_pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	die "sluiced --cgroup $cg --config $1 did not start: $(cat "$work/agent.log")"
+	agent_launch --redirect off --config "$1" ||
+		die "sluiced --cgroup $cg --config $1 did not start: $(cat "$work/agent.log")"
 }
 
 # "ATTACHED REDIRECT GENERATION RULES ENDPOINTS" from `sluice -j status`
@@ -195,20 +129,6 @@ p = status.get("policy") or {}
 rules = sum(len(rs.get("rules") or []) for rs in pol.get("rulesets") or [])
 print(s.get("attached"), s.get("redirect"), pol.get("generation", 0), rules, p.get("endpoints", 0))' \
 		"$status" "$pol"
-}
-
-# The attach types on $cg itself (bpftool), space-separated; "?" without bpftool.
-cg_attach_types() {
-	command -v bpftool >/dev/null || { echo "?"; return 0; }
-	bpftool cgroup show "$cg" | awk 'NR > 1 { printf "%s ", $2 }'
-}
-
-# Die unless nothing is attached to $cg (plain, and after a variant).
-variant_clean() {
-	local types
-
-	types=$(cg_attach_types)
-	[[ $types == "?" || -z $types ]] || die "$1: $cg still has programs attached: $types"
 }
 
 # variant_on NAME: start variant NAME for a round's shapes, and die unless
@@ -241,18 +161,6 @@ variant_on() {
 	return 0
 }
 
-variant_off() {
-	case $1 in
-	plain) ;;
-	hooks | policy)
-		stop_agent
-		remove_pins
-		variant_clean "$1"
-		;;
-	*) die "variant_off: unknown variant $1" ;;
-	esac
-}
-
 # ---- measuring ----
 
 # run_shape SHAPE: sock_bench's JSON line on stdout, from a process that
@@ -269,29 +177,12 @@ run_shape() {
 		--duration "$DURATION" --warmup "$WARMUP" --json 2>"$work/bench.err"
 }
 
-# json_field KEY JSON: a number of sock_bench's JSON line (no jq here).
-json_field() {
-	sed -n "s/.*\"$1\":\([0-9.]*\)[,}].*/\1/p" <<<"$2"
-}
-
 # The policy counters of the connect hooks: "CHECKED ALLOWED SOCK_DENIED".
 pol_counters() {
 	"$sluice" -j stats | "$py" -c '
 import json, sys
 p = json.load(sys.stdin)["policy"]
 print(p["checked"], p["allowed"], p["sock_denied"])'
-}
-
-# CPU time used on the machine (all but idle and iowait), and by $cg, in
-# microseconds. Their difference over a run is what other processes (and
-# the hypervisor: steal) took from it; this VM may be shared.
-hz=$(getconf CLK_TCK)
-machine_busy_us() {
-	awk -v hz="$hz" '$1 == "cpu" { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e6 / hz }' \
-		/proc/stat
-}
-cg_busy_us() {
-	awk '$1 == "usage_usec" { print $2 }' "$cg/cpu.stat"
 }
 
 # Per "SHAPE VARIANT": the rounds' conn/s, mean and p99 (space-separated).
@@ -379,24 +270,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # ---- report ----
-
-# stats "V V ...": the median, and (max - min) / median in percent.
-stats() {
-	tr ' ' '\n' <<<"$1" | sort -g | awk 'NF { v[++n] = $1 }
-		END {
-			if (!n) exit
-			m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-			printf "%s %.0f\n", m, (m > 0 ? 100 * (v[n] - v[1]) / m : 0)
-		}'
-}
-
-# median "V V ...": the median, or nothing.
-median() {
-	local med spread
-
-	read -r med spread < <(stats "$1") || true
-	echo "${med:-}"
-}
 
 # spread "V V ...": (max - min) / median in percent, or nothing.
 spread() {
@@ -489,11 +362,7 @@ awk -v med="$pr_med" -v lo="$pr_min" -v hi="$pr_max" -v hm="$(median "${means[on
 notes=()
 notes+=("$checked_total connects checked under policy, all allowed, none denied")
 ((ncpu > 1)) || notes+=("one CPU here: the across shape was not run")
-read -r med _ < <(stats "$foreign") || true
-max=$(tr ' ' '\n' <<<"$foreign" | sort -g | tail -n1)
-busy_runs=$(tr ' ' '\n' <<<"$foreign" | awk -v m="$FOREIGN_MAX" '$1 > m { n++ } END { print n + 0 }')
-notes+=("other processes took a median ${med:-0}%, at most ${max:-0}%, of a CPU during a kept run;
-$retries runs were repeated for it; $busy_runs kept runs still above $FOREIGN_MAX%: disturbed figures")
+notes+=("$(foreign_note)")
 notes+=("$((SECONDS - start_s)) s of measuring")
 for n in "${notes[@]}"; do
 	echo "($n)"

@@ -13,16 +13,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-
-die() {
-	echo "socket: $*" >&2
-	exit 1
-}
-
-usage() {
-	echo "usage: $0 BUILD_DIR [--quick]" >&2
-	exit 2
-}
+BENCH_NAME=socket
+# shellcheck source=SCRIPTDIR/lib.sh
+source tools/bench/lib.sh
 
 (($# >= 1 && $# <= 2)) || usage
 build=$1
@@ -61,58 +54,9 @@ ncpu=$(nproc)
 one_cpu=0
 ((ncpu > 1)) && one_cpu=1
 
-# ---- the cgroup, the agent's files, and their removal ----
+# ---- the cgroup, the agent's files, and their removal (lib.sh) ----
 
-cg_root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
-[[ -n $cg_root ]] || die "no cgroup v2 mount in /proc/self/mounts"
-cg=$cg_root/sluice-bench.$$
-pin=/sys/fs/bpf/sluice_sockbench_$$ # bpffs refuses names with a dot
-work=$(mktemp -d /tmp/sluice-sockbench.XXXXXX)
-# Every sluice and sluiced here uses these, --cleanup included.
-export SLUICE_BPFFS=$pin SLUICE_SOCKET=$work/sluiced.sock
-agent_pid=
-
-stop_agent() {
-	[[ -n $agent_pid ]] || return 0
-	kill "$agent_pid" 2>/dev/null || true
-	wait "$agent_pid" 2>/dev/null || true
-	agent_pid=
-}
-
-# A stopped agent leaves its programs pinned, and attached: remove them.
-remove_pins() {
-	[[ -e $pin ]] || return 0
-	"$sluiced" --bpffs "$pin" --cleanup --log-level warn >/dev/null 2>&1 || true
-	rm -rf "$pin"
-}
-
-# Only this script's sock_bench runs in $cg: a straggler there is ours.
-remove_cgroup() {
-	local pid i
-
-	[[ -d $cg ]] || return 0
-	for ((i = 0; i < 40; i++)); do
-		while read -r pid; do
-			kill -KILL "$pid" 2>/dev/null || true
-		done <"$cg/cgroup.procs"
-		rmdir "$cg" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "socket: could not remove $cg" >&2
-}
-
-cleanup() {
-	stop_agent
-	remove_pins
-	remove_cgroup
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-[[ ! -e $cg && ! -e $pin ]] || die "$cg or $pin already exists"
-mkdir "$cg"
+bench_setup sluice-bench sluice_sockbench sluice-sockbench
 
 # ---- variants ----
 
@@ -127,17 +71,8 @@ fi
 
 # The agent with --redirect $1, attached to $cg; back once it answers.
 agent_start() {
-	local i
-
-	"$sluiced" --bpffs "$pin" --socket "$SLUICE_SOCKET" --cgroup "$cg" --redirect "$1" \
-		--log-level warn 2>"$work/agent.log" &
-	agent_pid=$!
-	for ((i = 0; i < 400; i++)); do
-		"$sluice" -j status 2>/dev/null | grep -q '"pid"' && return 0
-		kill -0 "$agent_pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	die "sluiced --cgroup $cg --redirect $1 did not start: $(cat "$work/agent.log")"
+	agent_launch --redirect "$1" ||
+		die "sluiced --cgroup $cg --redirect $1 did not start: $(cat "$work/agent.log")"
 }
 
 # The agent's socket layer, from `sluice -j status`: "ATTACHED REDIRECT
@@ -149,19 +84,14 @@ s = json.load(sys.stdin).get("socket_layer") or {}
 print(s.get("attached"), s.get("redirect"), s.get("selftest"))'
 }
 
-# The attach types on $cg itself (bpftool), space-separated; "?" without bpftool.
-cg_attach_types() {
-	command -v bpftool >/dev/null || { echo "?"; return 0; }
-	bpftool cgroup show "$cg" | awk 'NR > 1 { printf "%s ", $2 }'
-}
-
 # variant_on NAME: set up variant NAME for the shapes of a round; 1 (and a
-# note) when the agent does not run it as asked. variant_off NAME: tear
-# it down. A fresh agent per variant and round, not one switched in place:
-# --redirect is a start option (the agent has no switch), each round then
-# starts from empty maps and an empty sockhash, and a start (self-test
-# included) costs a second or so against a minute of runs. Both check
-# what $cg holds, so that a variant measures what it is called.
+# note) when the agent does not run it as asked. variant_off NAME
+# (lib.sh): tear it down. A fresh agent per variant and round, not one
+# switched in place: --redirect is a start option (the agent has no
+# switch), each round then starts from empty maps and an empty sockhash,
+# and a start (self-test included) costs a second or so against a minute
+# of runs. Both check what $cg holds, so that a variant measures what it
+# is called.
 variant_on() {
 	local attached redirect selftest types
 
@@ -185,26 +115,6 @@ variant_on() {
 	return 0
 }
 
-variant_off() {
-	case $1 in
-	plain) ;;
-	attached | redirect)
-		stop_agent
-		remove_pins
-		variant_clean "$1"
-		;;
-	*) die "variant_off: unknown variant $1" ;;
-	esac
-}
-
-# Die unless nothing is attached to $cg (plain, and after a variant).
-variant_clean() {
-	local types
-
-	types=$(cg_attach_types)
-	[[ $types == "?" || -z $types ]] || die "$1: $cg still has programs attached: $types"
-}
-
 # ---- measuring ----
 
 # run_shape "MODE SIZE CPUS": sock_bench's JSON line on stdout, from a
@@ -223,11 +133,6 @@ run_shape() {
 		--duration "$DURATION" --warmup "$WARMUP" --json 2>"$work/bench.err"
 }
 
-# json_field KEY JSON: a number of sock_bench's JSON line (no jq here).
-json_field() {
-	sed -n "s/.*\"$1\":\([0-9.]*\)[,}].*/\1/p" <<<"$2"
-}
-
 # The socket counters that say where messages went: "REDIRECTED OTHER",
 # OTHER the messages that took the TCP path (fallen back, peer not
 # enrolled, refused by the helper).
@@ -236,18 +141,6 @@ msg_counters() {
 import json, sys
 s = json.load(sys.stdin)["socket"]
 print(s["redir_msgs"], s["pass_msgs"] + s["fallback_peer"] + s["redir_errors"])'
-}
-
-# CPU time used on the machine (all but idle and iowait), and by $cg, in
-# microseconds. Their difference over a run is what other processes (and
-# the hypervisor: steal) took from it; this VM may be shared.
-hz=$(getconf CLK_TCK)
-machine_busy_us() {
-	awk -v hz="$hz" '$1 == "cpu" { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1e6 / hz }' \
-		/proc/stat
-}
-cg_busy_us() {
-	awk '$1 == "usage_usec" { print $2 }' "$cg/cpu.stat"
 }
 
 # Per "SHAPE_INDEX VARIANT": the rounds' figures and p99s (space-separated),
@@ -328,24 +221,6 @@ done
 
 # ---- report ----
 
-# stats "V V ...": the median, and (max - min) / median in percent.
-stats() {
-	tr ' ' '\n' <<<"$1" | sort -g | awk 'NF { v[++n] = $1 }
-		END {
-			if (!n) exit
-			m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-			printf "%s %.0f\n", m, (m > 0 ? 100 * (v[n] - v[1]) / m : 0)
-		}'
-}
-
-# median "V V ...": the median, or nothing.
-median() {
-	local med spread
-
-	read -r med spread < <(stats "$1") || true
-	echo "${med:-}"
-}
-
 # cell KEY: "median (spread%)", "-" when not measured, FAIL when no run
 # succeeded; "!N" marks N failed runs.
 cell() {
@@ -411,11 +286,7 @@ for i in "${!SHAPES[@]}"; do
 		"$(cell "$i redirect")" "$(ratio "$i")" "$(redir_share "$i")" "$lat"
 done
 ((ncpu > 1)) || notes+=("one CPU here: the across shapes were not run")
-read -r med spread < <(stats "$foreign") || true
-max=$(tr ' ' '\n' <<<"$foreign" | sort -g | tail -n1)
-busy_runs=$(tr ' ' '\n' <<<"$foreign" | awk -v m="$FOREIGN_MAX" '$1 > m { n++ } END { print n + 0 }')
-notes+=("other processes took a median ${med:-0}%, at most ${max:-0}%, of a CPU during a kept run;
-$retries runs were repeated for it; $busy_runs kept runs still above $FOREIGN_MAX%: disturbed figures")
+notes+=("$(foreign_note)")
 for n in "${notes[@]}"; do
 	echo "($n)"
 done
