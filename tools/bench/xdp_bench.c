@@ -685,7 +685,8 @@ static struct row *bench_lb(struct env *env, struct report *rep, __u32 mode, enu
 }
 
 /* One packet makes the flow, then every timed packet is that flow's. */
-static void bench_established(struct env *env, struct report *rep, const char *name)
+/* The packet that makes the established flow: a new flow, checked. */
+static void first_packet(struct env *env, const char *what)
 {
 	struct target first = { bpf_program__fd(env->skel->progs.bench_reset),
 				BENCH_SLOT_LB,
@@ -693,9 +694,15 @@ static void bench_established(struct env *env, struct report *rep, const char *n
 				EXPECT_LB_NEW,
 				false,
 				0 };
+
+	run_checked(env, &first, 1, false, what);
+}
+
+static void bench_established(struct env *env, struct report *rep, const char *name)
+{
 	struct row *row;
 
-	run_checked(env, &first, 1, false, "first packet of the established flow");
+	first_packet(env, "first packet of the established flow");
 	row = bench_lb(env, rep, BENCH_FIXED, EXPECT_LB_FORWARD, name);
 	row->target = TARGET_ESTABLISHED;
 	row->target_name = "established flow";
@@ -774,12 +781,6 @@ static void bench_policy_pair(struct env *env, struct report *rep, __u32 mode, e
  * established flow begins (allowed) under the policy. */
 static void bench_policy(struct env *env, struct report *rep)
 {
-	struct target first = { bpf_program__fd(env->skel->progs.bench_reset),
-				BENCH_SLOT_LB,
-				BENCH_FIXED,
-				EXPECT_LB_NEW,
-				false,
-				0 };
 	char why[256] = "";
 	__u32 gen;
 
@@ -787,7 +788,7 @@ static void bench_policy(struct env *env, struct report *rep)
 	if (bench_policy_load(&env->maps, env->backends, &rep->pol_entries, why, sizeof(why)) ||
 	    pol_gen_read(&env->maps, &gen))
 		die("loading the benchmark policy: %s", why);
-	run_checked(env, &first, 1, false, "first packet of the established flow, policy on");
+	first_packet(env, "first packet of the established flow, policy on");
 	bench_policy_pair(env, rep, BENCH_FIXED, EXPECT_LB_FORWARD, gen, "LB established",
 			  rep->pol_est);
 	shim_ctr_set(env, 0);

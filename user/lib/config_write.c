@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "hash.h"
 
 static const char *health_type_name(enum cfg_health_type type)
 {
@@ -282,10 +283,5 @@ void cfg_remove_backend(struct cfg_service *svc, struct cfg_backend *be)
 
 uint64_t cfg_digest(const void *data, size_t len)
 {
-	const unsigned char *byte = data;
-	uint64_t hash = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < len; i++)
-		hash = (hash ^ byte[i]) * 0x100000001b3ull;
-	return hash;
+	return hash_fnv1a(HASH_FNV_OFFSET, data, len);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "maglev.h"
 
 /*
@@ -20,9 +21,6 @@
 #define MAGLEV_SEED_OFFSET 0x9e3779b97f4a7c15ull
 #define MAGLEV_SEED_SKIP 0xc2b2ae3d27d4eb4full
 
-#define FNV64_OFFSET_BASIS 0xcbf29ce484222325ull
-#define FNV64_PRIME 0x00000100000001b3ull
-
 /* Per-backend build state; kept compact so the round loop stays in cache. */
 struct maglev_state {
 	const struct maglev_backend *be;
@@ -32,17 +30,6 @@ struct maglev_state {
 	uint32_t cur; /* next slot of this backend's permutation to try */
 	uint32_t skip;
 };
-
-/* murmur3 fmix64: full avalanche, so every output bit depends on every input bit. */
-static uint64_t maglev_fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	k ^= k >> 33;
-	return k;
-}
 
 /*
  * maglev_hash() - seeded 64-bit hash of @len bytes at @key.
@@ -55,15 +42,7 @@ static uint64_t maglev_fmix64(uint64_t k)
  */
 static uint64_t maglev_hash(const void *key, size_t len, uint64_t seed)
 {
-	const uint8_t *p = key;
-	uint64_t h = FNV64_OFFSET_BASIS ^ seed;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= FNV64_PRIME;
-	}
-	return maglev_fmix64(h);
+	return hash_fmix64(hash_fnv1a(HASH_FNV_OFFSET ^ seed, key, len));
 }
 
 bool maglev_size_valid(uint32_t size)

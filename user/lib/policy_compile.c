@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "policy_internal.h"
 
 #define RULE_LIMIT (SL_POL_RULE_SIZE / 2) /* per action and generation */
@@ -41,7 +42,7 @@ struct prefix_key {
 
 static uint32_t prefix_hash(const struct pol_prefix *p)
 {
-	uint64_t h = pol_fnv(POL_FNV_OFFSET, p->addr, sizeof(p->addr));
+	uint64_t h = hash_fnv1a(HASH_FNV_OFFSET, p->addr, sizeof(p->addr));
 
 	return pol_mix(h ^ ((uint64_t)p->family << 8 | p->prefixlen));
 }
@@ -197,7 +198,7 @@ static uint32_t entry_hash(const struct pol_rule_entry *e)
 	uint64_t b = (uint64_t)e->key.prefixlen << 32 | (uint64_t)e->action << 24 |
 		     (uint64_t)e->key.proto << 16 | e->key.dport;
 
-	return pol_mix(a ^ pol_fmix64(b));
+	return pol_mix(a ^ hash_fmix64(b));
 }
 
 static bool entry_eq(const void *ctx, uint32_t item)

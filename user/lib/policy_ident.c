@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "policy_internal.h"
 
 /* ---- an open-addressing hash table of item indices ---- */
@@ -72,29 +73,9 @@ int pol_htab_fill(struct pol_htab *h, struct pol_htab_slot *slot, uint32_t hash,
 	return 0;
 }
 
-uint64_t pol_fmix64(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdull;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ull;
-	k ^= k >> 33;
-	return k;
-}
-
 uint32_t pol_mix(uint64_t k)
 {
-	return (uint32_t)pol_fmix64(k);
-}
-
-uint64_t pol_fnv(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x00000100000001b3ull;
-	return h;
+	return (uint32_t)hash_fmix64(k);
 }
 
 /* ---- identities ---- */
@@ -120,17 +101,17 @@ bool pol_prefix_equal(const struct pol_prefix *a, const struct pol_prefix *b)
 
 static uint32_t ident_hash(const struct pol_ident_key *k)
 {
-	uint64_t h = POL_FNV_OFFSET ^ k->kind;
+	uint64_t h = HASH_FNV_OFFSET ^ k->kind;
 	unsigned int i;
 
 	if (k->kind == POL_IDENT_CIDR) {
-		h = pol_fnv(h, k->cidr->addr, sizeof(k->cidr->addr));
+		h = hash_fnv1a(h, k->cidr->addr, sizeof(k->cidr->addr));
 		return pol_mix(h ^ ((uint64_t)k->cidr->family << 8 | k->cidr->prefixlen));
 	}
 	for (i = 0; i < k->labels->n; i++) {
 		/* The NULs keep "ab"="c" apart from "a"="bc". */
-		h = pol_fnv(h, k->labels->l[i].key, strlen(k->labels->l[i].key) + 1);
-		h = pol_fnv(h, k->labels->l[i].value, strlen(k->labels->l[i].value) + 1);
+		h = hash_fnv1a(h, k->labels->l[i].key, strlen(k->labels->l[i].key) + 1);
+		h = hash_fnv1a(h, k->labels->l[i].value, strlen(k->labels->l[i].value) + 1);
 	}
 	return pol_mix(h);
 }

@@ -41,13 +41,7 @@ struct pol_htab_slot *pol_htab_probe(const struct pol_htab *h, uint32_t hash, po
  * slots (the table may grow). Returns 0 or -ENOMEM. */
 int pol_htab_fill(struct pol_htab *h, struct pol_htab_slot *slot, uint32_t hash, size_t item);
 
-#define POL_FNV_OFFSET 0xcbf29ce484222325ull /* FNV-1a's 64-bit offset basis */
-
-/* FNV-1a over @len bytes of @data, from @h. */
-uint64_t pol_fnv(uint64_t h, const void *data, size_t len);
-/* murmur3's fmix64: every output bit depends on every input bit. */
-uint64_t pol_fmix64(uint64_t k);
-/* pol_fmix64() cut to a slot hash. */
+/* hash_fmix64() (hash.h) cut to a slot hash. */
 uint32_t pol_mix(uint64_t k);
 
 bool pol_prefix_equal(const struct pol_prefix *a, const struct pol_prefix *b);

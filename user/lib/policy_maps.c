@@ -14,6 +14,7 @@
 
 #include <bpf/bpf.h>
 
+#include "hash.h"
 #include "policy_maps.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -258,40 +259,32 @@ int pol_gen_read(const struct lb_maps *maps, uint32_t *gen)
 	return err;
 }
 
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
-}
-
-#define FNV_FIELD(h, v) fnv((h), &(v), sizeof(v))
+#define FNV_FIELD(h, v) hash_fnv1a((h), &(v), sizeof(v))
 
 /* What generation @c with namespaces @cookies holds, field by field (no
  * struct padding): equal digests, equal policies. */
 static uint64_t compiled_digest(const struct pol_compiled *c, const uint64_t *cookies)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = HASH_FNV_OFFSET;
 
 	for (size_t i = 0; i < c->n_ipcache; i++) {
 		const struct pol_ipcache_entry *e = &c->ipcache[i];
 
-		h = fnv(h, e->prefix.addr, sizeof(e->prefix.addr));
+		h = hash_fnv1a(h, e->prefix.addr, sizeof(e->prefix.addr));
 		h = FNV_FIELD(FNV_FIELD(FNV_FIELD(h, e->prefix.family), e->prefix.prefixlen),
 			      e->identity);
 	}
 	for (size_t i = 0; i < c->n_rules; i++) {
 		const struct pol_rule_entry *e = &c->rules[i];
 
-		h = fnv(h, &e->key, sizeof(e->key)); /* explicit padding, zeroed */
+		h = hash_fnv1a(h, &e->key, sizeof(e->key)); /* explicit padding, zeroed */
 		h = FNV_FIELD(FNV_FIELD(h, e->rule_id), e->action);
 	}
 	for (size_t i = 0; i < c->n_dsts; i++)
 		h = FNV_FIELD(FNV_FIELD(h, c->dsts[i].dst_id), c->dsts[i].flags);
 	for (size_t i = 0; i < c->n_netns; i++)
-		h = FNV_FIELD(fnv(h, &c->netns[i].addrs, sizeof(c->netns[i].addrs)), cookies[i]);
+		h = FNV_FIELD(hash_fnv1a(h, &c->netns[i].addrs, sizeof(c->netns[i].addrs)),
+			      cookies[i]);
 	return h;
 }
 

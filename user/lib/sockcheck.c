@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "deadline.h"
+#include "hash.h"
 #include "sockcheck_internal.h"
 
 #define SC_DEFAULT_ADDR "127.0.0.1"
@@ -117,13 +118,7 @@ uint64_t sc_seed(unsigned int conn, unsigned int dir)
  * checker, not the socket, the bottleneck of a 1 GiB bulk. */
 static uint64_t sc_word(uint64_t seed, uint64_t i)
 {
-	uint64_t x = seed + i * 0x9e3779b97f4a7c15ull;
-
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
+	return hash_fmix64(seed + i * 0x9e3779b97f4a7c15ull);
 }
 
 void sc_pattern_init(struct sc_pattern *p, uint64_t seed)
