@@ -155,6 +155,7 @@ echo "$RUN" > "$2/nested.run"
 check "nested ok" true >/dev/null
 if [[ "$3" == fail ]]; then check_eq "nested deliberate failure" 1 2 >/dev/null; finish; fi
 exec 1>/dev/null
+: > "$2/nested.ready" # only the wait below is left: the signal lands there
 wait_for 60000 false
 '
 	# 1) a failing check -> finish exits 1, everything removed
@@ -182,12 +183,12 @@ wait_for 60000 false
 
 	# 3) SIGTERM and SIGINT half way -> cleanup via trap, exit 143 / 130
 	for sig in TERM INT; do
-		rm -f "$E2E_TMP/nested.run" "$E2E_TMP/nested.pid"
+		rm -f "$E2E_TMP/nested.run" "$E2E_TMP/nested.pid" "$E2E_TMP/nested.ready"
 		# python restores default SIGINT handling (bash ignores INT in & jobs)
 		"$PYTHON" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
 			bash -c "$nested_script" nested "$E2E_DIR" "$E2E_TMP" pause >"$E2E_TMP/nested.out" 2>&1 &
 		npid=$!
-		wait_for 20000 test -s "$E2E_TMP/nested.run"
+		wait_for 20000 test -e "$E2E_TMP/nested.ready"
 		nrun=$(cat "$E2E_TMP/nested.run" 2>/dev/null)
 		check "nested run ($sig) set up" test -n "$nrun"
 		kill -"$sig" "$npid"
