@@ -19,7 +19,13 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -Iuser/sluiced -I$(BUILD)
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Iinclude -Iuser/lib -Iuser/sluiced -Iuser/sluice-proxy \
+	-I$(BUILD)
+# SAN=1: AddressSanitizer and UBSan (make test runs the proxy's tests so, in build/san).
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	-I. -Iinclude -Ibpf
 LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lpthread
@@ -32,11 +38,14 @@ BPF_HDRS := $(wildcard bpf/lib/*.h include/sluice/*.h) vmlinux.h
 LIB_SRCS := $(wildcard user/lib/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libsluice.a
-BINS := $(BUILD)/sluiced $(BUILD)/sluice
+BINS := $(BUILD)/sluiced $(BUILD)/sluice $(BUILD)/sluice-proxy
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard user/sluice/*.c))
 # The agent's modules (all but main.c) form a library the tests link too.
 AGENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out user/sluiced/main.c,$(wildcard user/sluiced/*.c)))
 AGENT_LIB := $(BUILD)/libsluiced.a
+# The same for the proxy: its modules but main.c, linked by its unit tests.
+PROXY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out user/sluice-proxy/main.c,$(wildcard user/sluice-proxy/*.c)))
+PROXY_LIB := $(BUILD)/libsluiceproxy.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
@@ -47,16 +56,21 @@ BENCH_BIN := $(BUILD)/tools/bench/xdp_bench
 MAGLEV_BENCH := $(BUILD)/tools/bench/maglev_bench
 SOCK_BENCH := $(BUILD)/tools/bench/sock_bench
 SOCKCHECK := $(BUILD)/tools/sockcheck
+HTTP_UPSTREAM := $(BUILD)/tools/http_upstream
+FUZZ_HTTP1 := $(BUILD)/fuzz/fuzz_http1
+FUZZ_SECONDS ?= 60
 C_OBJS := $(LIB_OBJS) $(AGENT_OBJS) $(BUILD)/user/sluiced/main.o $(CLI_OBJS) $(BPFT_LIB) \
+	$(PROXY_OBJS) $(BUILD)/user/sluice-proxy/main.o \
 	$(patsubst %,%.o,$(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN)) $(BUILD)/tools/bench/bench_policy.o
 
 .DELETE_ON_ERROR:
 # Keep the BPF objects: the skeleton embeds them, tests and bpftool load them.
 .SECONDARY:
-.PHONY: all deps test test-unit test-bpf test-e2e bench demo demo-down check format \
-	install clean vmlinux
+.PHONY: all deps san test test-unit test-bpf test-e2e test-san bench demo demo-down check format \
+	install clean vmlinux fuzz
 
-all: $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN) $(MAGLEV_BENCH) $(SOCK_BENCH) $(SOCKCHECK)
+all: $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN) $(MAGLEV_BENCH) $(SOCK_BENCH) $(SOCKCHECK) \
+	$(HTTP_UPSTREAM)
 
 # Every target that builds or runs something installs what it needs first.
 deps:
@@ -95,23 +109,32 @@ $(AGENT_LIB): $(AGENT_OBJS)
 
 $(BUILD)/sluiced: $(BUILD)/user/sluiced/main.o $(AGENT_LIB) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/sluice: $(CLI_OBJS) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(AGENT_LIB) $(LIB)
+$(PROXY_LIB): $(PROXY_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/sluice-proxy: $(BUILD)/user/sluice-proxy/main.o $(PROXY_LIB) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(PROXY_LIB) $(AGENT_LIB) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
 $(BUILD)/tests/bpf/%: $(BUILD)/tests/bpf/%.o $(BPFT_LIB) $(AGENT_LIB) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BENCH_BIN): $(BUILD)/tools/bench/xdp_bench.o $(BUILD)/tools/bench/bench_policy.o $(BPFT_LIB) $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(MAGLEV_BENCH): tools/bench/maglev_bench.c user/lib/maglev.h $(LIB) | deps
 	$(call msg,CC,$@)
@@ -128,9 +151,36 @@ $(SOCKCHECK): tools/sockcheck.c user/lib/sockcheck.h $(LIB) | deps
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) -lpthread -o $@
 
-# The README's test command: all three layers, then one summary line.
-test: all
+$(HTTP_UPSTREAM): tools/http_upstream.c | deps
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< -lpthread -o $@
+
+# libFuzzer (clang) over the HTTP/1 parser, with ASan and UBSan; the seed
+# corpus is tests/fuzz/corpus/http1, new finds go to $(BUILD)/fuzz/corpus.
+$(FUZZ_HTTP1): tests/fuzz/fuzz_http1.c user/sluice-proxy/http1.c user/sluice-proxy/http1.h | deps
+	$(call msg,FUZZ-CC,$@)
+	$(Q)mkdir -p $(@D) $(BUILD)/fuzz/corpus
+	$(Q)clang -O1 -g -Iuser/sluice-proxy -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined tests/fuzz/fuzz_http1.c user/sluice-proxy/http1.c -o $@
+
+fuzz: $(FUZZ_HTTP1)
+	$(Q)$(FUZZ_HTTP1) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		$(BUILD)/fuzz/corpus tests/fuzz/corpus/http1
+
+# The proxy, its upstream stub and the unit tests again with ASan and
+# UBSan, in $(BUILD)/san (run_tests.sh's san layer runs them).
+SAN_BUILD := $(BUILD)/san
+san: | deps
+	$(Q)$(MAKE) --no-print-directory SAN=1 BUILD=$(SAN_BUILD) $(SAN_BUILD)/sluice-proxy \
+		$(SAN_BUILD)/tools/http_upstream $(patsubst $(BUILD)/%,$(SAN_BUILD)/%,$(UNIT_BINS))
+
+# The README's test command: all four layers, then one summary line.
+test: all san
 	$(Q)tools/run_tests.sh $(BUILD) $(TESTS)
+
+test-san: all san
+	$(Q)tools/run_tests.sh $(BUILD) san
 
 test-unit: $(UNIT_BINS) $(BUILD)/sluice
 	$(Q)tools/run_tests.sh $(BUILD) unit
@@ -159,6 +209,7 @@ format:
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/sluiced $(DESTDIR)$(PREFIX)/sbin/sluiced
+	install -m 0755 $(BUILD)/sluice-proxy $(DESTDIR)$(PREFIX)/sbin/sluice-proxy
 	install -m 0755 $(BUILD)/sluice $(DESTDIR)$(PREFIX)/bin/sluice
 
 # Regenerate the committed vmlinux.h from the running kernel's BTF.

@@ -11,7 +11,8 @@
 # to show a health check taking it out, and prints what the data path saw.
 # The agent's socket layer is attached to a demo cgroup: a client in it is
 # balanced at connect() (no NAT), and a loopback pair in it is redirected
-# socket to socket.
+# socket to socket; its HTTP requests to the L7 service go through
+# sluice-proxy (routes, a canary split, an access rule).
 # Everything stays up until `make demo-down`.
 # Usage: tools/demo.sh up|down BUILD_DIR
 set -euo pipefail
@@ -39,6 +40,8 @@ stop_ours() {
 
 demo_down() {
 	stop_ours pids lbserver
+	stop_ours upstream.pids http_upstream
+	stop_ours proxy.pid sluice-proxy
 	stop_ours agent.pid sluiced
 	sleep 0.2
 	if [[ -e /run/netns/${run}n && -d $pins ]]; then
@@ -61,16 +64,20 @@ start_servers() {
 		echo "$pid" >>"$state/pids"
 		pid=$(lb_server "${NS_BE[i]}" "be$i" 8081 --dual --udp)
 		echo "$pid" >>"$state/pids"
+		pid=$(bg_ns "${NS_BE[i]}" "$build/tools/http_upstream" --listen "198.18.$i.2:8090" \
+			--name "be$i" --quiet)
+		bg_wait_line "$pid" '^listening' 5000
+		echo "$pid" >>"$state/upstream.pids"
 	done
 }
 
 start_agent() {
 	local i
 	mkdir -p "$cgroup"
-	say "sluiced --bpffs $pins --config tools/demo.yaml --metrics 127.0.0.1:9090 --cgroup $cgroup --redirect-ports 7001 ${xdp[*]} &"
+	say "sluiced --bpffs $pins --config tools/demo.yaml --metrics 127.0.0.1:9090 --cgroup $cgroup --redirect-ports 7001 --l7-proxy 198.18.0.1:15001 ${xdp[*]} &"
 	setsid nsenter --net="/run/netns/${run}n" -- "$build/sluiced" --bpffs "$pins" \
 		--config "$top/tools/demo.yaml" --metrics 127.0.0.1:9090 --cgroup "$cgroup" \
-		--redirect-ports 7001 \
+		--redirect-ports 7001 --l7-proxy 198.18.0.1:15001 \
 		"${xdp[@]}" </dev/null >"$state/sluiced.log" 2>&1 &
 	echo $! >"$state/agent.pid"
 	for ((i = 0; i < 100; i++)); do
@@ -119,6 +126,42 @@ east_west() {
 	sluice -j stats | "$PYTHON" -c 'import json, sys; print({k: v for k, v in json.load(sys.stdin)["socket"].items() if v})'
 }
 
+# sluice-proxy in the node namespace, inside the demo cgroup (the agent's
+# getsockopt hook there answers its SO_ORIGINAL_DST).
+start_proxy() {
+	local i
+	say "sluice-proxy --config tools/demo.yaml &   # in the node ns and the demo cgroup; listens on 198.18.0.1:15001"
+	setsid nsenter --net="/run/netns/${run}n" -- sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' \
+		"$cgroup" "$build/sluice-proxy" --config "$top/tools/demo.yaml" \
+		</dev/null >"$state/proxy.log" 2>&1 &
+	echo $! >"$state/proxy.pid"
+	for ((i = 0; i < 50; i++)); do
+		grep -q 'workers serving' "$state/proxy.log" && return 0
+		sleep 0.1
+	done
+	echo "demo: sluice-proxy did not start:" >&2
+	cat "$state/proxy.log" >&2
+	exit 1
+}
+
+# HTTP from the client, in the cgroup: connect() to the L7 VIP goes to the
+# proxy, which reads the VIP and applies the service's routes.
+l7_step() {
+	local path
+	start_proxy
+	for path in / / /v2/ /admin; do
+		say "curl -s http://$VIP4:8000$path   # in the cgroup: steered to sluice-proxy"
+		in_cgroup curl -s -m 5 -o /dev/null -D - "http://$VIP4:8000$path" |
+			grep -E '^(HTTP|X-Upstream)' | tr -d '\r'
+	done
+	say "for i in \$(seq 100); do curl http://$VIP4:8000/canary/; done | sort | uniq -c   # 10% to v2 (be3)"
+	in_cgroup sh -c 'for i in $(seq 100); do curl -s -m 5 -o /dev/null -D - "$0"; done' \
+		"http://$VIP4:8000/canary/" | grep -i '^X-Upstream' | tr -d '\r' | sort | uniq -c
+	sleep 0.2 # the access log is written every 50 ms
+	say "tail -n 3 $state/access.log   # sluice-proxy's access log"
+	tail -n 3 "$state/access.log"
+}
+
 # Policy (tools/demo.yaml): the backends take the client on 8080-8081 only.
 policy_step() {
 	say "sluice policy list"
@@ -149,6 +192,7 @@ demo_up() {
 	nsenter --net="/run/netns/$NS_CLIENT" -- "$PYTHON" "$LBCLIENT" spread --vip "$VIP4" \
 		--port 80 --count 60
 	east_west
+	l7_step
 	policy_step
 	say "sluice service list"
 	sluice service list
@@ -174,6 +218,9 @@ bpftool run in the node namespace; the CLI finds the agent via SLUICE_SOCKET):
   nsenter --net=/run/netns/$NS_CLIENT $PYTHON $LBCLIENT spread --vip $VIP4 --port 80 --count 10
   echo \$\$ > $cgroup/cgroup.procs    # this shell's new processes get the socket layer
   bpftool cgroup show $cgroup                                  # its hooks
+  nsenter --net=/run/netns/$NS_CLIENT sh -c 'echo \$\$ >$cgroup/cgroup.procs; exec curl -s http://$VIP4:8000/v2/x'
+  tail -f $state/access.log; nsenter --net=/run/netns/${run}n curl -s 127.0.0.1:9091/metrics   # the proxy
+  kill -HUP \$(cat $state/proxy.pid)      # sluice-proxy re-reads tools/demo.yaml
 Tear it down with: make demo-down
 MSG
 }

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
 	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
 	libcmocka-dev libyaml-dev libjson-c-dev clang-format
-	iproute2 ethtool iputils-ping procps util-linux python3
+	iproute2 ethtool iputils-ping procps util-linux python3 curl
 )
 
 missing=()

@@ -2,13 +2,13 @@
 # Run Sluice's test layers and print one summary: every test binary or
 # script runs, its own summary is read (cmocka's "[  PASSED  ] N test(s)."
 # or our "N passed, M failed"), and the last line is the total.
-# Usage: tools/run_tests.sh BUILD_DIR [unit] [bpf] [e2e]   (default: all three)
+# Usage: tools/run_tests.sh BUILD_DIR [unit] [bpf] [e2e] [san]   (default: all four)
 set -u
 
 build=${1:?usage: run_tests.sh BUILD_DIR [unit|bpf|e2e]...}
 shift
 layers=("$@")
-((${#layers[@]})) || layers=(unit bpf e2e)
+((${#layers[@]})) || layers=(unit bpf e2e san)
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 total_pass=0 total_fail=0 broken=()
@@ -63,8 +63,20 @@ for layer in "${layers[@]}"; do
 			run_one "e2e/$(basename "$script")" env SLUICE_BUILD="$build" bash "$script"
 		done
 		;;
+	san)
+		# What parses untrusted input, under ASan and UBSan (make san):
+		# the unit tests, and the proxy's end-to-end test with the
+		# sanitized proxy and upstream (the agent stays the plain one).
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+		for bin in "$build/san/tests/unit"/test_*; do
+			[[ -x $bin && ! -d $bin ]] || continue
+			run_one "san/unit/$(basename "$bin")" env SLUICE_BUILD="$build" "$bin"
+		done
+		run_one "san/e2e/test_proxy.sh" env SLUICE_BUILD="$build" \
+			SLUICE_PROXY_BUILD="$build/san" bash "$top/tests/e2e/test_proxy.sh"
+		;;
 	*)
-		echo "run_tests.sh: unknown layer '$layer' (unit, bpf, e2e)" >&2
+		echo "run_tests.sh: unknown layer '$layer' (unit, bpf, e2e, san)" >&2
 		exit 2
 		;;
 	esac

@@ -761,7 +761,7 @@ static void exchange(struct metrics_server *srv, const char *ip, const void *req
 	if (len)
 		ASSERT_EQ(send(fd, req, len, MSG_NOSIGNAL), len, "client send");
 	t0 = now_ms();
-	metrics_serve_one(srv, &src);
+	metrics_serve_one(srv, metrics_render_agent, &src);
 	r->served_ms = now_ms() - t0;
 	reply_read(fd, r);
 	close(fd);
@@ -914,7 +914,7 @@ static void test_http_deadline(void)
 	if (!srv)
 		return;
 	t0 = now_ms();
-	metrics_serve_one(srv, &src);
+	metrics_serve_one(srv, metrics_render_agent, &src);
 	ASSERT_TRUE(now_ms() - t0 < 100, "nothing pending: returns at once");
 
 	exchange(srv, "127.0.0.1", NULL, 0, &r);
@@ -945,7 +945,7 @@ static void test_http_client_gone(void)
 	send(fd, "GET /met", 8, MSG_NOSIGNAL);
 	shutdown(fd, SHUT_WR);
 	t0 = now_ms();
-	metrics_serve_one(srv, &src);
+	metrics_serve_one(srv, metrics_render_agent, &src);
 	ASSERT_TRUE(now_ms() - t0 < 500, "half-closed client: no wait");
 	reply_read(fd, &r);
 	ASSERT_EQ(r.status, 400, "half-closed mid-request");
@@ -961,7 +961,7 @@ static void test_http_client_gone(void)
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		close(fd); /* RST */
 		t0 = now_ms();
-		metrics_serve_one(srv, &src);
+		metrics_serve_one(srv, metrics_render_agent, &src);
 		ASSERT_TRUE(now_ms() - t0 < 500, "reset client: no wait");
 	}
 close_srv:

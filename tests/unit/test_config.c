@@ -237,7 +237,7 @@ static const struct bad_case bad_cases[] = {
 	      "        wieght: 2\n",
 	  5, 9, "services[0].backends[0].wieght", "unknown key 'wieght' (did you mean 'weight'?)" },
 	{ "unknown service key, listed", SVC "    port: 80\n", 3, 5, "services[0].port",
-	  "unknown key 'port' (expected name, vip, affinity, health, backends, l7)" },
+	  "unknown key 'port' (expected name, vip, affinity, health, backends, l7, http)" },
 	{ "unknown health key", SVC "    health: {type: tcp, retries: 3}\n", 3, 25,
 	  "services[0].health.retries", "unknown key 'retries'" },
 	{ "services is a mapping", "services:\n  web: {}\n", 2, 3, "services",

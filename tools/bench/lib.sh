@@ -4,6 +4,7 @@
 # share: a cgroup v2 directory, a bpffs pin directory and a work directory
 # of their own, removed on exit (failure and signals included); an agent
 # attached to that cgroup; the CPU time others take during a run; medians.
+# tools/bench/proxy.sh uses only die, the CPU-time helpers and the medians.
 #
 # Sourced (never executed), from the repository root, by a script under
 # `set -euo pipefail`. Set before sourcing: BENCH_NAME, the prefix of
@@ -146,6 +147,22 @@ machine_busy_us() {
 }
 cg_busy_us() {
 	awk '$1 == "usage_usec" { print $2 }' "$cg/cpu.stat"
+}
+
+# pids_busy_us PID...: the CPU time (user + system, all threads) the
+# processes PID... have used so far, in microseconds, for benchmarks whose
+# processes are not in a cgroup of their own. A process that is gone
+# counts 0; children count only once reaped (cutime is left out).
+pids_busy_us() {
+	local pid stat fields total=0
+
+	for pid in "$@"; do
+		{ stat=$(<"/proc/$pid/stat"); } 2>/dev/null || continue
+		# After the command name, which may hold spaces: field 3 on.
+		read -r -a fields <<<"${stat##*) }"
+		total=$((total + fields[11] + fields[12]))
+	done
+	echo $((total * 1000000 / hz))
 }
 
 # ---- report ----

@@ -3,7 +3,8 @@
  * refuses the first thing wrong with its file position and field path.
  * Duplicate services and backends are found with open-addressing hash
  * tables so that 10,000 services cost linear time. The endpoints and
- * policies keys are parsed in config_policy.c (config_internal.h). */
+ * policies keys are parsed in config_policy.c, a service's http key in
+ * config_http.c and the proxy key in config_proxy.c (config_internal.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -558,7 +559,7 @@ static int be_index(struct cfg_parser *p, const struct cfg_service *svc, uint32_
 }
 
 /* Why addr_parse_endpoint() refused the @len bytes at @text. */
-static const char *endpoint_problem(const char *text, size_t len)
+const char *cfg_endpoint_problem(const char *text, size_t len)
 {
 	const char *c, *colon = NULL, *end = text + len;
 	unsigned long port = 0;
@@ -588,7 +589,7 @@ static int parse_vip_text(struct cfg_parser *p, const char *text, struct sl_svc_
 		return cfg_fail(p, "invalid vip '%.64s': protocol must be tcp or udp", text);
 	if (addr_parse_service(text, key))
 		return cfg_fail(p, "invalid vip '%.64s': %s", text,
-				endpoint_problem(text, slash - text));
+				cfg_endpoint_problem(text, slash - text));
 	return 0;
 }
 
@@ -721,7 +722,7 @@ static int parse_address(struct cfg_parser *p, const struct cfg_field *f, void *
 		return err;
 	if (addr_parse_endpoint(text, &be->addr))
 		return cfg_fail(p, "invalid address '%.64s': %s", text,
-				endpoint_problem(text, strlen(text)));
+				cfg_endpoint_problem(text, strlen(text)));
 	if (be_index(p, svc, svc->n_backends, &first))
 		return cfg_oom(p);
 	if (first >= 0) {
@@ -778,7 +779,7 @@ static int parse_backends(struct cfg_parser *p, const struct cfg_field *f, void 
 }
 
 /* services[i] */
-enum { SF_NAME, SF_VIP, SF_AFFINITY, SF_HEALTH, SF_BACKENDS, SF_L7 };
+enum { SF_NAME, SF_VIP, SF_AFFINITY, SF_HEALTH, SF_BACKENDS, SF_L7, SF_HTTP };
 
 bool cfg_name_valid(const char *name)
 {
@@ -859,6 +860,7 @@ static const struct cfg_field service_fields[] = {
 	[SF_HEALTH] = { .key = "health", .parse = parse_health },
 	[SF_BACKENDS] = { .key = "backends", .parse = parse_backends },
 	[SF_L7] = { .key = "l7", .parse = parse_l7 },
+	[SF_HTTP] = { .key = "http", .parse = cfg_parse_http }, /* config_http.c */
 };
 
 /* Backends were read before or after the vip: compare families at the end. */
@@ -910,7 +912,11 @@ static int parse_service(struct cfg_parser *p, void *obj)
 		return cfg_fail_key(p, "vip", seen.start, "missing required key 'vip'");
 	if (svc->l7 && svc->key.proto != SL_PROTO_TCP)
 		return cfg_fail_key(p, "l7", seen.key[SF_L7], "l7: http needs a TCP service");
-	return check_families(p, svc);
+	err = check_families(p, svc);
+	/* After the whole mapping: l7 and vip may follow http. */
+	if (!err && svc->http)
+		err = cfg_http_service_finish(p, svc, seen.key[SF_HTTP]);
+	return err;
 }
 
 static int parse_services(struct cfg_parser *p, const struct cfg_field *f, void *obj)
@@ -923,6 +929,7 @@ static const struct cfg_field root_fields[] = {
 	{ .key = "services", .parse = parse_services },
 	{ .key = "endpoints", .parse = cfg_parse_endpoints },
 	{ .key = "policies", .parse = cfg_parse_policies },
+	{ .key = "proxy", .parse = cfg_parse_proxy },
 };
 
 /* The stream: nothing (an empty config) or one document holding a mapping
@@ -944,6 +951,8 @@ static int parse_stream(struct cfg_parser *p)
 		err = cfg_parse_mapping(p, root_fields, ARRAY_SIZE(root_fields), NULL, &seen);
 		if (!err)
 			err = cfg_policy_finish(p);
+		if (!err)
+			err = cfg_proxy_finish(p);
 	} else if (!cfg_event_is_null(&p->event)) {
 		err = cfg_fail(p, "expected a mapping with 'services', got %s",
 			       cfg_event_kind(&p->event));
@@ -965,6 +974,7 @@ int cfg_load_buffer(const char *name, const char *text, size_t len, struct cfg_s
 	int ret;
 
 	memset(out, 0, sizeof(*out));
+	cfg_proxy_defaults(&p.state.proxy); /* an empty config has them too */
 	p.err = err ? err : &scratch;
 	memset(p.err, 0, sizeof(*p.err));
 	snprintf(p.err->file, sizeof(p.err->file), "%s", name ? name : "<buffer>");
@@ -1066,8 +1076,10 @@ void cfg_free(struct cfg_state *state)
 {
 	size_t i;
 
-	for (i = 0; i < state->n_services; i++)
+	for (i = 0; i < state->n_services; i++) {
 		free(state->services[i].backends);
+		cfg_http_free(state->services[i].http);
+	}
 	free(state->services);
 	pol_state_free(&state->policy);
 	memset(state, 0, sizeof(*state));

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "config_http.h"
 #include "policy.h"
 #include "sluice/limits.h"
 #include "sluice/service.h"
@@ -50,6 +51,7 @@ struct cfg_service {
 	char name[SL_SVC_NAME_MAX]; /* may be empty */
 	uint32_t affinity_s; /* 0 = no client-IP affinity */
 	bool l7; /* l7: http: local clients go through sluice-proxy (socket layer) */
+	struct cfg_http *http; /* the `http:` key (only with l7), NULL when absent */
 	struct cfg_health health;
 	struct cfg_backend *backends; /* in file order, no two with one address */
 	size_t n_backends;
@@ -63,6 +65,7 @@ struct cfg_state {
 	struct cfg_service *services;
 	size_t n_services;
 	struct pol_state policy;
+	struct cfg_proxy proxy; /* the `proxy:` key, defaults when absent */
 };
 
 /* Where and why a config was refused. line 0 means no position (I/O,
@@ -98,6 +101,9 @@ void cfg_error_format(const struct cfg_error *err, char *buf, size_t len);
 
 /* A service name: A-Z a-z 0-9 . _ - and shorter than SL_SVC_NAME_MAX. */
 bool cfg_name_valid(const char *name);
+/* Set @p to the proxy settings of a config without a `proxy:` key
+ * (config_http.h's defaults): cfg_load_*() start from them. */
+void cfg_proxy_defaults(struct cfg_proxy *p);
 
 /* ---- building and saving states (config_write.c): the agent's state file ---- */
 
@@ -108,8 +114,9 @@ int cfg_write(FILE *out, const struct cfg_state *state);
 int cfg_copy(struct cfg_state *dst, const struct cfg_state *src);
 struct cfg_service *cfg_find_service(const struct cfg_state *state, const struct sl_svc_key *key);
 struct cfg_backend *cfg_find_backend(const struct cfg_service *svc, const struct addr_port *addr);
-/* Append a service (no backends) or a backend; the pointer may move. Return
- * the new element, or NULL when out of memory (nothing changed). */
+/* Append a service (no backends, no http) or a backend; the pointer may
+ * move. Return the new element, or NULL when out of memory (nothing
+ * changed). Removing a service frees its backends and http. */
 struct cfg_service *cfg_add_service(struct cfg_state *state, const struct cfg_service *svc);
 struct cfg_backend *cfg_add_backend(struct cfg_service *svc, const struct cfg_backend *be);
 /* Remove one element (order of the rest kept). */

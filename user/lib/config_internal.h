@@ -1,5 +1,6 @@
 /* The config parser's internals (config.c), shared with the parts of the
- * format that live in their own files (config_policy.c): the parser
+ * format that live in their own files (config_policy.c, config_http.c,
+ * config_proxy.c, and config_write.c for cfg_http_free()): the parser
  * state, the table of keys of one mapping, the error helpers that record
  * position and field path, and the readers of scalars, mappings and
  * sequences. Not an API: only the config_*.c files include this. */
@@ -37,6 +38,8 @@ struct cfg_parser {
 	size_t be_slots_len; /* in use, a power of two */
 	size_t be_slots_cap; /* allocated */
 	struct cfg_policy_parse *pol; /* NULL until endpoints or policies are read */
+	/* proxy.default_service's value, checked once every service is read */
+	yaml_mark_t default_service_mark;
 	struct cfg_error *err;
 	char path[128]; /* field path of the current event */
 	size_t path_len;
@@ -126,6 +129,9 @@ void *cfg_grow(void *array, size_t n, size_t size);
 uint32_t cfg_hash_bytes(const void *data, size_t len, uint32_t h);
 uint32_t cfg_hash_finish(uint32_t h);
 
+/* Why addr_parse_endpoint() refused the @len bytes at @text, for messages. */
+const char *cfg_endpoint_problem(const char *text, size_t len);
+
 /* ---- config_policy.c: the endpoints and policies keys ---- */
 
 int cfg_parse_endpoints(struct cfg_parser *p, const struct cfg_field *f, void *obj);
@@ -135,5 +141,35 @@ int cfg_parse_policies(struct cfg_parser *p, const struct cfg_field *f, void *ob
 int cfg_policy_finish(struct cfg_parser *p);
 /* Release what the policy parsing kept aside (not the state). */
 void cfg_policy_parse_free(struct cfg_parser *p);
+
+/* ---- config_http.c: a service's http key ---- */
+
+#define CFG_TIMEOUT_MAX 3600000u /* ms, an hour: every http and proxy timeout */
+
+/* The http key of the service @obj (svc->http, set first: freed with the
+ * service on error). */
+int cfg_parse_http(struct cfg_parser *p, const struct cfg_field *f, void *obj);
+/* At the end of a service with an http key (found at @http_key): it must
+ * be l7, and its groups' backends of its vip's family. */
+int cfg_http_service_finish(struct cfg_parser *p, const struct cfg_service *svc,
+			    yaml_mark_t http_key);
+/* Release @http (may be NULL) and all it holds. */
+void cfg_http_free(struct cfg_http *http);
+/* Helpers the proxy key shares: a nested mapping (refused if the current
+ * event is not one); a list, given as a sequence or as one scalar, whose
+ * null or [] is refused with @hint; an ADDR:PORT. */
+int cfg_parse_submapping(struct cfg_parser *p, const struct cfg_field *fields, size_t n, void *obj,
+			 struct cfg_seen *seen);
+int cfg_parse_list(struct cfg_parser *p, int (*item)(struct cfg_parser *p, void *obj), void *obj,
+		   const char *hint);
+int cfg_parse_endpoint(struct cfg_parser *p, struct addr_port *out);
+
+/* ---- config_proxy.c: the proxy key ---- */
+
+/* Into p->state.proxy, which holds the defaults before. */
+int cfg_parse_proxy(struct cfg_parser *p, const struct cfg_field *f, void *obj);
+/* Once the whole file is read: proxy.default_service names an l7
+ * service, and routes take the proxy's timeouts they did not set. */
+int cfg_proxy_finish(struct cfg_parser *p);
 
 #endif

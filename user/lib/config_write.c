@@ -1,11 +1,13 @@
 /* Building and saving config states (config.h): what the agent keeps as
  * its desired state and writes to its state file, in the config format so
- * that a saved state is read back by the same validating parser. */
+ * that a saved state is read back by the same validating parser. The http
+ * and proxy keys are written here too, their parser is config_http.c. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "config_internal.h"
 #include "hash.h"
 
 static const char *health_type_name(enum cfg_health_type type)
@@ -39,7 +41,9 @@ static void write_health(FILE *out, const struct cfg_health *h)
 		h->interval_ms, h->timeout_ms, h->healthy_threshold, h->unhealthy_threshold);
 }
 
-static void write_service(FILE *out, const struct cfg_service *svc)
+static void write_http(FILE *out, const struct cfg_http *http, const struct cfg_proxy *px);
+
+static void write_service(FILE *out, const struct cfg_service *svc, const struct cfg_proxy *px)
 {
 	char text[ADDR_STR_MAX];
 
@@ -60,6 +64,8 @@ static void write_service(FILE *out, const struct cfg_service *svc)
 		fprintf(out, "      - { address: \"%s\", weight: %u }\n", text,
 			svc->backends[i].weight);
 	}
+	if (svc->http)
+		write_http(out, svc->http, px);
 }
 
 /* Whether YAML reads @text back, unquoted, as this very string: letters,
@@ -157,6 +163,285 @@ static void write_ruleset(FILE *out, const struct pol_ruleset *rs)
 		write_rule(out, &rs->rules[i]);
 }
 
+/* ---- http and proxy ---- */
+
+static bool addr_equal(const struct addr_port *a, const struct addr_port *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       !memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+/* Only called with some bit set: an empty list does not read back. */
+static void write_methods(FILE *out, uint32_t methods)
+{
+	static const char *const names[] = { "GET",   "HEAD",	 "POST",  "PUT",    "DELETE",
+					     "PATCH", "OPTIONS", "TRACE", "CONNECT" };
+	const char *sep = "[";
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (methods & (1u << i)) {
+			fprintf(out, "%s%s", sep, names[i]);
+			sep = ", ";
+		}
+	}
+	fputs("]", out);
+}
+
+static void write_path(FILE *out, const char *indent, enum cfg_path_match kind, const char *path)
+{
+	fprintf(out, "%s%s: ", indent, kind == CFG_PATH_EXACT ? "path" : "prefix");
+	write_quoted(out, path);
+	fputc('\n', out);
+}
+
+static bool group_is_default(const struct cfg_http_group *g)
+{
+	return g->lb == CFG_LB_ROUND_ROBIN && !g->max_connections && !g->max_pending &&
+	       !g->max_requests && g->consecutive_5xx == 5 && g->base_ejection_ms == 30000 &&
+	       g->max_ejection_percent == 50;
+}
+
+static void write_group(FILE *out, const struct cfg_http_group *g)
+{
+	static const char *const lb_names[] = { "round-robin", "least-request", "hash" };
+	char text[ADDR_STR_MAX];
+
+	fprintf(out, "        - name: ");
+	write_text(out, g->name);
+	fprintf(out, "\n          lb: %s\n", lb_names[g->lb]);
+	if (g->lb == CFG_LB_HASH_HEADER) {
+		fprintf(out, "          hash_header: ");
+		write_text(out, g->hash_header);
+		fputc('\n', out);
+	}
+	if (g->n_backends)
+		fprintf(out, "          backends:\n");
+	for (size_t i = 0; i < g->n_backends; i++) {
+		addr_format_endpoint(&g->backends[i].addr, text, sizeof(text));
+		fprintf(out, "            - { address: \"%s\", weight: %u }\n", text,
+			g->backends[i].weight);
+	}
+	fprintf(out,
+		"          circuit_breaker: { max_connections: %u, max_pending: %u, "
+		"max_requests: %u }\n"
+		"          outlier: { consecutive_5xx: %u, base_ejection_ms: %u, "
+		"max_ejection_percent: %u }\n",
+		g->max_connections, g->max_pending, g->max_requests, g->consecutive_5xx,
+		g->base_ejection_ms, g->max_ejection_percent);
+}
+
+static void write_match(FILE *out, const struct cfg_http_route *r)
+{
+	if (!r->host[0] && r->path_kind == CFG_PATH_ANY && !r->methods && !r->n_headers)
+		return;
+	fprintf(out, "          match:\n");
+	if (r->host[0]) {
+		fprintf(out, "            host: ");
+		write_text(out, r->host);
+		fputc('\n', out);
+	}
+	if (r->path_kind != CFG_PATH_ANY)
+		write_path(out, "            ", r->path_kind, r->path);
+	if (r->methods) {
+		fprintf(out, "            methods: ");
+		write_methods(out, r->methods);
+		fputc('\n', out);
+	}
+	for (unsigned int i = 0; i < r->n_headers; i++) {
+		fprintf(out, "%s", i ? ", " : "            headers: { ");
+		write_text(out, r->headers[i].name);
+		fprintf(out, ": ");
+		write_quoted(out, r->headers[i].present ? "*" : r->headers[i].value);
+	}
+	fprintf(out, "%s", r->n_headers ? " }\n" : "");
+}
+
+/* Timeouts the proxy section gives are left out: they read back so. */
+static void write_route_tail(FILE *out, const struct cfg_http_route *r, const struct cfg_proxy *px)
+{
+	static const char *const on_names[] = { "connect-failure", "reset", "502", "503", "504" };
+	static const char *const keys[] = { "connect_ms", "request_ms", "idle_ms" };
+	const uint32_t mine[] = { r->connect_timeout_ms, r->request_timeout_ms,
+				  r->idle_timeout_ms };
+	const uint32_t theirs[] = { px->connect_timeout_ms, px->request_timeout_ms,
+				    px->idle_timeout_ms };
+	const char *sep = "          timeouts: { ";
+	bool any = false;
+
+	for (size_t i = 0; i < 3; i++) {
+		if (mine[i] && mine[i] != theirs[i]) {
+			fprintf(out, "%s%s: %u", sep, keys[i], mine[i]);
+			sep = ", ";
+			any = true;
+		}
+	}
+	fprintf(out, "%s", any ? " }\n" : "");
+	if (r->retries == 1 && r->retry_on == CFG_RETRY_DEFAULT)
+		return;
+	fprintf(out, "          retries: { attempts: %u", r->retries);
+	sep = ", on: [";
+	for (size_t i = 0; i < 5; i++) {
+		if (r->retry_on & (1u << i)) {
+			fprintf(out, "%s%s", sep, on_names[i]);
+			sep = ", ";
+		}
+	}
+	fprintf(out, "%s }\n", r->retry_on ? "]" : "");
+}
+
+static void write_route(FILE *out, const struct cfg_http_route *r, const struct cfg_http *http,
+			const struct cfg_proxy *px)
+{
+	fprintf(out, "        - to: ");
+	if (r->n_splits == 1 && r->splits[0].weight == 1) {
+		write_text(out, http->groups[r->splits[0].group].name);
+	} else {
+		for (unsigned int i = 0; i < r->n_splits; i++) {
+			fprintf(out, "%s{ group: ", i ? ", " : "[");
+			write_text(out, http->groups[r->splits[i].group].name);
+			fprintf(out, ", weight: %u }", r->splits[i].weight);
+		}
+		fputc(']', out);
+	}
+	fputc('\n', out);
+	write_match(out, r);
+	write_route_tail(out, r, px);
+}
+
+static void write_access(FILE *out, const struct cfg_http_access *a)
+{
+	char text[POL_LABELS_MAX * (POL_LABEL_KEY_MAX + POL_LABEL_VALUE_MAX + 2)];
+
+	fprintf(out, "        - id: %u\n          action: %s\n          from: ", a->id,
+		pol_action_name(a->action));
+	pol_peer_format(&a->from, text, sizeof(text));
+	write_text(out, text);
+	fputc('\n', out);
+	if (a->methods) {
+		fprintf(out, "          methods: ");
+		write_methods(out, a->methods);
+		fputc('\n', out);
+	}
+	if (a->path_kind != CFG_PATH_ANY)
+		write_path(out, "          ", a->path_kind, a->path);
+}
+
+/* groups[0] is written only when its settings are not the defaults;
+ * retry_budget always is, so the key never stays empty. */
+static void write_http(FILE *out, const struct cfg_http *http, const struct cfg_proxy *px)
+{
+	bool first_group = !group_is_default(&http->groups[0]);
+
+	fprintf(out, "    http:\n      retry_budget: { percent: %u, min_concurrent: %u }\n",
+		http->retry_budget_percent, http->retry_min_concurrent);
+	if (http->n_groups > 1 || first_group)
+		fprintf(out, "      groups:\n");
+	for (size_t i = first_group ? 0 : 1; i < http->n_groups; i++)
+		write_group(out, &http->groups[i]);
+	if (http->n_routes)
+		fprintf(out, "      routes:\n");
+	for (size_t i = 0; i < http->n_routes; i++)
+		write_route(out, &http->routes[i], http, px);
+	if (http->n_access)
+		fprintf(out, "      access:\n");
+	for (size_t i = 0; i < http->n_access; i++)
+		write_access(out, &http->access[i]);
+}
+
+/* The proxy key, with only what differs from the defaults: written once
+ * something is, the flow mapping of limits or timeouts once opened. */
+struct proxy_out {
+	FILE *out;
+	bool started;
+	bool open;
+};
+
+static void proxy_key(struct proxy_out *w, const char *key)
+{
+	if (!w->started)
+		fputs("proxy:\n", w->out);
+	w->started = true;
+	fprintf(w->out, "  %s: ", key);
+}
+
+static void flow_uint(struct proxy_out *w, const char *map, const char *key, uint64_t value,
+		      uint64_t def)
+{
+	if (value == def)
+		return;
+	if (!w->open)
+		proxy_key(w, map);
+	fprintf(w->out, "%s%s: %llu", w->open ? ", " : "{ ", key, (unsigned long long)value);
+	w->open = true;
+}
+
+static void flow_end(struct proxy_out *w)
+{
+	if (w->open)
+		fputs(" }\n", w->out);
+	w->open = false;
+}
+
+static void write_proxy_sinks(struct proxy_out *w, const struct cfg_proxy *px)
+{
+	char text[ADDR_STR_MAX];
+
+	if (px->access_log[0] || px->access_log_json) {
+		proxy_key(w, "access_log");
+		fputs("{ path: ", w->out);
+		write_quoted(w->out, px->access_log);
+		fprintf(w->out, ", format: %s }\n", px->access_log_json ? "json" : "text");
+	}
+	if (px->metrics.port) {
+		addr_format_endpoint(&px->metrics, text, sizeof(text));
+		proxy_key(w, "metrics");
+		fprintf(w->out, "\"%s\"\n", text);
+	}
+}
+
+/* A state that no load made (adopted from the maps) has no listen
+ * address: it has no proxy settings to keep either. */
+static void write_proxy(FILE *out, const struct cfg_proxy *px)
+{
+	struct proxy_out w = { .out = out };
+	char text[ADDR_STR_MAX];
+	struct cfg_proxy d;
+
+	if (!px->n_listen)
+		return;
+	cfg_proxy_defaults(&d);
+	if (px->n_listen != 1 || !addr_equal(&px->listen[0], &d.listen[0])) {
+		proxy_key(&w, "listen");
+		for (unsigned int i = 0; i < px->n_listen; i++) {
+			addr_format_endpoint(&px->listen[i], text, sizeof(text));
+			fprintf(out, "%s\"%s\"", i ? ", " : "[", text);
+		}
+		fputs("]\n", out);
+	}
+	if (px->workers) {
+		proxy_key(&w, "workers");
+		fprintf(out, "%u\n", px->workers);
+	}
+	if (px->default_service[0]) {
+		proxy_key(&w, "default_service");
+		write_text(out, px->default_service);
+		fputc('\n', out);
+	}
+	flow_uint(&w, "limits", "request_line", px->max_request_line, d.max_request_line);
+	flow_uint(&w, "limits", "header_bytes", px->max_header_bytes, d.max_header_bytes);
+	flow_uint(&w, "limits", "headers", px->max_headers, d.max_headers);
+	flow_uint(&w, "limits", "body_bytes", px->max_body_bytes, d.max_body_bytes);
+	flow_end(&w);
+	flow_uint(&w, "timeouts", "header_ms", px->header_timeout_ms, d.header_timeout_ms);
+	flow_uint(&w, "timeouts", "client_idle_ms", px->client_idle_ms, d.client_idle_ms);
+	flow_uint(&w, "timeouts", "connect_ms", px->connect_timeout_ms, d.connect_timeout_ms);
+	flow_uint(&w, "timeouts", "request_ms", px->request_timeout_ms, d.request_timeout_ms);
+	flow_uint(&w, "timeouts", "idle_ms", px->idle_timeout_ms, d.idle_timeout_ms);
+	flow_uint(&w, "timeouts", "upstream_idle_ms", px->upstream_idle_ms, d.upstream_idle_ms);
+	flow_end(&w);
+	write_proxy_sinks(&w, px);
+}
+
 /* The policy keys are left out when empty: a state without a policy is
  * written as before policies existed. Every rule is written with its id,
  * so ids given by the parser stay. */
@@ -166,7 +451,7 @@ int cfg_write(FILE *out, const struct cfg_state *state)
 
 	fprintf(out, "services:%s\n", state->n_services ? "" : " []");
 	for (size_t i = 0; i < state->n_services; i++)
-		write_service(out, &state->services[i]);
+		write_service(out, &state->services[i], &state->proxy);
 	if (pol->n_endpoints)
 		fprintf(out, "endpoints:\n");
 	for (size_t i = 0; i < pol->n_endpoints; i++)
@@ -175,7 +460,52 @@ int cfg_write(FILE *out, const struct cfg_state *state)
 		fprintf(out, "policies:\n");
 	for (size_t i = 0; i < pol->n_rulesets; i++)
 		write_ruleset(out, &pol->rulesets[i]);
+	write_proxy(out, &state->proxy);
 	return ferror(out) ? -EIO : 0;
+}
+
+/* @n elements of @size at @src in a new array (never NULL for n = 0). */
+static void *dup_array(const void *src, size_t n, size_t size)
+{
+	void *copy = calloc(n + 1, size);
+
+	if (copy && n)
+		memcpy(copy, src, n * size);
+	return copy;
+}
+
+/* A deep copy of @src (NULL: none) into *@dst. 0, or -ENOMEM with *@dst NULL. */
+static int http_copy(struct cfg_http **dst, const struct cfg_http *src)
+{
+	struct cfg_http *h;
+
+	*dst = NULL;
+	if (!src)
+		return 0;
+	h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	memcpy(h, src, sizeof(*h));
+	h->groups = calloc(src->n_groups + 1, sizeof(*h->groups));
+	h->n_groups = 0; /* counted as their backends are copied, for cfg_http_free() */
+	h->routes = dup_array(src->routes, src->n_routes, sizeof(*h->routes));
+	h->access = dup_array(src->access, src->n_access, sizeof(*h->access));
+	if (!h->groups || !h->routes || !h->access)
+		goto free_http;
+	for (size_t i = 0; i < src->n_groups; i++) {
+		const struct cfg_http_group *g = &src->groups[i];
+
+		memcpy(&h->groups[i], g, sizeof(*g));
+		h->groups[i].backends = dup_array(g->backends, g->n_backends, sizeof(*g->backends));
+		if (!h->groups[i].backends)
+			goto free_http;
+		h->n_groups++;
+	}
+	*dst = h;
+	return 0;
+free_http:
+	cfg_http_free(h);
+	return -ENOMEM;
 }
 
 int cfg_copy(struct cfg_state *dst, const struct cfg_state *src)
@@ -189,15 +519,24 @@ int cfg_copy(struct cfg_state *dst, const struct cfg_state *src)
 		struct cfg_service *to = &dst->services[i];
 
 		*to = *from;
+		to->http = NULL;
 		to->backends = calloc(from->n_backends + 1, sizeof(*to->backends));
 		if (!to->backends) {
 			dst->n_services = i;
 			cfg_free(dst);
 			return -ENOMEM;
 		}
-		memcpy(to->backends, from->backends, from->n_backends * sizeof(*to->backends));
+		if (from->n_backends) /* memcpy(NULL, 0) is undefined */
+			memcpy(to->backends, from->backends,
+			       from->n_backends * sizeof(*to->backends));
+		if (http_copy(&to->http, from->http)) {
+			dst->n_services = i + 1;
+			cfg_free(dst);
+			return -ENOMEM;
+		}
 	}
 	dst->n_services = src->n_services;
+	dst->proxy = src->proxy;
 	if (pol_state_copy(&dst->policy, &src->policy)) {
 		cfg_free(dst);
 		return -ENOMEM;
@@ -212,12 +551,6 @@ struct cfg_service *cfg_find_service(const struct cfg_state *state, const struct
 			return &state->services[i];
 	}
 	return NULL;
-}
-
-static bool addr_equal(const struct addr_port *a, const struct addr_port *b)
-{
-	return a->family == b->family && a->port == b->port &&
-	       !memcmp(a->addr, b->addr, sizeof(a->addr));
 }
 
 struct cfg_backend *cfg_find_backend(const struct cfg_service *svc, const struct addr_port *addr)
@@ -250,6 +583,7 @@ struct cfg_service *cfg_add_service(struct cfg_state *state, const struct cfg_se
 	services[state->n_services] = *svc;
 	services[state->n_services].backends = NULL;
 	services[state->n_services].n_backends = 0;
+	services[state->n_services].http = NULL; /* owned by the caller's @svc */
 	return &services[state->n_services++];
 }
 
@@ -269,6 +603,7 @@ void cfg_remove_service(struct cfg_state *state, struct cfg_service *svc)
 	size_t i = svc - state->services;
 
 	free(svc->backends);
+	cfg_http_free(svc->http);
 	memmove(svc, svc + 1, (state->n_services - i - 1) * sizeof(*svc));
 	state->n_services--;
 }

@@ -590,7 +590,7 @@ static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_s
 		if (fds[FD_API].revents & POLLIN)
 			serve_api_client(a, api_fd);
 		if (fds[FD_METRICS].revents & POLLIN)
-			metrics_serve_one(metrics, &src);
+			metrics_serve_one(metrics, metrics_render_agent, &src);
 		if (fds[FD_POLICY].revents & POLLIN)
 			agent_policy_events_read(&a->policy);
 		agent_save_state(a);

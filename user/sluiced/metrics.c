@@ -513,3 +513,8 @@ int metrics_render(FILE *out, const struct metrics_source *src)
 	scrape_free(&s);
 	return err;
 }
+
+int metrics_render_agent(FILE *out, const void *src)
+{
+	return metrics_render(out, src);
+}

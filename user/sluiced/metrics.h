@@ -1,7 +1,7 @@
-/* Prometheus metrics over HTTP (sluiced --metrics ADDR:PORT): a plain
- * listening socket served from the agent's event loop, one request per
- * connection, and the text exposition format (version 0.0.4) rendered
- * from the maps, the health checker and the agent's counters. */
+/* The agent's Prometheus metrics (sluiced --metrics ADDR:PORT, served by
+ * metrics_http.h from the agent's event loop): the text exposition format
+ * (version 0.0.4) rendered from the maps, the health checker and the
+ * agent's counters. */
 #ifndef SLUICE_METRICS_H
 #define SLUICE_METRICS_H
 
@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "agent_stats.h"
+#include "metrics_http.h"
 #include "health.h"
 #include "lb.h"
 
@@ -24,17 +25,7 @@ struct metrics_source {
  * what was written so far is still valid exposition text). */
 int metrics_render(FILE *out, const struct metrics_source *src);
 
-struct metrics_server;
-
-/* Listen on @addr_port ("127.0.0.1:9090", "[::1]:9090", ":9090" for every
- * address). NULL with errno, and a message in @err, on failure. */
-struct metrics_server *metrics_listen(const char *addr_port, char *err, size_t err_len);
-/* The listening socket, for poll(): readable when a scraper connects. */
-int metrics_fd(const struct metrics_server *srv);
-/* Accept one connection and answer it (GET /metrics: 200 with the metrics;
- * another path: 404; another method: 405; garbage: 400). Bounded by a
- * short timeout so a stuck scraper cannot hold the agent. */
-void metrics_serve_one(struct metrics_server *srv, const struct metrics_source *src);
-void metrics_close(struct metrics_server *srv);
+/* metrics_render() with its source as a metrics_render_fn context. */
+int metrics_render_agent(FILE *out, const void *src);
 
 #endif

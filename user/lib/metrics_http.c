@@ -1,5 +1,5 @@
-/* The HTTP side of the agent's Prometheus endpoint (metrics.h): one
- * request per connection, answered from the agent's loop. Every wait is
+/* The HTTP side of a Prometheus endpoint (metrics_http.h): one request
+ * per connection, answered from the owner's loop. Every wait is
  * bounded: a scraper gets METRICS_IO_MS to send its request and as long
  * again to take the answer, so a stuck one cannot hold the loop. */
 #define _GNU_SOURCE
@@ -16,7 +16,8 @@
 
 #include "deadline.h"
 #include "log.h"
-#include "metrics.h"
+#include "metrics_http.h"
+#include "sluice/types.h"
 
 #define METRICS_IO_MS 1000 /* to read a request, and again to send the answer */
 #define METRICS_HEAD_MAX 8192 /* request line and headers */
@@ -265,14 +266,14 @@ static void http_error(int fd, const char *status, const char *extra, bool head_
 
 /* Render into memory first: the length goes in the headers, and a map
  * read that fails midway becomes a 500 rather than a truncated scrape. */
-static void serve_metrics(int fd, const struct metrics_source *src, bool head_only)
+static void serve_metrics(int fd, metrics_render_fn render, const void *ctx, bool head_only)
 {
 	struct http_answer a = { .status = "200 OK",
 				 .type = CONTENT_TYPE_METRICS,
 				 .head_only = head_only };
 	char *body = NULL;
 	FILE *out = open_memstream(&body, &a.len);
-	int err = out ? metrics_render(out, src) : -errno;
+	int err = out ? render(out, ctx) : -errno;
 
 	if (out && fclose(out) && !err)
 		err = -errno;
@@ -291,7 +292,8 @@ static bool token_is(const char *p, size_t len, const char *want)
 	return len == strlen(want) && !memcmp(p, want, len);
 }
 
-static void serve_request(int fd, const struct http_request *req, const struct metrics_source *src)
+static void serve_request(int fd, const struct http_request *req, metrics_render_fn render,
+			  const void *ctx)
 {
 	bool head = token_is(req->method, req->method_len, "HEAD");
 	const char *query = memchr(req->target, '?', req->target_len);
@@ -302,7 +304,7 @@ static void serve_request(int fd, const struct http_request *req, const struct m
 	else if (!token_is(req->target, path_len, "/metrics"))
 		http_error(fd, "404 Not Found", NULL, head);
 	else
-		serve_metrics(fd, src, head);
+		serve_metrics(fd, render, ctx, head);
 }
 
 /* Close after answering: shut our side, then drain what the client sent
@@ -318,7 +320,7 @@ static void http_close(int fd)
 	close(fd);
 }
 
-void metrics_serve_one(struct metrics_server *srv, const struct metrics_source *src)
+void metrics_serve_one(struct metrics_server *srv, metrics_render_fn render, const void *ctx)
 {
 	char buf[METRICS_HEAD_MAX];
 	struct http_request req;
@@ -334,7 +336,7 @@ void metrics_serve_one(struct metrics_server *srv, const struct metrics_source *
 	}
 	r = read_head(fd, buf, sizeof(buf), &got, &req, now_ms() + METRICS_IO_MS);
 	if (r == HEAD_OK)
-		serve_request(fd, &req, src);
+		serve_request(fd, &req, render, ctx);
 	else if (r == HEAD_BAD || r == HEAD_TOO_BIG || (r == HEAD_CLOSED && got))
 		http_error(fd, "400 Bad Request", NULL, false);
 	else if (r == HEAD_TIMEOUT && got)

@@ -1,0 +1,64 @@
+/* What exchange.c (an exchange's life: decisions, attempts, retries, its
+ * end) and relay.c (its bytes) share. Not an API: only those two include
+ * it; the rest of the proxy uses the px_exchange_*() of proxy.h. */
+#ifndef SLUICE_EXCHANGE_H
+#define SLUICE_EXCHANGE_H
+
+#include <time.h>
+
+#include "proxy.h"
+
+static inline struct px_client *xch_client(struct px_exchange *x)
+{
+	return px_container(x, struct px_client, x);
+}
+
+static inline struct bal_group *xch_group(const struct px_exchange *x)
+{
+	return &x->svc->groups[x->group];
+}
+
+/* CLOCK_MONOTONIC microseconds, for the upstream latency histogram. */
+static inline uint64_t xch_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Append @len bytes to @b; false when out of memory. */
+bool xch_append(struct buf *b, const char *s, size_t len);
+
+#define XCH_CONNECTION_MAX 8
+/* The Connection headers among @headers, for http1_hop_by_hop(): copied
+ * into @found (XCH_CONNECTION_MAX entries), so that checking every header
+ * costs O(n) rather than O(n^2); with more of them, @headers itself. */
+const struct http1_header *xch_connection_headers(const struct http1_header *headers, size_t n,
+						  struct http1_header *found, size_t *n_found);
+
+/* ---- exchange.c ---- */
+/* Count, log, release everything (the upstream pooled when @reusable),
+ * then on to the client's next request. */
+void xch_end(struct px_exchange *x, bool reusable);
+/* The proxy answers @status itself (or cuts the client if a response
+ * already started), then xch_end(). */
+void xch_answer(struct px_exchange *x, int status, const char *why);
+/* Pick an endpoint and send the request there. */
+void xch_attempt(struct px_exchange *x);
+/* The current attempt ended with @outcome (outlier ejection); its
+ * connection is closed unless @keep_upstream. */
+void xch_attempt_end(struct px_exchange *x, enum bal_outcome outcome, bool keep_upstream);
+/* May a failure of kind @bit (enum cfg_retry_on) be retried? Takes the
+ * retry budget when it says yes. */
+bool xch_may_retry(struct px_exchange *x, uint32_t bit);
+
+/* ---- relay.c ---- */
+/* Set what epoll watches on both connections for the exchange's state. */
+void xch_interest(struct px_exchange *x);
+/* Which newly read client bytes are body: 0, or a status (400, 413). */
+int xch_scan_request(struct px_exchange *x);
+void xch_pump_request(struct px_exchange *x);
+void xch_pump_response(struct px_exchange *x);
+
+#endif
