@@ -20,14 +20,15 @@ line on stdout.  Common options: --addr ADDR (default 127.0.0.1), --port P
       N connections at once, one request each.  {"status": {...},
       "upstream": {...}, "errors": [...]}
 
-  raw --data TEXT [--wait S] [--half-close]
+  raw --data TEXT [--data TEXT...] [--wait S] [--half-close]
       send TEXT (Python escapes such as \\r\\n; {fill:N} becomes N 'a's,
       {headers:N} N header fields "X-Hi: v"), with --half-close then
       shut down the sending side, and read responses until the proxy
       closes or no byte comes for --wait seconds.  {"responses":
       [{"status", "headers", "body_len", "body"}], "closed": how the
       connection ended ("eof", "reset" or false), "elapsed_ms": until the
-      first response, "end_ms": until it ended}
+      first response, "end_ms": until it ended}; several --data: each on
+      a connection of its own, all at once, and a JSON list of those
 
   echo --size N [--chunked] [--path /echo]
       POST N pseudo-random bytes (Content-Length, or chunks of varying
@@ -267,10 +268,30 @@ def expand(text):
 
 
 def cmd_raw(args):
+    if len(args.data) == 1:
+        print(json.dumps(raw_one(args, args.data[0]), sort_keys=True))
+        return
+    results = [None] * len(args.data)
+
+    def run(i):
+        try:
+            results[i] = raw_one(args, args.data[i])
+        except Exception as e:  # noqa: BLE001
+            results[i] = {"error": repr(e)[:200], "responses": [], "closed": False}
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(args.data))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps(results, sort_keys=True))
+
+
+def raw_one(args, text):
     out = {"responses": [], "closed": False, "elapsed_ms": None, "end_ms": None}
     c = Conn(args.addr, args.port, args.timeout)
     c.sock.settimeout(args.wait)
-    data = expand(args.data)
+    data = expand(text)
     # the method of each request, so that answers to HEAD are read bodiless
     methods = re.findall(rb"(?:\A|\n\r?\n)([A-Z]+) ", data)
     start = time.monotonic()
@@ -296,7 +317,7 @@ def cmd_raw(args):
     except Exception as e:  # noqa: BLE001
         out["error"] = repr(e)[:200]
     c.close()
-    print(json.dumps(out, sort_keys=True))
+    return out
 
 
 def cmd_echo(args):
@@ -372,7 +393,7 @@ def main():
     p.add_argument("--count", type=int, default=5)
     p.add_argument("--header", action="append")
     p = sub.add_parser("raw")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, action="append")
     p.add_argument("--wait", type=float, default=3)
     p.add_argument("--half-close", action="store_true")
     p = sub.add_parser("echo")

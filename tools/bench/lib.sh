@@ -152,12 +152,12 @@ cg_busy_us() {
 # pids_busy_us PID...: the CPU time (user + system, all threads) the
 # processes PID... have used so far, in microseconds, for benchmarks whose
 # processes are not in a cgroup of their own. A process that is gone
-# counts 0; children count only once reaped (cutime is left out).
+# counts 0, and so do its children (cutime is left out).
 pids_busy_us() {
 	local pid stat fields total=0
 
 	for pid in "$@"; do
-		{ stat=$(<"/proc/$pid/stat"); } 2>/dev/null || continue
+		{ read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
 		# After the command name, which may hold spaces: field 3 on.
 		read -r -a fields <<<"${stat##*) }"
 		total=$((total + fields[11] + fields[12]))

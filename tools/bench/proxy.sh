@@ -51,8 +51,9 @@ WARMUP=${PROXY_BENCH_WARMUP:-$WARMUP}
 PORT=${PROXY_BENCH_PORT:-19100}
 [[ $RUNS =~ ^[1-9][0-9]*$ && $DURATION =~ ^[1-9][0-9]*$ && $WARMUP =~ ^[0-9]+$ ]] ||
 	die "PROXY_BENCH_RUNS and PROXY_BENCH_SECONDS want a whole number > 0, PROXY_BENCH_WARMUP >= 0"
-[[ $PORT =~ ^[0-9]+$ ]] && ((PORT >= 1024 && PORT <= 65523)) ||
+if ! [[ $PORT =~ ^[0-9]+$ ]] || ((PORT < 1024 || PORT > 65523)); then
 	die "PROXY_BENCH_PORT wants 1024 to 65523"
+fi
 
 # Shapes: "CONNECTIONS BODY_BYTES". Targets, in the order they run within
 # a shape: wrk straight at the upstream, then the three proxies.
@@ -113,28 +114,36 @@ upstream_pids=()
 srv_pid=     # the proxy of the current run (nginx: its master)
 rss_pid=     # the process that serves (nginx: its worker)
 sampler_pid= # the RSS sampler of the current run
+mkfifo "$work/tick" # sample_rss waits on it
+exec {tick}<>"$work/tick"
 
-# alive PID: 0 while PID runs (a child that exited stays a zombie until
-# reaped, and kill -0 still finds it).
+# alive PID: 0 while PID runs (kill -0 also finds a zombie, which a child
+# is until bash reaps it). Not $(<file): when the file is gone, bash runs
+# the EXIT trap in that command substitution.
 alive() {
 	local stat
 
-	{ stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+	{ read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
 	stat=${stat##*) }
 	[[ ${stat:0:1} != Z ]]
 }
 
 # stop_pid PID: SIGTERM, SIGKILL after 5 s, then reap it. (sluice-proxy
 # lets in-flight requests finish: there are none once wrk has exited.)
+# Signals only a PID that still runs: once reaped, it is no longer ours.
 stop_pid() {
 	local i
 
-	kill "$1" 2>/dev/null || true
+	if alive "$1"; then
+		kill "$1" 2>/dev/null || true
+	fi
 	for ((i = 0; i < 100; i++)); do
 		alive "$1" || break
 		sleep 0.05
 	done
-	kill -KILL "$1" 2>/dev/null || true
+	if alive "$1"; then
+		kill -KILL "$1" 2>/dev/null || true
+	fi
 	wait "$1" 2>/dev/null || true
 }
 
@@ -165,6 +174,7 @@ done
 # http_ok PORT: 0 when GET / on 127.0.0.1:PORT is answered 200 within 2 s,
 # the whole answer read, the connection closed by the server.
 http_ok() {
+	# shellcheck disable=SC2016 # the inner script's own variables
 	timeout 2 bash -c '
 		exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
 		printf "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n" >&3
@@ -194,8 +204,9 @@ start_upstream() {
 	taskset -c "$LOAD_CPU" "$upstream" --listen "127.0.0.1:$port" --body "$1" --quiet \
 		>"$log" 2>&1 &
 	upstream_pids+=("$!")
-	wait_ready "$!" "$port" && grep -q '^listening on' "$log" ||
+	if ! wait_ready "$!" "$port" || ! grep -q '^listening on' "$log"; then
 		die "http_upstream on 127.0.0.1:$port did not start: $(tail -n3 "$log")"
+	fi
 }
 
 # ---- the proxies' configs: conf_TARGET DIR UPSTREAM_PORT PORT ----
@@ -359,8 +370,6 @@ sample_rss() {
 		read -rt 0.2 -u "$tick" _ || true
 	done
 }
-mkfifo "$work/tick"
-exec {tick}<>"$work/tick"
 
 # wrk_run CONNS SECONDS PORT OUT: wrk on the load CPU against
 # 127.0.0.1:PORT; its output in OUT, its CPU time ("USER SYS", s) in
@@ -373,7 +382,7 @@ wrk_run() {
 }
 
 # wrk_figures FILE: "REQ_PER_S P50_US P99_US REQUESTS NON_2XX SOCKET_ERRORS"
-# from wrk's output; the first is empty when wrk printed no rate.
+# from wrk's output; the first is "-" when wrk printed no rate.
 wrk_figures() {
 	awk 'function us(v) {
 			if (v ~ /us$/) return v + 0
@@ -388,11 +397,12 @@ wrk_figures() {
 		$2 == "requests" && $3 == "in" { n = $1 }
 		/Non-2xx or 3xx responses:/ { bad = $NF }
 		/Socket errors:/ { gsub(",", ""); err = $4 + $6 + $8 + $10 }
-		END { printf "%s %.0f %.0f %d %d %d\n", rps, p50, p99, n, bad, err }' "$1"
+		END { printf "%s %.0f %.0f %d %d %d\n", (rps == "" ? "-" : rps), p50, p99, n, bad, err }' "$1"
 }
 
 # Per "SHAPE TARGET RUN" (SHAPE an index into SHAPES): requests/s, p50 and
-# p99 in us, RSS idle and under load in KiB, others' CPU share in %.
+# p99 in us, RSS idle and under load in KiB, others' CPU share in %. The
+# report reads them by name (vals).
 declare -A RPS P50 P99 RSS_IDLE RSS_LOAD OTHERS
 # Per "SHAPE TARGET": non-2xx answers and socket errors summed over runs.
 declare -A NON2XX SOCKERR
@@ -402,6 +412,7 @@ warmup_note=""
 # measure CONNS PORT KEY: the measured run, sampling $rss_pid's RSS (when
 # set) while it runs and right after; 0 and $work/wrk.out, or 1 when wrk
 # failed. Records RSS and others' CPU share under KEY.
+# shellcheck disable=SC2034 # RSS_LOAD, OTHERS: read by name (vals)
 measure() {
 	local b0 c0 t0 b1 c1 t1 wrk_us rc=0 pids=("${upstream_pids[@]}") rss_file=$work/rss
 
@@ -427,7 +438,7 @@ measure() {
 		rss_kib "$rss_pid" >>"$rss_file"
 		RSS_LOAD[$3]=$(sort -n "$rss_file" | tail -n1)
 	fi
-	wrk_us=$(awk '{ printf "%.0f", ($1 + $2) * 1e6 }' "$work/wrk.time")
+	wrk_us=$(awk 'NF == 2 { t += $1 + $2 } END { printf "%.0f\n", t * 1e6 }' "$work/wrk.time")
 	OTHERS[$3]=$((((b1 - b0) - (c1 - c0) - wrk_us) * 100 / (t1 - t0)))
 	return "$rc"
 }
@@ -435,6 +446,7 @@ measure() {
 # run_once SHAPE TARGET RUN: shape SHAPE against TARGET, a fresh proxy for
 # it: a warm-up, then the measured run; records the figures under
 # "SHAPE TARGET RUN", or an error.
+# shellcheck disable=SC2034 # RSS_IDLE, P50, P99: read by name (vals)
 run_once() {
 	local conns body port key="$1 $2 $3" rps p50 p99 reqs bad errs what
 
@@ -455,7 +467,7 @@ run_once() {
 	if measure "$conns" "$port" "$key"; then
 		read -r rps p50 p99 reqs bad errs < <(wrk_figures "$work/wrk.out")
 	fi
-	if [[ -n ${rps:-} ]] && ((reqs > 0)); then
+	if [[ ${rps:--} != - ]] && ((reqs > 0)); then
 		RPS[$key]=$rps
 		P50[$key]=$p50
 		P99[$key]=$p99
@@ -477,23 +489,6 @@ shape_label() {
 	((conns == 1)) && printf '1 conn, ' || printf '%d conns, ' "$conns"
 	((body >= 1024)) && echo "$((body / 1024)) KiB" || echo "$body B"
 }
-
-check_configs
-start_upstream 0
-start_upstream 16384
-
-echo "proxy: ${#SHAPES[@]} shapes x ${TARGETS[*]}, $RUNS runs of ${DURATION} s after" \
-	"${WARMUP} s of warm-up; ports $PORT-$((PORT + 12)); $work" >&2
-start_s=$SECONDS
-for ((r = 1; r <= RUNS; r++)); do
-	for s in "${!SHAPES[@]}"; do
-		echo "proxy: run $r/$RUNS: $(shape_label "$s")" >&2
-		for t in "${TARGETS[@]}"; do
-			run_once "$s" "$t" "$r"
-		done
-	done
-done
-measured_s=$((SECONDS - start_s))
 
 # ---- report ----
 
@@ -542,6 +537,11 @@ ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f\n", a / b; else print "-" }'
 }
 
+# at_least A B K: 0 when A >= K x B, both measured.
+at_least() {
+	awk -v a="$1" -v b="$2" -v k="$3" 'BEGIN { exit !(a != "-" && b != "-" && a >= k * b) }'
+}
+
 # run_ratios SHAPE A B: RPS of A / RPS of B within each run, as "MEDIAN
 # (MIN-MAX)": two targets measured seconds apart share that run's drift.
 run_ratios() {
@@ -561,52 +561,61 @@ run_ratios() {
 		}'
 }
 
-declare -A LABEL=([direct]="no proxy" [nginx]=nginx [haproxy]=haproxy [sluice]=sluice-proxy)
-printf '\nHTTP/1.1 proxies: wrk -t1 --latency -> proxy -> http_upstream, on 127.0.0.1;\n'
-printf 'the proxy on CPU %d, wrk and the upstream on CPU %d; a fresh proxy per run.\n' \
-	"$PROXY_CPU" "$LOAD_CPU"
-printf '%s, HAProxy %s, wrk %s.\n' "$(nginx -v 2>&1 | sed 's/.*: //')" \
-	"$(haproxy -v | awk 'NR == 1 { print $3 }')" "$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
-printf 'Median of %d runs of %s s after %s s of warm-up, the four targets in turn\n' \
-	"$RUNS" "$DURATION" "$WARMUP"
-printf 'within each shape and run. (x%%) = (max - min) / median; RSS = VmRSS in MiB\n'
-printf '(nginx: its worker), idle = after start and one request, load = the highest\n'
-printf 'sample during the run and right after; others = %% of a CPU that other\n'
-printf 'processes took during the run. Higher req/s, lower latency and RSS are better.\n'
-fmt='  %-13s %-16s %9s %9s %9s %9s %7s  %s\n'
-for s in "${!SHAPES[@]}"; do
-	printf '\n%s\n' "$(shape_label "$s")"
-	# shellcheck disable=SC2059 # the format is the one above
-	printf "$fmt" target "req/s (spread)" "p50 us" "p99 us" "RSS idle" "RSS load" others ""
-	for t in "${TARGETS[@]}"; do
-		# shellcheck disable=SC2059
-		printf "$fmt" "${LABEL[$t]}" "$(rps_cell "$s $t")" "$(fig P50 "$s $t" 1 %.0f)" \
-			"$(fig P99 "$s $t" 1 %.0f)" "$(fig RSS_IDLE "$s $t" 1024 %.1f)" \
-			"$(fig RSS_LOAD "$s $t" 1024 %.1f)" "$(fig OTHERS "$s $t" 1 %.0f%%)" \
-			"$(flags "$s $t")"
-	done
-done
+# The figures of every target, a table per shape.
+print_shapes() {
+	local fmt='  %-13s %-16s %9s %9s %9s %9s %7s  %s\n' s t
+	local -A label=([direct]="no proxy" [nginx]=nginx [haproxy]=haproxy [sluice]=sluice-proxy)
 
-printf '\nsluice-proxy against nginx and HAProxy: ratios of the medians; "per run" is\n'
-printf 'the median (min-max) of the ratios within each run.\n'
-fmt='  %-18s %-12s %-18s %-12s %-18s %-12s %s\n'
-# shellcheck disable=SC2059
-printf "$fmt" shape "req/s /nginx" "per run" "/haproxy" "per run" "p99 /nginx" \
-	"p99 us sluice / nginx"
-rps_short=()
-p99_over=()
-for s in "${!SHAPES[@]}"; do
-	rn=$(ratio "$(fig RPS "$s sluice" 1 %s)" "$(fig RPS "$s nginx" 1 %s)")
-	pn=$(ratio "$(fig P99 "$s sluice" 1 %s)" "$(fig P99 "$s nginx" 1 %s)")
-	# shellcheck disable=SC2059
-	printf "$fmt" "$(shape_label "$s")" "$rn" "$(run_ratios "$s" sluice nginx)" \
-		"$(ratio "$(fig RPS "$s sluice" 1 %s)" "$(fig RPS "$s haproxy" 1 %s)")" \
-		"$(run_ratios "$s" sluice haproxy)" "$pn" \
-		"$(fig P99 "$s sluice" 1 %.0f) / $(fig P99 "$s nginx" 1 %.0f)"
-	awk -v r="$rn" -v m="$RPS_MIN" 'BEGIN { exit !(r != "-" && r >= m) }' ||
-		rps_short+=("$(shape_label "$s"): $rn")
-	awk -v r="$pn" 'BEGIN { exit !(r != "-" && r <= 1) }' || p99_over+=("$(shape_label "$s"): $pn")
-done
+	printf '\nHTTP/1.1 proxies: wrk -t1 --latency -> proxy -> http_upstream, on 127.0.0.1;\n'
+	printf 'the proxy on CPU %d, wrk and the upstream on CPU %d; a fresh proxy per run.\n' \
+		"$PROXY_CPU" "$LOAD_CPU"
+	printf '%s, HAProxy %s, wrk %s.\n' "$(nginx -v 2>&1 | sed 's/.*: //')" \
+		"$(haproxy -v | awk 'NR == 1 { print $3 }')" "$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+	printf 'Median of %d runs of %s s after %s s of warm-up, the four targets in turn\n' \
+		"$RUNS" "$DURATION" "$WARMUP"
+	printf 'within each shape and run. (x%%) = (max - min) / median; RSS = VmRSS in MiB\n'
+	printf '(nginx: its worker), idle = after start and one request, load = the highest\n'
+	printf 'sample during the run and right after; others = %% of a CPU that other\n'
+	printf 'processes took during the run. Higher req/s, lower latency and RSS are better.\n'
+	for s in "${!SHAPES[@]}"; do
+		printf '\n%s\n' "$(shape_label "$s")"
+		# shellcheck disable=SC2059 # the format is the one above
+		printf "$fmt" target "req/s (spread)" "p50 us" "p99 us" "RSS idle" "RSS load" others ""
+		for t in "${TARGETS[@]}"; do
+			# shellcheck disable=SC2059
+			printf "$fmt" "${label[$t]}" "$(rps_cell "$s $t")" "$(fig P50 "$s $t" 1 %.0f)" \
+				"$(fig P99 "$s $t" 1 %.0f)" "$(fig RSS_IDLE "$s $t" 1024 %.1f)" \
+				"$(fig RSS_LOAD "$s $t" 1024 %.1f)" "$(fig OTHERS "$s $t" 1 %.0f%%)" \
+				"$(flags "$s $t")"
+		done
+	done
+}
+
+# sluice-proxy against nginx and HAProxy, per shape; fills rps_short and
+# p99_over with the shapes that miss those targets. The verdicts compare
+# the medians themselves, not the rounded ratios.
+print_ratios() {
+	local fmt='  %-18s %-12s %-18s %-12s %-18s %-12s %s\n' s rn pn
+
+	printf '\nsluice-proxy against nginx and HAProxy: ratios of the medians; "per run" is\n'
+	printf 'the median (min-max) of the ratios within each run.\n'
+	# shellcheck disable=SC2059 # the format is the one above
+	printf "$fmt" shape "req/s /nginx" "per run" "/haproxy" "per run" "p99 /nginx" \
+		"p99 us sluice / nginx"
+	for s in "${!SHAPES[@]}"; do
+		rn=$(ratio "$(fig RPS "$s sluice" 1 %s)" "$(fig RPS "$s nginx" 1 %s)")
+		pn=$(ratio "$(fig P99 "$s sluice" 1 %s)" "$(fig P99 "$s nginx" 1 %s)")
+		# shellcheck disable=SC2059
+		printf "$fmt" "$(shape_label "$s")" "$rn" "$(run_ratios "$s" sluice nginx)" \
+			"$(ratio "$(fig RPS "$s sluice" 1 %s)" "$(fig RPS "$s haproxy" 1 %s)")" \
+			"$(run_ratios "$s" sluice haproxy)" "$pn" \
+			"$(fig P99 "$s sluice" 1 %.0f) / $(fig P99 "$s nginx" 1 %.0f)"
+		at_least "$(fig RPS "$s sluice" 1 %s)" "$(fig RPS "$s nginx" 1 %s)" "$RPS_MIN" ||
+			rps_short+=("$(shape_label "$s"): $rn")
+		at_least "$(fig P99 "$s nginx" 1 %s)" "$(fig P99 "$s sluice" 1 %s)" 1 ||
+			p99_over+=("$(shape_label "$s"): $pn")
+	done
+}
 
 # verdict "WHAT" "MISSES...": the line of one target.
 verdict() {
@@ -620,40 +629,75 @@ verdict() {
 	fi
 }
 
-# The highest RSS sample of sluice-proxy during its 256-connection runs.
-rss_peak=$(for s in "${!SHAPES[@]}"; do
-	[[ ${SHAPES[s]} == "256 "* ]] && vals RSS_LOAD "$s sluice"
-done | tr ' ' '\n' | sort -n | tail -n1)
-rss_miss=()
-if [[ -z $rss_peak ]]; then
-	rss_miss+=("not measured")
-elif ((rss_peak > RSS_MAX_KIB)); then
-	rss_miss+=("$(awk -v k="$rss_peak" 'BEGIN { printf "%.1f MiB", k / 1024 }')")
-fi
-printf '\ntargets for sluice-proxy:\n'
-verdict "requests/s >= ${RPS_MIN}x nginx's in every shape" "${rps_short[@]}"
-verdict "p99 <= nginx's in every shape" "${p99_over[@]}"
-verdict "RSS at 256 connections <= $((RSS_MAX_KIB / 1024)) MiB" "${rss_miss[@]}"
-[[ -z $rss_peak ]] ||
-	awk -v k="$rss_peak" 'BEGIN { printf "  (highest sample at 256 connections: %.1f MiB)\n", k / 1024 }'
+# The three targets; the RSS one on the highest sample of sluice-proxy
+# during any of its 256-connection runs.
+print_targets() {
+	local s peak rss_miss=()
 
-# Others' CPU share over every measured run.
-all_others=$(for s in "${!SHAPES[@]}"; do
-	for t in "${TARGETS[@]}"; do
-		vals OTHERS "$s $t"
+	peak=$(for s in "${!SHAPES[@]}"; do
+		if [[ ${SHAPES[s]} == "256 "* ]]; then
+			vals RSS_LOAD "$s sluice"
+		fi
+	done | tr ' ' '\n' | sort -n | tail -n1)
+	if [[ -z $peak ]]; then
+		rss_miss+=("not measured")
+	elif ((peak > RSS_MAX_KIB)); then
+		rss_miss+=("$(awk -v k="$peak" 'BEGIN { printf "%.1f MiB", k / 1024 }')")
+	fi
+	printf '\ntargets for sluice-proxy:\n'
+	verdict "requests/s >= ${RPS_MIN}x nginx's in every shape" "${rps_short[@]}"
+	verdict "p99 <= nginx's in every shape" "${p99_over[@]}"
+	verdict "RSS at 256 connections <= $((RSS_MAX_KIB / 1024)) MiB" "${rss_miss[@]}"
+	[[ -z $peak ]] ||
+		awk -v k="$peak" 'BEGIN { printf "  (highest sample at 256 connections: %.1f MiB)\n", k / 1024 }'
+}
+
+# Others' CPU share over every measured run, how long it took, the errors.
+print_notes() {
+	local s t all="" med max busy
+
+	for s in "${!SHAPES[@]}"; do
+		for t in "${TARGETS[@]}"; do
+			all+="$(vals OTHERS "$s $t")"
+		done
 	done
-done)
-read -r others_med _ < <(stats "$all_others") || true
-others_max=$(tr ' ' '\n' <<<"$all_others" | sort -g | tail -n1)
-others_busy=$(tr ' ' '\n' <<<"$all_others" |
-	awk -v m="$FOREIGN_MAX" 'NF && $1 > m { n++ } END { print n + 0 }')
-printf '\n(other processes took a median %s%%, at most %s%%, of a CPU during a measured run;\n' \
-	"${others_med:-0}" "${others_max:-0}"
-printf ' %s runs above %s%%: read those shapes as disturbed)\n' "$others_busy" "$FOREIGN_MAX"
-printf '(%d s of runs)\n' "$measured_s"
-[[ -z $warmup_note ]] || printf '(%s)\n' "$warmup_note"
-if ((${#errors[@]})); then
-	printf '\n%d errors:\n' "${#errors[@]}"
-	printf '  %s\n' "${errors[@]}"
-	exit 1
-fi
+	read -r med _ < <(stats "$all") || true
+	max=$(tr ' ' '\n' <<<"$all" | sort -g | tail -n1)
+	busy=$(tr ' ' '\n' <<<"$all" | awk -v m="$FOREIGN_MAX" 'NF && $1 > m { n++ } END { print n + 0 }')
+	printf '\n(other processes took a median %.0f%%, at most %s%%, of a CPU during a measured\n' \
+		"${med:-0}" "${max:-0}"
+	printf ' run; %s runs above %s%%: read those shapes as disturbed)\n' "$busy" "$FOREIGN_MAX"
+	printf '(%d s of runs)\n' "$measured_s"
+	[[ -z $warmup_note ]] || printf '(%s)\n' "$warmup_note"
+	if ((${#errors[@]})); then
+		printf '\n%d errors:\n' "${#errors[@]}"
+		printf '  %s\n' "${errors[@]}"
+	fi
+}
+
+# ---- the run ----
+
+check_configs
+start_upstream 0
+start_upstream 16384
+
+echo "proxy: ${#SHAPES[@]} shapes x ${TARGETS[*]}, $RUNS runs of ${DURATION} s after" \
+	"${WARMUP} s of warm-up; ports $PORT-$((PORT + 12)); $work" >&2
+start_s=$SECONDS
+for ((r = 1; r <= RUNS; r++)); do
+	for s in "${!SHAPES[@]}"; do
+		echo "proxy: run $r/$RUNS: $(shape_label "$s")" >&2
+		for t in "${TARGETS[@]}"; do
+			run_once "$s" "$t" "$r"
+		done
+	done
+done
+measured_s=$((SECONDS - start_s))
+
+rps_short=()
+p99_over=()
+print_shapes
+print_ratios
+print_targets
+print_notes
+((${#errors[@]} == 0)) || exit 1

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: the XDP load-balancer benchmark, the control-plane figures,
-# then the socket layer's and connect() under policy (method and results in
-# docs/benchmarks.md). Installs what it needs, then runs xdp_bench,
-# tools/bench/control_plane.sh, tools/bench/socket.sh and
-# tools/bench/policy_connect.sh one after the other, and prints their tables.
-# SLUICE_BENCH_QUICK=1 shortens the socket and connect() runs (3 rounds).
+# then the socket layer's, connect() under policy and the HTTP proxy against
+# nginx and HAProxy (method and results in docs/benchmarks.md). Installs
+# what it needs, then runs xdp_bench, tools/bench/control_plane.sh,
+# tools/bench/socket.sh, tools/bench/policy_connect.sh and
+# tools/bench/proxy.sh one after the other, and prints their tables.
+# SLUICE_BENCH_QUICK=1 shortens the socket, connect() and proxy runs (3
+# rounds).
 #
 # Usage: tools/bench/run.sh [BUILD_DIR] [xdp_bench options...]
 #   e.g. tools/bench/run.sh build --profile
@@ -39,3 +41,4 @@ taskset -c "$cpu" "$bin" ${SLUICE_BENCH_ARGS:-} "$@"
 tools/bench/control_plane.sh "$build" "$cpu"
 tools/bench/socket.sh "$build" ${SLUICE_BENCH_QUICK:+--quick}
 tools/bench/policy_connect.sh "$build" ${SLUICE_BENCH_QUICK:+--quick}
+tools/bench/proxy.sh "$build" ${SLUICE_BENCH_QUICK:+quick}

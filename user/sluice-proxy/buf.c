@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -16,7 +17,8 @@ static int buf_own(struct buf *b, size_t cap)
 
 	if (!data)
 		return -ENOMEM;
-	memcpy(data, buf_head(b), len);
+	if (len)
+		memcpy(data, buf_head(b), len); /* not with NULL, even for 0 bytes */
 	b->data = data;
 	b->start = 0;
 	b->end = len;
@@ -80,7 +82,8 @@ ssize_t buf_read(struct buf *b, int fd, char *scratch, size_t scratch_len)
 	} else if (buf_reserve(b, scratch_len / 4)) {
 		return -ENOMEM;
 	}
-	n = read(fd, b->data + b->end, b->cap - b->end);
+	/* recv(), not read(): sockets only, and no file-position lock. */
+	n = recv(fd, b->data + b->end, b->cap - b->end, 0);
 	if (n < 0)
 		return -errno;
 	b->end += n;

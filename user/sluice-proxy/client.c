@@ -91,6 +91,29 @@ static void client_new(struct px_worker *w, int fd, const struct sockaddr_storag
 		px_client_close(c);
 }
 
+/* Out of descriptors or memory: the pending connection stays in the
+ * backlog and the listener readable, so stop watching it for a while
+ * (worker_scan() resumes) rather than spin; warn once a second at most. */
+static void accept_pause(struct px_worker *w, struct px_listener *l, int err)
+{
+	if (w->now_ms >= w->accept_warned_ms + 1000) {
+		log_warn("proxy", "accept: %s; pausing new connections for %d ms", strerror(err),
+			 PROXY_SCAN_MS);
+		w->accept_warned_ms = w->now_ms;
+	}
+	if (px_watch(w, l->fd, l, &l->events, 0) == 0)
+		w->accept_paused = true;
+}
+
+void px_accept_resume(struct px_worker *w)
+{
+	if (!w->accept_paused || w->draining)
+		return;
+	for (size_t i = 0; i < w->n_listeners; i++)
+		px_watch(w, w->listeners[i].fd, &w->listeners[i], &w->listeners[i].events, EPOLLIN);
+	w->accept_paused = false;
+}
+
 void px_client_accept(struct px_worker *w, struct px_listener *l)
 {
 	for (int i = 0; i < ACCEPTS_PER_EVENT && !w->draining; i++) {
@@ -99,8 +122,8 @@ void px_client_accept(struct px_worker *w, struct px_listener *l)
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
-				log_warn("proxy", "accept: %s", strerror(errno));
+			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)
+				accept_pause(w, l, errno);
 			return;
 		}
 		client_new(w, fd, &ss);
@@ -163,20 +186,23 @@ int px_client_flush(struct px_client *c)
 	return 0;
 }
 
-/* Answer @status with a short text body, from the proxy itself. @close:
- * the connection ends after it (the request's body, if any, was not read). */
-void px_client_answer(struct px_client *c, int status, const char *why, bool close_after)
+/* Queue an answer from the proxy itself: @status with @why as a text
+ * body (the head only for a HEAD request). @close_after: the connection
+ * ends after it (the request's body, if any, was not read). */
+void px_client_answer(struct px_client *c, int status, const char *why, bool close_after,
+		      bool head_only)
 {
 	char head[512];
 	int n;
 
-	if (close_after)
+	if (close_after || (c->read_closed && !buf_len(&c->in)))
 		c->keep_alive = false;
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-		     "%s\r\n%s\n",
+		     "%s\r\n%s%s",
 		     status, http1_reason(status), strlen(why) + 1,
-		     c->keep_alive ? "" : "Connection: close\r\n", why);
+		     c->keep_alive ? "" : "Connection: close\r\n", head_only ? "" : why,
+		     head_only ? "" : "\n");
 	if (n < 0 || (size_t)n >= sizeof(head) || buf_append(&c->out, head, n))
 		c->keep_alive = false;
 }
@@ -188,7 +214,8 @@ void px_client_next(struct px_client *c)
 	int err;
 
 	c->requests++;
-	c->state = c->keep_alive && !c->read_closed ? CL_HEAD : CL_CLOSING;
+	/* After a half-close, requests already read are still answered. */
+	c->state = c->keep_alive && (!c->read_closed || buf_len(&c->in)) ? CL_HEAD : CL_CLOSING;
 	err = px_client_flush(c);
 	if (err && err != -EAGAIN) {
 		px_client_close(c);
@@ -202,7 +229,7 @@ void px_client_next(struct px_client *c)
 	}
 	c->deadline_ms = w->now_ms + (buf_len(&c->in) ? w->settings->header_timeout_ms
 						      : w->settings->client_idle_ms);
-	if (!err && px_watch(w, c->fd, c, &c->events, EPOLLIN)) {
+	if (!err && px_watch(w, c->fd, c, &c->events, c->read_closed ? 0 : EPOLLIN)) {
 		px_client_close(c);
 		return;
 	}
@@ -249,11 +276,39 @@ static void client_refuse(struct px_client *c, int status, const char *why)
 	pm_add(&c->w->stats.bad_requests, 1);
 	px_log_write(&c->w->log, &e);
 	buf_consume(&c->in, buf_len(&c->in));
-	px_client_answer(c, status, why, true);
+	px_client_answer(c, status, why, true, false);
 	px_client_next(c);
 }
 
 /* Parse the head at the front of c->in and start its exchange. */
+/*
+ * Is a parse worth it? A head ends with an empty line: until a line feed
+ * followed by CR or LF shows up in the new bytes, the parser could only
+ * say "incomplete" again after re-reading all of it (a client dripping a
+ * head byte by byte would cost O(n^2)). Past a limit the parser decides
+ * (once for the request line: it says 414 or that the line is whole).
+ */
+static bool head_may_be_complete(struct px_client *c, const struct http1_limits *lim)
+{
+	const char *head = buf_head(&c->in);
+	size_t len = buf_len(&c->in), i = c->head_scanned;
+	bool worth = len > lim->max_head_bytes ||
+		     (len > lim->max_request_line && !c->request_line_ok);
+
+	for (const char *lf; !worth && i < len && (lf = memchr(head + i, '\n', len - i));
+	     i = lf - head + 1)
+		worth = lf + 1 == head + len || lf[1] == '\r' || lf[1] == '\n';
+	c->head_scanned = len;
+	return worth;
+}
+
+/* A new head starts at the front of c->in. */
+static void head_reset(struct px_client *c)
+{
+	c->head_scanned = 0;
+	c->request_line_ok = false;
+}
+
 static void client_parse(struct px_client *c)
 {
 	const struct cfg_proxy *p = c->w->settings;
@@ -265,9 +320,16 @@ static void client_parse(struct px_client *c)
 
 	if (lim.max_headers > PROXY_MAX_HEADERS_ARRAY)
 		lim.max_headers = PROXY_MAX_HEADERS_ARRAY;
-	r = http1_parse_request(buf_head(&c->in), buf_len(&c->in), &req, c->w->headers, &lim);
-	if (r == HTTP1_INCOMPLETE)
+	if (!head_may_be_complete(c, &lim))
 		return;
+	r = http1_parse_request(buf_head(&c->in), buf_len(&c->in), &req, c->w->headers, &lim);
+	if (r == HTTP1_INCOMPLETE) {
+		c->request_line_ok = buf_len(&c->in) > lim.max_request_line;
+		if (c->read_closed)
+			px_client_close(c); /* the rest of the head will never come */
+		return;
+	}
+	head_reset(c);
 	if (r < 0) {
 		const char *why;
 		int status = parse_error_status(r, &why);
@@ -289,7 +351,11 @@ static void client_read(struct px_client *c)
 
 	if (n == -EAGAIN)
 		return;
-	if (n <= 0) {
+	if (n < 0) {
+		px_client_close(c); /* reset: nobody to answer */
+		return;
+	}
+	if (n == 0) {
 		c->read_closed = true;
 		/* Nothing started, or a head or body cut short: nobody to answer. */
 		if (c->state != CL_EXCHANGE || !px_exchange_request_done(&c->x)) {
@@ -324,12 +390,18 @@ void px_client_event(struct px_client *c, uint32_t events)
 			if (!err && c->state == CL_CLOSING)
 				client_linger_close(c);
 			else if (!err)
-				px_watch(c->w, c->fd, c, &c->events, EPOLLIN);
+				px_watch(c->w, c->fd, c, &c->events, c->read_closed ? 0 : EPOLLIN);
 			else if (err != -EAGAIN)
 				px_client_close(c);
 		}
 	}
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->state != CL_DEAD)
+	/* HUP (both ways shut, or a reset) and ERR come whatever epoll was
+	 * asked for: an answer could not be delivered, so the client is done. */
+	if ((events & (EPOLLHUP | EPOLLERR)) && c->state != CL_DEAD) {
+		px_client_close(c);
+		return;
+	}
+	if ((events & EPOLLIN) && c->state != CL_DEAD)
 		client_read(c);
 	if (c->state != CL_DEAD && buf_settle(&c->in))
 		px_client_close(c);

@@ -16,6 +16,7 @@
 
 #include "exchange.h"
 #include "log.h"
+#include "path.h"
 #define IDEMPOTENT (HTTP1_GET | HTTP1_HEAD | HTTP1_OPTIONS | HTTP1_TRACE | HTTP1_PUT | HTTP1_DELETE)
 
 /* ---- the end of an exchange ---- */
@@ -86,7 +87,7 @@ static void exchange_release(struct px_exchange *x, bool reusable)
 		retry_budget_request_end(&x->svc->budget);
 	x->pending = x->admitted = x->holds_retry = false;
 	buf_free(&x->head);
-	px_routes_put(w, x->routes);
+	px_routes_put(x->routes);
 	x->routes = NULL;
 }
 
@@ -98,8 +99,12 @@ void xch_end(struct px_exchange *x, bool reusable)
 	exchange_count(x);
 	exchange_log(x);
 	exchange_release(x, reusable);
+	/* Body bytes read and not sent are this request's, not the next one's;
+	 * a body not read to its end would read as requests: close. */
+	buf_consume(&c->in, x->req_avail);
+	x->req_avail = 0;
 	if (!x->req_complete)
-		c->keep_alive = false; /* the rest of its body would read as a request */
+		c->keep_alive = false;
 	px_client_next(c);
 }
 
@@ -115,7 +120,9 @@ void xch_answer(struct px_exchange *x, int status, const char *why)
 		return;
 	}
 	x->status = status;
-	px_client_answer(c, status, why, !x->req_complete);
+	buf_consume(&c->in, x->req_avail); /* see xch_end() */
+	x->req_avail = 0;
+	px_client_answer(c, status, why, !x->req_complete, x->head_request);
 	x->bytes_out += buf_len(&c->out);
 	xch_end(x, false);
 }
@@ -189,12 +196,19 @@ bool xch_may_retry(struct px_exchange *x, uint32_t bit)
 void xch_attempt_end(struct px_exchange *x, enum bal_outcome outcome, bool keep_upstream)
 {
 	struct px_worker *w = xch_client(x)->w;
+
+	if (x->ep >= 0 && bal_report(xch_group(x), x->ep, outcome, w->now_ms))
+		pm_add(&x->pm->svc->ejections, 1);
+	xch_attempt_drop(x, keep_upstream);
+}
+
+void xch_attempt_drop(struct px_exchange *x, bool keep_upstream)
+{
+	struct px_worker *w = xch_client(x)->w;
 	struct bal_group *g = xch_group(x);
 
 	if (x->ep < 0)
 		return;
-	if (bal_report(g, x->ep, outcome, w->now_ms))
-		pm_add(&x->pm->svc->ejections, 1);
 	if (x->pending)
 		bal_pending_done(g);
 	x->pending = false;
@@ -301,6 +315,7 @@ void xch_attempt(struct px_exchange *x)
 
 	ep = bal_pick(g, xch_client(x)->w->now_ms, x->has_hash ? &x->hash : NULL, x->last_ep);
 	if (ep < 0) {
+		pm_add(&x->pm->svc->no_endpoint, 1);
 		xch_answer(x, 503, "no upstream endpoint available");
 		return;
 	}
@@ -313,7 +328,7 @@ void xch_attempt(struct px_exchange *x)
 	u = attempt_connection(x, g, &err);
 	if (!u && err == -EBUSY) {
 		pm_add(&x->pm->svc->overflow, 1);
-		xch_attempt_end(x, BAL_SUCCESS, false); /* not the endpoint's fault */
+		xch_attempt_drop(x, false); /* not the endpoint's doing */
 		xch_answer(x, 503, "upstream overflow (circuit breaker)");
 		return;
 	}
@@ -402,29 +417,16 @@ static int exchange_route(struct px_exchange *x, const struct http1_request *req
 static int exchange_request_head(struct px_exchange *x, const struct http1_request *req,
 				 size_t head_len)
 {
-	struct http1_header found[XCH_CONNECTION_MAX];
-	const struct http1_header *conn;
 	struct buf *b = &x->head;
 	char version[16];
-	size_t n_conn;
 	bool ok;
 
 	if (buf_reserve(b, head_len + 64))
 		return -ENOMEM;
-	conn = xch_connection_headers(req->headers, req->n_headers, found, &n_conn);
 	snprintf(version, sizeof(version), " HTTP/1.%d\r\n", req->minor_version);
 	ok = xch_append(b, req->method, req->method_len) && xch_append(b, " ", 1) &&
-	     xch_append(b, req->target, req->target_len) && xch_append(b, version, 11);
-	for (size_t i = 0; ok && i < req->n_headers; i++) {
-		const struct http1_header *h = &req->headers[i];
-
-		if (http1_hop_by_hop(h, conn, n_conn) || http1_name_is(h, "expect"))
-			continue;
-		ok = xch_append(b, h->name, h->name_len) && xch_append(b, ": ", 2) &&
-		     xch_append(b, h->value, h->value_len) && xch_append(b, "\r\n", 2);
-	}
-	if (ok && req->body == HTTP1_BODY_CHUNKED)
-		ok = xch_append(b, "Transfer-Encoding: chunked\r\n", 28);
+	     xch_append(b, req->target, req->target_len) && xch_append(b, version, 11) &&
+	     xch_copy_headers(b, req->headers, req->n_headers, true);
 	if (ok && req->minor_version == 0)
 		ok = xch_append(b, "Connection: keep-alive\r\n", 24);
 	return ok && xch_append(b, "\r\n", 2) ? 0 : -ENOMEM;
@@ -472,41 +474,94 @@ static void exchange_go(struct px_exchange *x, bool expect_continue)
 	}
 	x->admitted = true;
 	/* Let a client that waits for it send the body now (RFC 9110 10.1.1). */
-	if (expect_continue && !x->req_complete)
+	if (expect_continue && !x->req_complete && x->minor_version == 1)
 		buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	x->deadline_ms = c->w->now_ms + x->route->request_timeout_ms;
 	x->idle_deadline_ms = c->w->now_ms + x->route->idle_timeout_ms;
 	xch_attempt(x);
-	if (c->state == CL_EXCHANGE && buf_len(&c->out) && !x->resp_head_seen)
-		xch_pump_response(x); /* the 100 Continue */
+	if (c->state != CL_EXCHANGE || x->resp_head_seen)
+		return;
+	if (buf_len(&c->out))
+		xch_pump_response(x); /* the 100 Continue; sets the interest */
+	else
+		xch_interest(x); /* connecting: bounded read-ahead of the body */
 }
 
-void px_exchange_start(struct px_client *c, const struct http1_request *req, size_t head_len)
+/*
+ * The request as it is matched and forwarded: its path normalized
+ * (path.h) into the worker's path buffer, followed by the query, as an
+ * origin-form target (an absolute-form one loses its scheme and
+ * authority, as a proxy sends it to an origin server). "*" and CONNECT
+ * targets stay as they are. Returns 0 or 400.
+ */
+static int exchange_normalize(struct px_worker *w, const struct http1_request *req,
+			      struct http1_request *out)
+{
+	const char *query;
+	size_t query_len;
+	ssize_t n;
+
+	*out = *req;
+	if (!req->path_len || req->path[0] != '/')
+		return 0;
+	n = path_normalize(req->path, req->path_len, w->path_buf, PROXY_PATH_MAX);
+	if (n < 0)
+		return 400;
+	query = memchr(req->target, '?', req->target_len);
+	query_len = query ? (size_t)(req->target + req->target_len - query) : 0;
+	if ((size_t)n + query_len > PROXY_PATH_MAX)
+		return 400;
+	memcpy(w->path_buf + n, query, query_len);
+	out->path = out->target = w->path_buf;
+	out->path_len = n;
+	out->target_len = n + query_len;
+	return 0;
+}
+
+void px_exchange_start(struct px_client *c, const struct http1_request *parsed, size_t head_len)
 {
 	struct px_exchange *x = &c->x;
-	int status;
+	struct http1_request req;
+	int status = exchange_normalize(c->w, parsed, &req);
 
-	exchange_init(x, c, req, head_len);
+	exchange_init(x, c, &req, head_len);
 	c->state = CL_EXCHANGE;
-	c->keep_alive = req->keep_alive && !c->w->draining;
+	c->keep_alive = req.keep_alive && !c->w->draining;
 	pm_add(&c->w->stats.requests, 1);
-	status = exchange_route(x, req);
-	if (!status && exchange_request_head(x, req, head_len))
+	if (status)
+		x->reason = "malformed escape in the request path";
+	else
+		status = exchange_route(x, &req);
+	if (!status && exchange_request_head(x, &req, head_len))
 		status = 500;
 	buf_consume(&c->in, head_len); /* the request's strings are dead from here */
 	if (status) {
 		xch_answer(x, status, x->reason[0] ? x->reason : "out of memory");
 		return;
 	}
-	exchange_go(x, req->expect_continue);
+	exchange_go(x, req.expect_continue);
+}
+
+/* Time ran out while the request body was still coming: the client's
+ * doing (408), not the upstream's, so no endpoint is blamed for it. */
+static void exchange_client_too_slow(struct px_exchange *x)
+{
+	pm_add(&x->pm->svc->timeouts, 1);
+	xch_attempt_drop(x, false);
+	xch_answer(x, 408, "request body not received in time");
 }
 
 void px_exchange_timeouts(struct px_exchange *x)
 {
 	uint64_t now = xch_client(x)->w->now_ms;
+	bool expired = !x->resp_head_seen && now >= x->deadline_ms;
 
-	if (!x->resp_head_seen && x->route && now >= x->deadline_ms)
-		px_exchange_failed(x, PX_FAIL_TIMEOUT);
-	else if (x->route && now >= x->idle_deadline_ms)
-		px_exchange_failed(x, PX_FAIL_IDLE);
+	if (!x->route || (!expired && now < x->idle_deadline_ms))
+		return;
+	/* Connected, every byte read so far sent, and the body still short. */
+	if (!x->req_complete && !x->up_blocked && !x->resp_head_seen && x->up &&
+	    x->up->state == UP_BUSY)
+		exchange_client_too_slow(x);
+	else
+		px_exchange_failed(x, expired ? PX_FAIL_TIMEOUT : PX_FAIL_IDLE);
 }

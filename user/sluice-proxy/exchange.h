@@ -30,12 +30,11 @@ static inline uint64_t xch_now_us(void)
 /* Append @len bytes to @b; false when out of memory. */
 bool xch_append(struct buf *b, const char *s, size_t len);
 
-#define XCH_CONNECTION_MAX 8
-/* The Connection headers among @headers, for http1_hop_by_hop(): copied
- * into @found (XCH_CONNECTION_MAX entries), so that checking every header
- * costs O(n) rather than O(n^2); with more of them, @headers itself. */
-const struct http1_header *xch_connection_headers(const struct http1_header *headers, size_t n,
-						  struct http1_header *found, size_t *n_found);
+/* Append the end-to-end headers of @h to @b as "name: value" lines:
+ * hop-by-hop ones dropped (RFC 9110 7.6.1) but Transfer-Encoding, which
+ * goes with the body passed through verbatim; Expect too if @drop_expect
+ * (the proxy answers 100 Continue itself). False when out of memory. */
+bool xch_copy_headers(struct buf *b, const struct http1_header *h, size_t n, bool drop_expect);
 
 /* ---- exchange.c ---- */
 /* Count, log, release everything (the upstream pooled when @reusable),
@@ -49,6 +48,9 @@ void xch_attempt(struct px_exchange *x);
 /* The current attempt ended with @outcome (outlier ejection); its
  * connection is closed unless @keep_upstream. */
 void xch_attempt_end(struct px_exchange *x, enum bal_outcome outcome, bool keep_upstream);
+/* The same without telling the balancer: the attempt ended for a reason
+ * that is not the endpoint's (a breaker, a slow client). */
+void xch_attempt_drop(struct px_exchange *x, bool keep_upstream);
 /* May a failure of kind @bit (enum cfg_retry_on) be retried? Takes the
  * retry budget when it says yes. */
 bool xch_may_retry(struct px_exchange *x, uint32_t bit);

@@ -42,7 +42,8 @@ struct proxy {
 	struct options opt;
 	struct px_worker *workers;
 	pthread_t *threads;
-	int n_workers;
+	int n_workers; /* initialised */
+	int n_started; /* of them, running in their thread */
 	uint64_t generation;
 	struct metrics_server *metrics;
 };
@@ -209,6 +210,7 @@ static int workers_start(struct proxy *px, struct px_conf *conf)
 		err = pthread_create(&px->threads[i], NULL, px_worker_run, &px->workers[i]);
 		if (err)
 			return -err;
+		px->n_started++;
 	}
 	return 0;
 }
@@ -283,11 +285,11 @@ static void main_loop(struct proxy *px, int sig_fd, struct cfg_proxy *running)
 	}
 }
 
-static void workers_stop(struct proxy *px, bool started)
+static void workers_stop(struct proxy *px)
 {
-	for (int i = 0; started && i < px->n_workers; i++)
+	for (int i = 0; i < px->n_started; i++)
 		px_worker_post_stop(&px->workers[i]);
-	for (int i = 0; started && i < px->n_workers; i++)
+	for (int i = 0; i < px->n_started; i++)
 		pthread_join(px->threads[i], NULL);
 	for (int i = 0; px->workers && i < px->n_workers; i++)
 		px_worker_free(&px->workers[i]);
@@ -297,46 +299,60 @@ static void workers_stop(struct proxy *px, bool started)
 
 enum { O_METRICS = 256, O_ACCESS_LOG, O_ACCESS_LOG_JSON, O_DEFAULT_SERVICE, O_LOG_LEVEL, O_CHECK };
 
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "workers", required_argument, NULL, 'w' },
+	{ "metrics", required_argument, NULL, O_METRICS },
+	{ "access-log", required_argument, NULL, O_ACCESS_LOG },
+	{ "access-log-json", no_argument, NULL, O_ACCESS_LOG_JSON },
+	{ "default-service", required_argument, NULL, O_DEFAULT_SERVICE },
+	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+	{ "check", no_argument, NULL, O_CHECK },
+	{ "help", no_argument, NULL, 'h' },
+	{}
+};
+
+/* The options that take a value that needs checking. 0 or 2 (usage). */
+static int parse_checked(int opt, const char *arg, struct options *o)
+{
+	enum log_level level;
+	char *end;
+
+	if (opt == 'l') {
+		if (o->n_listen == 4) {
+			fprintf(stderr, "Error: --listen: at most 4 listeners\n");
+			return 2;
+		}
+		o->listen[o->n_listen++] = arg;
+		return 0;
+	}
+	if (opt == 'w') {
+		o->workers = strtol(arg, &end, 10);
+		if (*end || end == arg || o->workers < 0 || o->workers > MAX_WORKERS) {
+			fprintf(stderr, "Error: --workers: want 0..%d, got '%s'\n", MAX_WORKERS, arg);
+			return 2;
+		}
+		return 0;
+	}
+	if (log_parse_level(arg, &level)) { /* O_LOG_LEVEL */
+		fprintf(stderr, "Error: --log-level: '%s' (error, warn, info, debug)\n", arg);
+		return 2;
+	}
+	log_set_level(level);
+	return 0;
+}
+
 /* 0, or the exit status for a usage error (2) or help (-1: exit 0). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	static const struct option longs[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "metrics", required_argument, NULL, O_METRICS },
-		{ "access-log", required_argument, NULL, O_ACCESS_LOG },
-		{ "access-log-json", no_argument, NULL, O_ACCESS_LOG_JSON },
-		{ "default-service", required_argument, NULL, O_DEFAULT_SERVICE },
-		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
-		{ "check", no_argument, NULL, O_CHECK },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	enum log_level level;
-	char *end;
-	int c;
+	int c, err;
 
 	*o = (struct options){ .workers = -1, .access_log_json = -1 };
-	while ((c = getopt_long(argc, argv, "c:l:w:h", longs, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:l:w:h", long_options, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			o->config = optarg;
-			break;
-		case 'l':
-			if (o->n_listen == 4) {
-				fprintf(stderr, "Error: --listen: at most 4 listeners\n");
-				return 2;
-			}
-			o->listen[o->n_listen++] = optarg;
-			break;
-		case 'w':
-			o->workers = strtol(optarg, &end, 10);
-			if (*end || end == optarg || o->workers < 0 || o->workers > MAX_WORKERS) {
-				fprintf(stderr, "Error: --workers: want 0..%d, got '%s'\n",
-					MAX_WORKERS, optarg);
-				return 2;
-			}
 			break;
 		case O_METRICS:
 			o->metrics = optarg;
@@ -350,17 +366,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case O_DEFAULT_SERVICE:
 			o->default_service = optarg;
 			break;
-		case O_LOG_LEVEL:
-			if (log_parse_level(optarg, &level)) {
-				fprintf(stderr,
-					"Error: --log-level: '%s' (error, warn, info, debug)\n",
-					optarg);
-				return 2;
-			}
-			log_set_level(level);
-			break;
 		case O_CHECK:
 			o->check = true;
+			break;
+		case 'l':
+		case 'w':
+		case O_LOG_LEVEL:
+			err = parse_checked(c, optarg, o);
+			if (err)
+				return err;
 			break;
 		case 'h':
 			usage(stdout);
@@ -427,12 +441,12 @@ int main(int argc, char **argv)
 	px_conf_put(conf);
 	if (err) {
 		log_error("proxy", "cannot start: %s", strerror(-err));
-		workers_stop(&px, false);
+		workers_stop(&px);
 		return 1;
 	}
 	log_info("proxy", "%d workers serving %s", px.n_workers, px.opt.config);
 	main_loop(&px, sig_fd, &running);
-	workers_stop(&px, true);
+	workers_stop(&px);
 	metrics_close(px.metrics);
 	log_info("proxy", "stopped");
 	return 0;

@@ -1,4 +1,5 @@
 /* sluice-proxy's metrics registry and its Prometheus rendering. */
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -144,6 +145,7 @@ static void render_events(FILE *out, struct pm_service *s)
 		{ "retry_budget_exhausted", offsetof(struct pm_service, retry_budget_exhausted) },
 		{ "ejection", offsetof(struct pm_service, ejections) },
 		{ "overflow", offsetof(struct pm_service, overflow) },
+		{ "no_endpoint", offsetof(struct pm_service, no_endpoint) },
 		{ "connect_failure", offsetof(struct pm_service, connect_failures) },
 		{ "reset", offsetof(struct pm_service, resets) },
 		{ "timeout", offsetof(struct pm_service, timeouts) },
@@ -215,5 +217,5 @@ int pm_render(FILE *out, struct pm_worker *const *workers, int n)
 	for (s = registry; s; s = s->next)
 		render_events(out, s);
 	pthread_mutex_unlock(&registry_lock);
-	return ferror(out) ? -5 : 0;
+	return ferror(out) ? -EIO : 0;
 }

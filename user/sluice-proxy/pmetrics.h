@@ -36,6 +36,7 @@ struct pm_service {
 	pm_counter retry_budget_exhausted;
 	pm_counter ejections;
 	pm_counter overflow; /* 503: a circuit breaker limit */
+	pm_counter no_endpoint; /* 503: no endpoint with weight in the group */
 	pm_counter connect_failures;
 	pm_counter resets;
 	pm_counter timeouts;

@@ -23,6 +23,7 @@
 #define PROXY_MAX_HEADERS_ARRAY 1000 /* parse arrays: the largest max_headers */
 #define PROXY_SCAN_MS 50 /* timeouts are checked this often */
 #define PROXY_SCRATCH (64 * 1024)
+#define PROXY_PATH_MAX (64 * 1024) /* normalized path and query: the longest request line */
 #define PROXY_DRAIN_MS 10000 /* on stop: how long in-flight requests may finish */
 
 /* What an epoll event's data.ptr points at: every such object starts
@@ -43,6 +44,7 @@ struct px_link {
 struct px_listener {
 	enum px_kind kind;
 	int fd;
+	uint32_t events; /* px_watch()'s cache */
 };
 
 struct px_pool;
@@ -182,6 +184,8 @@ struct px_client {
 	struct px_exchange x; /* valid in CL_EXCHANGE */
 	bool keep_alive; /* another request may follow the current one */
 	bool read_closed; /* the client sent EOF */
+	size_t head_scanned; /* bytes of c->in searched for the end of a head */
+	bool request_line_ok; /* the parser saw the whole request line */
 	uint64_t deadline_ms; /* header timeout or keep-alive idle */
 	uint32_t requests; /* requests served on this connection */
 	struct addr_port peer_addr;
@@ -192,6 +196,7 @@ struct px_client {
 /* A pool of idle connections to one upstream endpoint. */
 struct px_pool {
 	struct addr_port addr;
+	uint32_t n_conns; /* open connections to @addr, idle or not */
 	struct px_link idle;
 	uint32_t n_idle;
 	struct px_pool *next; /* hash chain */
@@ -213,6 +218,7 @@ struct px_worker {
 	struct px_pool **pools; /* hash by address */
 	size_t n_pool_slots;
 	char *scratch; /* PROXY_SCRATCH bytes every read goes into first (buf.h) */
+	char *path_buf; /* PROXY_PATH_MAX bytes: the request target as forwarded */
 	struct http1_header *headers; /* parse array, PROXY_MAX_HEADERS_ARRAY long */
 	uint64_t now_ms;
 	uint64_t next_scan_ms;
@@ -222,6 +228,8 @@ struct px_worker {
 	struct px_accesslog log;
 	const struct cfg_proxy *settings; /* of the current config */
 	uint64_t drain_deadline_ms;
+	bool accept_paused; /* out of descriptors: listeners not watched */
+	uint64_t accept_warned_ms;
 	bool mark_warned;
 };
 
@@ -241,13 +249,16 @@ void px_worker_post_stop(struct px_worker *w);
 #define PX_REGISTERED (1u << 30) /* in *have: @fd is in the epoll set */
 int px_watch(struct px_worker *w, int fd, void *obj, uint32_t *have, uint32_t want);
 uint32_t px_random(struct px_worker *w);
-void px_routes_put(struct px_worker *w, struct px_routes *r);
+void px_routes_put(struct px_routes *r);
 void px_conf_put(struct px_conf *conf);
 
 /* ---- client.c ---- */
 void px_client_accept(struct px_worker *w, struct px_listener *l);
+/* Watch the listeners again after an accept_pause(). */
+void px_accept_resume(struct px_worker *w);
 int px_client_flush(struct px_client *c);
-void px_client_answer(struct px_client *c, int status, const char *why, bool close_after);
+void px_client_answer(struct px_client *c, int status, const char *why, bool close_after,
+		      bool head_only);
 void px_client_next(struct px_client *c);
 void px_client_event(struct px_client *c, uint32_t events);
 /* Parse the pipelined requests @c holds (from the worker's ready list). */
@@ -280,6 +291,10 @@ struct px_upstream *px_upstream_open(struct px_worker *w, const struct addr_port
 void px_upstream_release(struct px_worker *w, struct px_upstream *u, bool reusable);
 void px_upstream_event(struct px_worker *w, struct px_upstream *u, uint32_t events);
 void px_upstream_timeouts(struct px_worker *w, struct px_upstream *u);
+/* An idle or connecting upstream past its deadline, or NULL. */
+struct px_upstream *px_upstream_expired(struct px_worker *w);
+/* Free the pools of endpoints with no connection left. */
+void px_pools_trim(struct px_worker *w);
 void px_pools_free(struct px_worker *w);
 /* Close @u whatever its state (the exchange no longer uses it). */
 void px_upstream_abort(struct px_worker *w, struct px_upstream *u);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -14,6 +15,14 @@
 #include "log.h"
 
 #define CLIENT_IN_MAX (256 * 1024) /* bytes read ahead of the upstream */
+
+/* writev() as sendmsg(): no file-position lock, and no SIGPIPE. */
+static ssize_t xch_send(int fd, struct iovec *iov, int cnt)
+{
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
+
+	return sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
 
 /* ---- what epoll watches while the exchange runs ---- */
 
@@ -26,7 +35,7 @@ void xch_interest(struct px_exchange *x)
 	struct px_upstream *u = x->up;
 	uint32_t cw = 0, uw = 0;
 
-	if (x->client_blocked)
+	if (x->client_blocked || buf_len(&c->out))
 		cw |= EPOLLOUT;
 	/* Reading on after the request keeps epoll_ctl off the common path
 	 * (pipelined requests wait in c->in) and shows a client's close. */
@@ -76,7 +85,7 @@ int xch_scan_request(struct px_exchange *x)
 }
 
 /* Write what the upstream may take of the head and the body bytes read so
- * far, in one writev. */
+ * far, in one sendmsg. */
 void xch_pump_request(struct px_exchange *x)
 {
 	struct px_client *c = xch_client(x);
@@ -94,7 +103,7 @@ void xch_pump_request(struct px_exchange *x)
 		iov[cnt++] = (struct iovec){ buf_head(&c->in), x->req_avail };
 	x->up_blocked = false;
 	if (cnt) {
-		n = writev(u->fd, iov, cnt);
+		n = xch_send(u->fd, iov, cnt);
 		if (n < 0 && errno != EAGAIN) {
 			px_exchange_failed(x, PX_FAIL_RESET);
 			return;
@@ -190,7 +199,7 @@ static void exchange_finish(struct px_exchange *x)
 }
 
 /* Write the client what waits: the response head (c->out) and the body
- * bytes read so far, in one writev. */
+ * bytes read so far, in one sendmsg. */
 void xch_pump_response(struct px_exchange *x)
 {
 	struct px_client *c = xch_client(x);
@@ -206,7 +215,7 @@ void xch_pump_response(struct px_exchange *x)
 		iov[cnt++] = (struct iovec){ buf_head(&u->in), x->resp_avail };
 	x->client_blocked = false;
 	if (cnt) {
-		n = writev(c->fd, iov, cnt);
+		n = xch_send(c->fd, iov, cnt);
 		if (n < 0 && errno != EAGAIN) {
 			px_client_close(c);
 			return;
@@ -239,14 +248,19 @@ bool xch_append(struct buf *b, const char *s, size_t len)
 	return !buf_append(b, s, len);
 }
 
-const struct http1_header *xch_connection_headers(const struct http1_header *headers, size_t n,
+#define CONNECTION_MAX 8
+
+/* The Connection headers among @headers, for http1_hop_by_hop(): copied
+ * into @found (CONNECTION_MAX entries), so that checking every header
+ * costs O(n) rather than O(n^2); with more of them, @headers itself. */
+static const struct http1_header *connection_headers(const struct http1_header *headers, size_t n,
 						  struct http1_header *found, size_t *n_found)
 {
 	*n_found = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!http1_name_is(&headers[i], "connection"))
 			continue;
-		if (*n_found == XCH_CONNECTION_MAX) {
+		if (*n_found == CONNECTION_MAX) {
 			*n_found = n; /* rare: let http1_hop_by_hop() search them all */
 			return headers;
 		}
@@ -255,34 +269,44 @@ const struct http1_header *xch_connection_headers(const struct http1_header *hea
 	return found;
 }
 
+bool xch_copy_headers(struct buf *b, const struct http1_header *h, size_t n, bool drop_expect)
+{
+	struct http1_header found[CONNECTION_MAX];
+	const struct http1_header *conn;
+	size_t n_conn;
+	bool ok = true;
+
+	conn = connection_headers(h, n, found, &n_conn);
+	for (size_t i = 0; ok && i < n; i++) {
+		/* Transfer-Encoding stays: the body goes through in its coding. */
+		if ((http1_hop_by_hop(&h[i], conn, n_conn) &&
+		     !http1_name_is(&h[i], "transfer-encoding")) ||
+		    (drop_expect && http1_name_is(&h[i], "expect")))
+			continue;
+		ok = xch_append(b, h[i].name, h[i].name_len) && xch_append(b, ": ", 2) &&
+		     xch_append(b, h[i].value, h[i].value_len) && xch_append(b, "\r\n", 2);
+	}
+	return ok;
+}
+
+
 /* The response head the client gets: the upstream's status and end-to-end
  * headers, with framing and connection headers of our own. */
 static int exchange_response_head(struct px_exchange *x, const struct http1_response *resp)
 {
 	struct px_client *c = xch_client(x);
-	struct http1_header *h = c->w->headers, found[XCH_CONNECTION_MAX];
-	const struct http1_header *conn;
 	char line[128];
-	size_t n_conn;
 	bool ok;
 	int n;
 
-	conn = xch_connection_headers(h, resp->n_headers, found, &n_conn);
-	if (resp->body == HTTP1_BODY_CLOSE)
-		c->keep_alive = false; /* the body ends when the connection does */
+	/* The body ends when the connection does; or the request's body was
+	 * not all read (the rest would read as a request): say we close. */
+	if (resp->body == HTTP1_BODY_CLOSE || !x->req_complete)
+		c->keep_alive = false;
 	n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", resp->status);
 	ok = xch_append(&c->out, line, n) && xch_append(&c->out, resp->reason, resp->reason_len) &&
-	     xch_append(&c->out, "\r\n", 2);
-	for (size_t i = 0; ok && i < resp->n_headers; i++) {
-		if (http1_hop_by_hop(&h[i], conn, n_conn))
-			continue;
-		ok = xch_append(&c->out, h[i].name, h[i].name_len) &&
-		     xch_append(&c->out, ": ", 2) &&
-		     xch_append(&c->out, h[i].value, h[i].value_len) &&
-		     xch_append(&c->out, "\r\n", 2);
-	}
-	if (ok && resp->body == HTTP1_BODY_CHUNKED)
-		ok = xch_append(&c->out, "Transfer-Encoding: chunked\r\n", 28);
+	     xch_append(&c->out, "\r\n", 2) &&
+	     xch_copy_headers(&c->out, c->w->headers, resp->n_headers, false);
 	if (ok && !c->keep_alive)
 		ok = xch_append(&c->out, "Connection: close\r\n", 19);
 	else if (ok && c->x.minor_version == 0)
@@ -367,25 +391,38 @@ static int exchange_parse_response(struct px_exchange *x)
 	}
 }
 
-/* The upstream closed (or failed) its side. */
-static void exchange_upstream_eof(struct px_exchange *x)
+/* The upstream is done after a whole response: what the client has not
+ * taken yet moves behind c->out, and the connection closes now (a closed
+ * socket left in epoll would report HUP on every wait). */
+static void exchange_upstream_done(struct px_exchange *x)
 {
-	if (x->resp_complete) {
-		/* It closed after a whole response: fine, just not reusable. */
-		x->upstream_keep_alive = false;
-		xch_pump_response(x);
+	struct px_client *c = xch_client(x);
+	struct px_upstream *u = x->up;
+
+	x->resp_complete = true;
+	x->upstream_keep_alive = false;
+	if (buf_append(&c->out, buf_head(&u->in), x->resp_avail)) {
+		px_client_close(c);
+		return;
+	}
+	x->resp_avail = 0;
+	px_upstream_abort(c->w, u);
+	x->up = NULL;
+	xch_pump_response(x);
+}
+
+/* The upstream closed its side (@err 0) or failed (-errno). */
+static void exchange_upstream_eof(struct px_exchange *x, int err)
+{
+	if (x->resp_complete || (x->resp_head_seen && x->resp_body == HTTP1_BODY_CLOSE && !err)) {
+		exchange_upstream_done(x);
 		return;
 	}
 	if (!x->resp_head_seen) {
 		px_exchange_failed(x, PX_FAIL_RESET);
 		return;
 	}
-	if (x->resp_body == HTTP1_BODY_CLOSE) {
-		x->resp_complete = true;
-		x->upstream_keep_alive = false;
-		xch_pump_response(x);
-		return;
-	}
+	/* A reset inside a body that ends at the close is a truncation too. */
 	x->reason = "upstream closed in the middle of the response";
 	px_client_close(xch_client(x));
 }
@@ -399,7 +436,7 @@ void px_exchange_upstream_readable(struct px_exchange *x)
 	if (n == -EAGAIN)
 		return;
 	if (n <= 0) {
-		exchange_upstream_eof(x);
+		exchange_upstream_eof(x, n);
 		return;
 	}
 	x->idle_deadline_ms = w->now_ms + x->route->idle_timeout_ms;

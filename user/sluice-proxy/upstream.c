@@ -63,13 +63,14 @@ static void upstream_close(struct px_worker *w, struct px_upstream *u)
 		u->pool->n_idle--;
 	}
 	px_list_del(&u->all);
+	u->pool->n_conns--;
 	close(u->fd); /* also leaves the epoll set */
 	u->fd = -1;
 	buf_free(&u->in);
 	if (u->group)
 		bal_connection_done(u->group);
 	u->group = NULL;
-	px_routes_put(w, u->routes);
+	px_routes_put(u->routes);
 	u->routes = NULL;
 	u->x = NULL;
 	u->state = UP_DEAD;
@@ -146,6 +147,7 @@ static struct px_upstream *upstream_connect(struct px_worker *w, struct px_pool 
 	u->kind = PX_UPSTREAM;
 	u->fd = fd;
 	u->pool = pool;
+	pool->n_conns++;
 	px_list_init(&u->link);
 	px_list_add(&w->upstreams, &u->all);
 	pm_add(&w->stats.active_upstreams, 1);
@@ -195,6 +197,14 @@ void px_upstream_release(struct px_worker *w, struct px_upstream *u, bool reusab
 	    px_watch(w, u->fd, u, &u->events, EPOLLIN)) {
 		upstream_close(w, u);
 		return;
+	}
+	if (u->routes && u->routes != w->routes) {
+		/* Opened under a config since replaced: keep the connection, but
+		 * not the old route table (nor count it against an old group). */
+		bal_connection_done(u->group);
+		px_routes_put(u->routes);
+		u->group = NULL;
+		u->routes = NULL;
 	}
 	/* Watched for reading while idle: the upstream closing it shows. */
 	buf_free(&u->in);
@@ -246,6 +256,18 @@ void px_upstream_event(struct px_worker *w, struct px_upstream *u, uint32_t even
 	}
 }
 
+struct px_upstream *px_upstream_expired(struct px_worker *w)
+{
+	for (struct px_link *l = w->upstreams.next; l != &w->upstreams; l = l->next) {
+		struct px_upstream *u = px_container(l, struct px_upstream, all);
+
+		if ((u->state == UP_IDLE || u->state == UP_CONNECTING) &&
+		    w->now_ms >= u->deadline_ms)
+			return u;
+	}
+	return NULL;
+}
+
 void px_upstream_timeouts(struct px_worker *w, struct px_upstream *u)
 {
 	if (u->state == UP_IDLE && w->now_ms >= u->deadline_ms)
@@ -259,6 +281,21 @@ void px_upstream_abort(struct px_worker *w, struct px_upstream *u)
 {
 	u->x = NULL;
 	upstream_close(w, u);
+}
+
+void px_pools_trim(struct px_worker *w)
+{
+	for (size_t i = 0; i < w->n_pool_slots; i++)
+		for (struct px_pool **p = &w->pools[i]; *p;) {
+			struct px_pool *pool = *p;
+
+			if (pool->n_conns) {
+				p = &pool->next;
+				continue;
+			}
+			*p = pool->next; /* an endpoint nobody talks to any more */
+			free(pool);
+		}
 }
 
 void px_pools_free(struct px_worker *w)

@@ -66,12 +66,11 @@ void px_conf_put(struct px_conf *conf)
 	free(conf);
 }
 
-void px_routes_put(struct px_worker *w, struct px_routes *r)
+void px_routes_put(struct px_routes *r)
 {
-	(void)w;
 	if (!r || --r->refs)
 		return;
-	for (size_t i = 0; i < r->table.n_services; i++)
+	for (size_t i = 0; r->metrics && i < r->table.n_services; i++)
 		free(r->metrics[i].routes);
 	free(r->metrics);
 	route_table_free(&r->table);
@@ -125,12 +124,12 @@ static struct px_routes *routes_new(struct px_worker *w, struct px_conf *conf)
 		free(r);
 		return NULL;
 	}
-	r->conf = conf;
 	r->refs = 1;
 	if (routes_metrics(r)) {
-		px_routes_put(w, r);
+		px_routes_put(r); /* @conf not taken: the caller keeps its reference */
 		return NULL;
 	}
+	r->conf = conf;
 	return r;
 }
 
@@ -145,11 +144,12 @@ static void worker_take_conf(struct px_worker *w, struct px_conf *conf)
 		px_conf_put(conf);
 		return;
 	}
-	px_routes_put(w, w->routes);
-	w->routes = r;
-	w->settings = &conf->cfg.proxy;
+	/* Flush into the old log before the old config (and its fd) can go. */
 	px_log_flush(&w->log);
 	px_log_init(&w->log, conf->log_fd, conf->cfg.proxy.access_log_json);
+	px_routes_put(w->routes);
+	w->routes = r;
+	w->settings = &conf->cfg.proxy;
 	pm_add(&w->stats.reloads, 1);
 }
 
@@ -194,13 +194,13 @@ static int listener_open(const struct addr_port *ap, bool shared)
 static int worker_listen(struct px_worker *w, const struct cfg_proxy *p)
 {
 	char text[ADDR_STR_MAX];
+	int err;
 
 	w->listeners = calloc(p->n_listen, sizeof(*w->listeners));
 	if (!w->listeners)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < p->n_listen; i++) {
 		struct px_listener *l = &w->listeners[i];
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = l };
 
 		l->kind = PX_LISTENER;
 		l->fd = listener_open(&p->listen[i], true);
@@ -210,8 +210,9 @@ static int worker_listen(struct px_worker *w, const struct cfg_proxy *p)
 			return l->fd;
 		}
 		w->n_listeners++;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev))
-			return -errno;
+		err = px_watch(w, l->fd, l, &l->events, EPOLLIN);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -252,11 +253,13 @@ int px_worker_init(struct px_worker *w, int index, struct px_conf *conf)
 	w->control.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->scratch = malloc(PROXY_SCRATCH);
+	w->path_buf = malloc(PROXY_PATH_MAX);
 	w->headers = calloc(PROXY_MAX_HEADERS_ARRAY, sizeof(*w->headers));
 	w->n_pool_slots = 256;
 	w->pools = calloc(w->n_pool_slots, sizeof(*w->pools));
 	w->log.fd = -1;
-	if (w->control.fd < 0 || w->epfd < 0 || !w->scratch || !w->headers || !w->pools)
+	if (w->control.fd < 0 || w->epfd < 0 || !w->scratch || !w->path_buf || !w->headers ||
+	    !w->pools)
 		return -ENOMEM;
 	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->control.fd, &ev))
 		return -errno;
@@ -308,7 +311,7 @@ static void worker_drain(struct px_worker *w)
 
 		next = l->next;
 		c->keep_alive = false;
-		if (c->state == CL_HEAD && !buf_len(&c->in))
+		if (c->state == CL_HEAD && !buf_len(&c->in) && !buf_len(&c->out))
 			px_client_close(c);
 	}
 }
@@ -362,15 +365,18 @@ static void worker_ready(struct px_worker *w)
 static void worker_scan(struct px_worker *w)
 {
 	struct px_link *l, *next;
+	struct px_upstream *u;
 
 	for (l = w->clients.next; l != &w->clients; l = next) {
 		next = l->next;
 		px_client_timeouts(px_container(l, struct px_client, link));
 	}
-	for (l = w->upstreams.next; l != &w->upstreams; l = next) {
-		next = l->next;
-		px_upstream_timeouts(w, px_container(l, struct px_upstream, all));
-	}
+	/* Acting on one upstream can close another (a retry takes a pooled
+	 * connection that then fails), so look again after each. */
+	while ((u = px_upstream_expired(w)))
+		px_upstream_timeouts(w, u);
+	px_pools_trim(w);
+	px_accept_resume(w);
 	px_log_flush(&w->log);
 	w->next_scan_ms = w->now_ms + PROXY_SCAN_MS;
 }
@@ -402,7 +408,7 @@ void px_worker_free(struct px_worker *w)
 	px_clients_reap(w);
 	px_pools_free(w);
 	px_log_flush(&w->log);
-	px_routes_put(w, w->routes);
+	px_routes_put(w->routes);
 	px_conf_put(atomic_exchange(&w->next_conf, NULL));
 	for (size_t i = 0; i < w->n_listeners; i++)
 		if (w->listeners[i].fd >= 0)
@@ -411,6 +417,7 @@ void px_worker_free(struct px_worker *w)
 	free(w->pools);
 	free(w->headers);
 	free(w->scratch);
+	free(w->path_buf);
 	if (w->epfd >= 0)
 		close(w->epfd);
 	if (w->control.fd >= 0)
