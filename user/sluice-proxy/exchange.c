@@ -511,7 +511,8 @@ static int exchange_normalize(struct px_worker *w, const struct http1_request *r
 	query_len = query ? (size_t)(req->target + req->target_len - query) : 0;
 	if ((size_t)n + query_len > PROXY_PATH_MAX)
 		return 400;
-	memcpy(w->path_buf + n, query, query_len);
+	if (query_len)
+		memcpy(w->path_buf + n, query, query_len);
 	out->path = out->target = w->path_buf;
 	out->path_len = n;
 	out->target_len = n + query_len;
