@@ -151,11 +151,12 @@ upstream_count() {
 }
 
 proxy_start() {
-	# proxy_start : start sluice-proxy in the node ns inside CG with $CFG,
-	# through a shell that prints "pid N" and, when it ends, "exit STATUS";
-	# wait until it answers. Sets PROXY_PID (the proxy) and PROXY_WRAP.
+	# proxy_start [ARGS...] : start sluice-proxy in the node ns inside CG
+	# with $CFG (and ARGS), through a shell that prints "pid N" and, when it
+	# ends, "exit STATUS"; wait until it answers. Sets PROXY_PID (the
+	# proxy) and PROXY_WRAP.
 	PROXY_WRAP=$(bg_ns --cg "$CG" "$NS_NODE" sh -c \
-		'"$@" & echo "pid $!"; wait $!; echo "exit $?"' sh "$PROXY" --config "$CFG")
+		'"$@" & echo "pid $!"; wait $!; echo "exit $?"' sh "$PROXY" --config "$CFG" "$@")
 	bg_wait_line "$PROXY_WRAP" '^pid [0-9]+' 5000 || return 1
 	PROXY_PID=$(awk '$1 == "pid" { print $2 }' "$(bg_log "$PROXY_WRAP")")
 	wait_for 10000 proxy_ready
@@ -760,7 +761,46 @@ CURL=scurl check "no default service: steered http://$VIP4/v3/x -> v2 (SO_ORIGIN
 CURL=scurl check "no default service: steered http://$VIP4:81/ -> api" upstream_is api "http://$VIP4:81/"
 
 # ---------------------------------------------------------------------------
-section "11 drain (SIGTERM)"
+section "11 upgrade: a new proxy takes over (--takeover), no request lost"
+
+# Requests queued on the old listener when it closes move to the new one.
+in_node sysctl -q -w net.ipv4.tcp_migrate_req=1
+load=$(bg_ns --cg "$CG" "$NS_NODE" "$PYTHON" -c '
+import json, socket, sys, time
+ok, failed, errors, end = 0, 0, {}, time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    try:
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+        s.sendall(b"GET /v3/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n")
+        d = b""
+        while (b := s.recv(4096)):
+            d += b
+        s.close()
+        good = d.startswith(b"HTTP/1.1 200")
+    except OSError as e:
+        good, d = False, repr(e).encode()
+    ok, failed = ok + good, failed + (not good)
+    if not good:
+        errors[d[:40].decode(errors="replace")] = errors.get(d[:40].decode(errors="replace"), 0) + 1
+print(json.dumps({"ok": ok, "failed": failed, "errors": errors}), flush=True)
+' "$VIP4" 80 4) # steered: the config has no default service now
+sleep 1
+OLD_PID=$PROXY_PID OLD_WRAP=$PROXY_WRAP
+proxy_start --takeover && rc=0 || rc=$? # not in check: it sets PROXY_PID
+check_eq "a second proxy starts with --takeover on the same address" "$rc" 0
+check "... while the old one runs" bg_alive "$OLD_PID"
+kill -TERM "$OLD_PID"
+check "the old proxy drains and exits 0" wait_for 12000 grep -qx 'exit 0' "$(bg_log "$OLD_WRAP")"
+check "the new one serves its metrics once the old one let go" wait_for 3000 proxy_ready ||
+	proxy_log | tail -n 5 >&2
+check "load across the takeover: done" bg_wait_line "$load" '^{' 10000
+check_json "... every request answered 200 (none refused or reset)" "$(cat "$(bg_log "$load")")" \
+	"j['failed'] == 0 and j['ok'] > 50"
+out=$(in_node timeout 5 "$PROXY" --config "$CFG" 2>&1) && rc=0 || rc=$?
+check_eq "without --takeover a second proxy is refused: exit 1" "$rc" 1
+check "... saying why (address in use, another sluice-proxy?)" grep -q 'another sluice-proxy' <<<"$out"
+
+section "12 drain (SIGTERM)"
 
 inflight=$(start_inflight --cg "$CG" "$NS_NODE" curl -sS --max-time 10 -o /dev/null \
 	-w 'code %{http_code}\n' "http://$VIP4/delay/2000")

@@ -910,33 +910,14 @@ static int resolve_splits(struct cfg_parser *p, const struct http_parse *hp)
 
 static int parse_access_action(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 {
-	static const char *const words[] = { "allow", "deny" };
-	static const enum pol_action actions[] = { POL_ALLOW, POL_DENY };
-	struct cfg_http_access *rule = obj;
-	unsigned int i = 0;
-	int err;
-
 	(void)f;
-	err = cfg_scalar_word(p, "action", "allow or deny", words, ARRAY_SIZE(words), &i);
-	if (!err)
-		rule->action = actions[i];
-	return err;
+	return cfg_parse_action(p, &((struct cfg_http_access *)obj)->action);
 }
 
 static int parse_access_from(struct cfg_parser *p, const struct cfg_field *f, void *obj)
 {
-	struct cfg_http_access *rule = obj;
-	char msg[POL_ERR_MAX];
-	const char *text;
-	int err;
-
 	(void)f;
-	err = cfg_scalar_text(p, "any, world, host, a CIDR or a selector", &text);
-	if (err)
-		return err;
-	if (pol_peer_parse(text, &rule->from, msg, sizeof(msg)))
-		return cfg_fail(p, "%s", msg);
-	return 0;
+	return cfg_parse_peer(p, &((struct cfg_http_access *)obj)->from);
 }
 
 enum { AF_ID, AF_ACTION, AF_FROM, AF_METHODS, AF_PREFIX, AF_PATH };

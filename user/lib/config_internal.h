@@ -136,6 +136,10 @@ const char *cfg_endpoint_problem(const char *text, size_t len);
 
 int cfg_parse_endpoints(struct cfg_parser *p, const struct cfg_field *f, void *obj);
 int cfg_parse_policies(struct cfg_parser *p, const struct cfg_field *f, void *obj);
+/* An `action` (allow or deny) and a `from` peer (pol_peer_parse() text):
+ * shared by policy rules and the proxy's access rules. */
+int cfg_parse_action(struct cfg_parser *p, enum pol_action *out);
+int cfg_parse_peer(struct cfg_parser *p, struct pol_peer *out);
 /* Once the whole file is read: give rules without an id theirs and check
  * the policy as a whole. */
 int cfg_policy_finish(struct cfg_parser *p);

@@ -400,35 +400,43 @@ static int parse_rule_id(struct cfg_parser *p, const struct cfg_field *f, void *
 	return 0;
 }
 
-static int parse_action(struct cfg_parser *p, const struct cfg_field *f, void *obj)
+int cfg_parse_action(struct cfg_parser *p, enum pol_action *out)
 {
 	static const char *const words[] = { "allow", "deny" };
 	static const enum pol_action actions[] = { POL_ALLOW, POL_DENY };
-	struct pol_rule *rule = obj;
 	unsigned int i = 0;
 	int err;
 
-	(void)f;
 	err = cfg_scalar_word(p, "action", "allow or deny", words, ARRAY_SIZE(words), &i);
 	if (!err)
-		rule->action = actions[i];
+		*out = actions[i];
 	return err;
 }
 
-static int parse_from(struct cfg_parser *p, const struct cfg_field *f, void *obj)
+int cfg_parse_peer(struct cfg_parser *p, struct pol_peer *out)
 {
-	struct pol_rule *rule = obj;
 	char msg[POL_ERR_MAX];
 	const char *text;
 	int err;
 
-	(void)f;
 	err = cfg_scalar_text(p, "any, world, host, a CIDR or a selector", &text);
 	if (err)
 		return err;
-	if (pol_peer_parse(text, &rule->from, msg, sizeof(msg)))
+	if (pol_peer_parse(text, out, msg, sizeof(msg)))
 		return cfg_fail(p, "%s", msg);
 	return 0;
+}
+
+static int parse_action(struct cfg_parser *p, const struct cfg_field *f, void *obj)
+{
+	(void)f;
+	return cfg_parse_action(p, &((struct pol_rule *)obj)->action);
+}
+
+static int parse_from(struct cfg_parser *p, const struct cfg_field *f, void *obj)
+{
+	(void)f;
+	return cfg_parse_peer(p, &((struct pol_rule *)obj)->from);
 }
 
 static int parse_to(struct cfg_parser *p, const struct cfg_field *f, void *obj)

@@ -459,14 +459,9 @@ static void exchange_init(struct px_exchange *x, struct px_client *c,
 static void exchange_go(struct px_exchange *x, bool expect_continue)
 {
 	struct px_client *c = xch_client(x);
-	int status = xch_scan_request(x);
 
-	if (status) {
-		xch_answer(x, status,
-			   status == 413 ? "request body over the limit"
-					 : "malformed chunked request body");
+	if (!xch_take_request_body(x))
 		return;
-	}
 	if (!bal_request_admit(xch_group(x))) {
 		pm_add(&x->pm->svc->overflow, 1);
 		xch_answer(x, 503, "upstream overflow (circuit breaker)");

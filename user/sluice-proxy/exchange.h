@@ -60,6 +60,9 @@ bool xch_may_retry(struct px_exchange *x, uint32_t bit);
 void xch_interest(struct px_exchange *x);
 /* Which newly read client bytes are body: 0, or a status (400, 413). */
 int xch_scan_request(struct px_exchange *x);
+/* xch_scan_request(), answering its status if any: false then (the
+ * exchange is over). */
+bool xch_take_request_body(struct px_exchange *x);
 void xch_pump_request(struct px_exchange *x);
 void xch_pump_response(struct px_exchange *x);
 

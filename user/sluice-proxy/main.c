@@ -36,6 +36,7 @@ struct options {
 	int access_log_json; /* -1: the config's */
 	const char *default_service;
 	bool check;
+	bool takeover; /* share the listen addresses with a running proxy */
 };
 
 struct proxy {
@@ -46,6 +47,7 @@ struct proxy {
 	int n_started; /* of them, running in their thread */
 	uint64_t generation;
 	struct metrics_server *metrics;
+	char metrics_addr[ADDR_STR_MAX]; /* "" without metrics */
 };
 
 static void usage(FILE *out)
@@ -62,6 +64,8 @@ static void usage(FILE *out)
 		"      --default-service NAME  for connections the socket layer did not steer\n"
 		"      --log-level LEVEL   error, warn, info (default), debug\n"
 		"      --check             validate the config and exit\n"
+		"      --takeover          start beside a running sluice-proxy on the same\n"
+		"                          addresses (an upgrade: then SIGTERM the old one)\n"
 		"Signals: SIGHUP re-reads the config (and reopens the access log);\n"
 		"SIGTERM/SIGINT stop accepting, finish in-flight requests (10 s), exit.\n");
 }
@@ -262,17 +266,54 @@ static int signals_fd(void)
 	return signalfd(-1, &set, SFD_CLOEXEC);
 }
 
+/* The metrics listener (--metrics, else proxy.metrics), if any. When
+ * taking over from a running proxy, its address is free only once the
+ * old proxy exits: px->metrics_addr is then kept and tried again. */
+static int metrics_open(struct proxy *px, const struct cfg_proxy *p)
+{
+	const char *where = px->opt.metrics;
+	char why[256];
+
+	if (!where && !p->metrics.port)
+		return 0;
+	if (!where)
+		addr_format_endpoint(&p->metrics, px->metrics_addr, sizeof(px->metrics_addr));
+	else
+		snprintf(px->metrics_addr, sizeof(px->metrics_addr), "%s", where);
+	px->metrics = metrics_listen(px->metrics_addr, why, sizeof(why));
+	if (px->metrics || (errno == EADDRINUSE && px->opt.takeover)) {
+		if (!px->metrics)
+			log_info("proxy", "%s: retrying until the old proxy lets go", why);
+		return 0;
+	}
+	log_error("proxy", "%s", why);
+	return -errno;
+}
+
+static void metrics_retry(struct proxy *px)
+{
+	char why[256];
+
+	px->metrics = metrics_listen(px->metrics_addr, why, sizeof(why));
+	if (px->metrics)
+		log_info("proxy", "metrics on %s", px->metrics_addr);
+}
+
 /* Signals and scrapes until SIGTERM or SIGINT. */
 static void main_loop(struct proxy *px, int sig_fd, struct cfg_proxy *running)
 {
-	struct pollfd fds[2] = { { .fd = sig_fd, .events = POLLIN },
-				 { .fd = px->metrics ? metrics_fd(px->metrics) : -1,
-				   .events = POLLIN } };
+	struct pollfd fds[2] = { { .fd = sig_fd, .events = POLLIN }, { .fd = -1 } };
 	struct signalfd_siginfo si;
 
 	for (;;) {
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		bool waiting = !px->metrics && px->metrics_addr[0];
+
+		fds[1] = (struct pollfd){ .fd = px->metrics ? metrics_fd(px->metrics) : -1,
+					  .events = POLLIN };
+		if (poll(fds, 2, waiting ? 250 : -1) < 0 && errno != EINTR)
 			return;
+		if (waiting)
+			metrics_retry(px);
 		if (fds[1].revents & POLLIN)
 			metrics_serve_one(px->metrics, render_metrics, px);
 		if (!(fds[0].revents & POLLIN) || read(sig_fd, &si, sizeof(si)) != sizeof(si))
@@ -297,7 +338,15 @@ static void workers_stop(struct proxy *px)
 	free(px->threads);
 }
 
-enum { O_METRICS = 256, O_ACCESS_LOG, O_ACCESS_LOG_JSON, O_DEFAULT_SERVICE, O_LOG_LEVEL, O_CHECK };
+enum {
+	O_METRICS = 256,
+	O_ACCESS_LOG,
+	O_ACCESS_LOG_JSON,
+	O_DEFAULT_SERVICE,
+	O_LOG_LEVEL,
+	O_CHECK,
+	O_TAKEOVER,
+};
 
 static const struct option long_options[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -309,6 +358,7 @@ static const struct option long_options[] = {
 	{ "default-service", required_argument, NULL, O_DEFAULT_SERVICE },
 	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
 	{ "check", no_argument, NULL, O_CHECK },
+	{ "takeover", no_argument, NULL, O_TAKEOVER },
 	{ "help", no_argument, NULL, 'h' },
 	{}
 };
@@ -369,6 +419,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case O_CHECK:
 			o->check = true;
 			break;
+		case O_TAKEOVER:
+			o->takeover = true;
+			break;
 		case 'l':
 		case 'w':
 		case O_LOG_LEVEL:
@@ -389,25 +442,6 @@ static int parse_args(int argc, char **argv, struct options *o)
 			optind < argc ? "unexpected argument" : "--config FILE is required");
 		usage(stderr);
 		return 2;
-	}
-	return 0;
-}
-
-static int metrics_open(struct proxy *px, const struct px_conf *conf)
-{
-	char addr[ADDR_STR_MAX], why[256];
-	const char *where = px->opt.metrics;
-
-	if (!where && !conf->cfg.proxy.metrics.port)
-		return 0;
-	if (!where) {
-		addr_format_endpoint(&conf->cfg.proxy.metrics, addr, sizeof(addr));
-		where = addr;
-	}
-	px->metrics = metrics_listen(where, why, sizeof(why));
-	if (!px->metrics) {
-		log_error("proxy", "%s", why);
-		return -errno;
 	}
 	return 0;
 }
@@ -433,9 +467,11 @@ int main(int argc, char **argv)
 	}
 	running = conf->cfg.proxy;
 	sig_fd = signals_fd();
-	err = sig_fd < 0 ? -errno : px_listen_probe(&conf->cfg.proxy);
+	/* A second proxy on our addresses would share them silently
+	 * (SO_REUSEPORT): refused, unless that is the point (an upgrade). */
+	err = sig_fd < 0 ? -errno : px.opt.takeover ? 0 : px_listen_probe(&conf->cfg.proxy);
 	if (!err)
-		err = metrics_open(&px, conf);
+		err = metrics_open(&px, &conf->cfg.proxy);
 	if (!err)
 		err = workers_start(&px, conf);
 	px_conf_put(conf);

@@ -127,17 +127,21 @@ void xch_pump_request(struct px_exchange *x)
 	xch_interest(x);
 }
 
-void px_exchange_client_data(struct px_exchange *x)
+bool xch_take_request_body(struct px_exchange *x)
 {
 	int status = xch_scan_request(x);
 
-	if (status) {
+	if (status)
 		xch_answer(x, status,
 			   status == 413 ? "request body over the limit"
 					 : "malformed chunked request body");
-		return;
-	}
-	xch_pump_request(x);
+	return !status;
+}
+
+void px_exchange_client_data(struct px_exchange *x)
+{
+	if (xch_take_request_body(x))
+		xch_pump_request(x);
 }
 
 void px_exchange_upstream_writable(struct px_exchange *x)
