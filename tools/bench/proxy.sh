@@ -666,7 +666,9 @@ print_notes() {
 	busy=$(tr ' ' '\n' <<<"$all" | awk -v m="$FOREIGN_MAX" 'NF && $1 > m { n++ } END { print n + 0 }')
 	printf '\n(other processes took a median %.0f%%, at most %s%%, of a CPU during a measured\n' \
 		"${med:-0}" "${max:-0}"
-	printf ' run; %s runs above %s%%: read those shapes as disturbed)\n' "$busy" "$FOREIGN_MAX"
+	printf ' run (within about 2%% from tick rounding); %s of %s runs above %s%%: read\n' \
+		"$busy" "$(wc -w <<<"$all")" "$FOREIGN_MAX"
+	printf ' those shapes as disturbed)\n'
 	printf '(%d s of runs)\n' "$measured_s"
 	[[ -z $warmup_note ]] || printf '(%s)\n' "$warmup_note"
 	if ((${#errors[@]})); then
