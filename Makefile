@@ -57,7 +57,9 @@ MAGLEV_BENCH := $(BUILD)/tools/bench/maglev_bench
 SOCK_BENCH := $(BUILD)/tools/bench/sock_bench
 SOCKCHECK := $(BUILD)/tools/sockcheck
 HTTP_UPSTREAM := $(BUILD)/tools/http_upstream
+HTTP_UPSTREAM_SRCS := $(wildcard tools/http_upstream/*.c)
 FUZZ_HTTP1 := $(BUILD)/fuzz/fuzz_http1
+HTTP1_SRCS := $(wildcard user/sluice-proxy/http1*.c)
 FUZZ_SECONDS ?= 60
 C_OBJS := $(LIB_OBJS) $(AGENT_OBJS) $(BUILD)/user/sluiced/main.o $(CLI_OBJS) $(BPFT_LIB) \
 	$(PROXY_OBJS) $(BUILD)/user/sluice-proxy/main.o \
@@ -151,18 +153,19 @@ $(SOCKCHECK): tools/sockcheck.c user/lib/sockcheck.h $(LIB) | deps
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $< $(LIB) -lpthread -o $@
 
-$(HTTP_UPSTREAM): tools/http_upstream.c | deps
+$(HTTP_UPSTREAM): $(HTTP_UPSTREAM_SRCS) tools/http_upstream/upstream.h | deps
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $< -lpthread -o $@
+	$(Q)$(CC) $(CFLAGS) $(HTTP_UPSTREAM_SRCS) -lpthread -o $@
 
 # libFuzzer (clang) over the HTTP/1 parser, with ASan and UBSan; the seed
 # corpus is tests/fuzz/corpus/http1, new finds go to $(BUILD)/fuzz/corpus.
-$(FUZZ_HTTP1): tests/fuzz/fuzz_http1.c user/sluice-proxy/http1.c user/sluice-proxy/http1.h | deps
+$(FUZZ_HTTP1): tests/fuzz/fuzz_http1.c $(HTTP1_SRCS) user/sluice-proxy/http1.h \
+		user/sluice-proxy/http1_internal.h | deps
 	$(call msg,FUZZ-CC,$@)
 	$(Q)mkdir -p $(@D) $(BUILD)/fuzz/corpus
 	$(Q)clang -O1 -g -Iuser/sluice-proxy -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined tests/fuzz/fuzz_http1.c user/sluice-proxy/http1.c -o $@
+		-fno-sanitize-recover=undefined tests/fuzz/fuzz_http1.c $(HTTP1_SRCS) -o $@
 
 fuzz: $(FUZZ_HTTP1)
 	$(Q)$(FUZZ_HTTP1) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \

@@ -1,4 +1,4 @@
-/* libFuzzer target for the HTTP/1.x parser (user/sluice-proxy/http1.c).
+/* libFuzzer target for the HTTP/1.x parser (user/sluice-proxy/http1*.c).
  * Each input is parsed as a request and as a response under tight and
  * loose limits, and scanned as a chunked body whole, split in two at a
  * point taken from the data, and (when short) byte by byte. Any broken

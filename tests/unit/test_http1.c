@@ -1,4 +1,4 @@
-/* Unit tests for the HTTP/1.x parser (user/sluice-proxy/http1.c): tables
+/* Unit tests for the HTTP/1.x parser (user/sluice-proxy/http1*.c): tables
  * of requests and responses that parse (with what they parse to) and of
  * heads refused with the exact error, limits on both sides of the
  * boundary, every prefix of a good head being INCOMPLETE, and the chunked

@@ -1,34 +1,24 @@
-/* The HTTP/1.x head parser and chunked-body scanner declared in http1.h.
+/* The HTTP/1.x request and response head parsers declared in http1.h.
  * One pass over the bytes with a character-class table, no allocation,
  * nothing written outside the caller's header array until a head is
  * known good. Everything RFC 9112 lets a recipient refuse and that two
  * parsers could read differently (bare LF, obs-fold, CL+TE, odd codings,
  * duplicate Host) is refused, so what we forward frames the same way for
- * the upstream as it did for us. */
+ * the upstream as it did for us. Chunked bodies: http1_body.c. */
 #include <limits.h>
 #include <string.h>
 
 #include "http1.h"
+#include "http1_internal.h"
 
 #define CL_MAX (1ULL << 62) /* Content-Length above this is refused */
-#define CHUNK_SIZE_MAX (1ULL << 60) /* so is a chunk size above this */
-#define CHUNK_LINE_MAX 4096 /* size line or trailer line, with its CRLF */
-
-/* Character classes, one bit each, from RFC 9110 5.6.2 and 5.5. */
-enum {
-	C_TCHAR = 1 << 0, /* token: method, field name, coding */
-	C_VCHAR = 1 << 1, /* request-target: 0x21..0x7e */
-	C_FIELD = 1 << 2, /* field value, reason: HTAB SP VCHAR obs-text */
-	C_HOST = 1 << 3, /* uri-host [":" port], IP-literal included */
-	C_OWS = 1 << 4, /* SP HTAB */
-};
 
 #define T (C_TCHAR | C_VCHAR | C_FIELD) /* token characters */
 #define D (C_VCHAR | C_FIELD) /* delimiters */
 #define H C_HOST
 
 /* Ranges never overlap: -Woverride-init is part of -Wextra. */
-static const uint8_t cls[256] = {
+const uint8_t http1_cls[256] = {
 	['\t'] = C_FIELD | C_OWS,
 	[' '] = C_FIELD | C_OWS,
 	['!'] = T | H,
@@ -70,11 +60,6 @@ static const uint8_t cls[256] = {
 #undef D
 #undef H
 
-static inline bool is(char c, unsigned int mask)
-{
-	return cls[(uint8_t)c] & mask;
-}
-
 /* The first byte of [p, end) outside @mask, or end. Unrolled: the
  * bounds check per byte costs as much as the class lookup. */
 static inline const char *skip(const char *p, const char *end, unsigned int mask)
@@ -93,66 +78,6 @@ static inline const char *skip(const char *p, const char *end, unsigned int mask
 	while (p < end && is(*p, mask))
 		p++;
 	return p;
-}
-
-static inline char lower(char c)
-{
-	return c >= 'A' && c <= 'Z' ? c | 0x20 : c;
-}
-
-/* @s (any case) equals @lc, @n bytes of lower case. */
-static bool ieq(const char *s, const char *lc, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (lower(s[i]) != lc[i])
-			return false;
-	return true;
-}
-
-/* @s of @n bytes equals the NUL-terminated lower-case @lc, ignoring case. */
-static bool ieq_str(const char *s, size_t n, const char *lc)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!lc[i] || lower(s[i]) != lc[i])
-			return false;
-	return !lc[n];
-}
-
-/* Strip OWS from both ends of [*s, *s + *n). */
-static void trim(const char **s, size_t *n)
-{
-	const char *b = *s, *e = *s + *n;
-
-	while (b < e && is(*b, C_OWS))
-		b++;
-	while (e > b && is(e[-1], C_OWS))
-		e--;
-	*s = b;
-	*n = e - b;
-}
-
-/*
- * list_next() - the next element of a comma-separated field value.
- * @pp is the cursor (start it at the value, NULL means exhausted), @end
- * the value's end. Sets @e/@n to the element with OWS trimmed (it may be
- * empty: "a,,b"). Returns false once the list is exhausted.
- */
-static bool list_next(const char **pp, const char *end, const char **e, size_t *n)
-{
-	const char *p = *pp, *comma;
-
-	if (!p)
-		return false;
-	comma = memchr(p, ',', end - p);
-	*e = p;
-	*n = (comma ? comma : end) - p;
-	trim(e, n);
-	*pp = comma ? comma + 1 : NULL;
-	return true;
 }
 
 /* ---- framing headers, gathered while the head is parsed ---- */
@@ -667,307 +592,4 @@ int http1_parse_response(const char *buf, size_t len, struct http1_response *res
 		return err;
 	*resp = r;
 	return p - buf;
-}
-
-/* ---- chunked bodies ---- */
-
-enum chunk_state {
-	CH_SIZE0, /* the first hex digit of a size line (zeroed struct) */
-	CH_SIZE, /* more hex digits, BWS, ';' or CR */
-	CH_SIZE_WS, /* BWS after the size: more of it or ';' */
-	CH_EXT, /* chunk extensions, up to CR */
-	CH_SIZE_LF,
-	CH_DATA,
-	CH_DATA_CR,
-	CH_DATA_LF,
-	CH_TRAILER0, /* the start of a trailer line, or the final CR */
-	CH_TRAILER_NAME,
-	CH_TRAILER_VALUE,
-	CH_TRAILER_LF,
-	CH_END_LF,
-	CH_DONE,
-	CH_ERROR,
-};
-
-static int hex(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch = lower(ch);
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
-/* One byte of a size line: chunk-size [chunk-ext] CRLF (RFC 9112 7.1).
- * Returns the next state or CH_ERROR. */
-static int chunk_size_byte(struct http1_chunked *c, char ch)
-{
-	int d = hex(ch);
-
-	switch (c->state) {
-	case CH_SIZE0:
-		if (d < 0)
-			return CH_ERROR;
-		c->remaining = d;
-		return CH_SIZE;
-	case CH_SIZE:
-		if (d >= 0) {
-			if (c->remaining > (CHUNK_SIZE_MAX - d) >> 4)
-				return CH_ERROR;
-			c->remaining = c->remaining << 4 | d;
-			return CH_SIZE;
-		}
-		if (ch == '\r')
-			return CH_SIZE_LF;
-		/* BWS or ';', as after BWS */
-		__attribute__((__fallthrough__));
-	case CH_SIZE_WS:
-		if (ch == ';')
-			return CH_EXT;
-		return is(ch, C_OWS) ? CH_SIZE_WS : CH_ERROR;
-	case CH_EXT:
-		if (ch == '\r')
-			return CH_SIZE_LF;
-		return is(ch, C_FIELD) ? CH_EXT : CH_ERROR;
-	default: /* CH_SIZE_LF */
-		if (ch != '\n')
-			return CH_ERROR;
-		c->ext_len = 0;
-		return c->remaining ? CH_DATA : CH_TRAILER0;
-	}
-}
-
-/* One byte of the trailer section: field lines, then CRLF. */
-static int chunk_trailer_byte(struct http1_chunked *c, char ch)
-{
-	switch (c->state) {
-	case CH_TRAILER0:
-		if (ch == '\r')
-			return CH_END_LF;
-		return is(ch, C_TCHAR) ? CH_TRAILER_NAME : CH_ERROR;
-	case CH_TRAILER_NAME:
-		if (ch == ':')
-			return CH_TRAILER_VALUE;
-		return is(ch, C_TCHAR) ? CH_TRAILER_NAME : CH_ERROR;
-	case CH_TRAILER_VALUE:
-		if (ch == '\r')
-			return CH_TRAILER_LF;
-		return is(ch, C_FIELD) ? CH_TRAILER_VALUE : CH_ERROR;
-	case CH_TRAILER_LF:
-		c->ext_len = 0;
-		return ch == '\n' ? CH_TRAILER0 : CH_ERROR;
-	default: /* CH_END_LF */
-		return ch == '\n' ? CH_DONE : CH_ERROR;
-	}
-}
-
-/* The CRLF after a chunk's data. */
-static int chunk_data_end_byte(struct http1_chunked *c, char ch)
-{
-	if (c->state == CH_DATA_CR)
-		return ch == '\r' ? CH_DATA_LF : CH_ERROR;
-	c->ext_len = 0;
-	return ch == '\n' ? CH_SIZE0 : CH_ERROR;
-}
-
-/* Skip chunk data in bulk: the only state that does not go byte by byte. */
-static const char *chunk_data(struct http1_chunked *c, const char *p, const char *end)
-{
-	size_t n = end - p;
-
-	if (n > c->remaining)
-		n = c->remaining;
-	c->remaining -= n;
-	c->payload += n;
-	if (!c->remaining)
-		c->state = CH_DATA_CR;
-	return p + n;
-}
-
-/* Every state but data is a line, counted against CHUNK_LINE_MAX (the
- * CRLF after data is not a line of its own and its count is reset). */
-static int chunk_byte(struct http1_chunked *c, char ch)
-{
-	if (++c->ext_len > CHUNK_LINE_MAX)
-		return CH_ERROR;
-	if (c->state <= CH_SIZE_LF)
-		return chunk_size_byte(c, ch);
-	if (c->state <= CH_DATA_LF)
-		return chunk_data_end_byte(c, ch);
-	return chunk_trailer_byte(c, ch);
-}
-
-ssize_t http1_chunked_scan(struct http1_chunked *c, const char *buf, size_t len, bool *done)
-{
-	const char *p = buf, *end = buf + len;
-
-	while (p < end && c->state < CH_DONE) {
-		if (c->state == CH_DATA)
-			p = chunk_data(c, p, end);
-		else
-			c->state = chunk_byte(c, *p++);
-	}
-	*done = c->state == CH_DONE;
-	if (c->state == CH_ERROR)
-		return HTTP1_MALFORMED;
-	return p - buf;
-}
-
-/* ---- header helpers ---- */
-
-bool http1_name_is(const struct http1_header *h, const char *name)
-{
-	return ieq_str(h->name, h->name_len, name);
-}
-
-const struct http1_header *http1_find(const struct http1_header *headers, size_t n,
-				      const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (http1_name_is(&headers[i], name))
-			return &headers[i];
-	return NULL;
-}
-
-/* @a and @b, both of @n bytes and any case, are equal ignoring case. */
-static bool ieq_any(const char *a, const char *b, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (lower(a[i]) != lower(b[i]))
-			return false;
-	return true;
-}
-
-/* @h's name is among the tokens of a Connection field value. */
-static bool listed_in(const struct http1_header *h, const struct http1_header *conn)
-{
-	const char *p = conn->value, *e;
-	size_t len;
-
-	while (list_next(&p, conn->value + conn->value_len, &e, &len))
-		if (len && len == h->name_len && ieq_any(e, h->name, len))
-			return true;
-	return false;
-}
-
-/* The hop-by-hop names of RFC 9110 7.6.1, plus Proxy-Connection, told
- * apart by length first: this runs for every forwarded field. */
-static bool hop_by_hop_name(const struct http1_header *h)
-{
-	switch (h->name_len) {
-	case 2:
-		return ieq(h->name, "te", 2);
-	case 7:
-		return ieq(h->name, "upgrade", 7) || ieq(h->name, "trailer", 7);
-	case 10:
-		return ieq(h->name, "connection", 10) || ieq(h->name, "keep-alive", 10);
-	case 16:
-		return ieq(h->name, "proxy-connection", 16);
-	case 17:
-		return ieq(h->name, "transfer-encoding", 17);
-	}
-	return false;
-}
-
-bool http1_hop_by_hop(const struct http1_header *h, const struct http1_header *headers, size_t n)
-{
-	size_t i;
-
-	if (hop_by_hop_name(h))
-		return true;
-	for (i = 0; i < n; i++)
-		if (headers[i].name_len == 10 && ieq(headers[i].name, "connection", 10) &&
-		    listed_in(h, &headers[i]))
-			return true;
-	return false;
-}
-
-enum http1_method http1_method_id(const char *m, size_t len)
-{
-	switch (len) {
-	case 3:
-		if (!memcmp(m, "GET", 3))
-			return HTTP1_GET;
-		if (!memcmp(m, "PUT", 3))
-			return HTTP1_PUT;
-		break;
-	case 4:
-		if (!memcmp(m, "POST", 4))
-			return HTTP1_POST;
-		if (!memcmp(m, "HEAD", 4))
-			return HTTP1_HEAD;
-		break;
-	case 5:
-		if (!memcmp(m, "PATCH", 5))
-			return HTTP1_PATCH;
-		if (!memcmp(m, "TRACE", 5))
-			return HTTP1_TRACE;
-		break;
-	case 6:
-		if (!memcmp(m, "DELETE", 6))
-			return HTTP1_DELETE;
-		break;
-	case 7:
-		if (!memcmp(m, "OPTIONS", 7))
-			return HTTP1_OPTIONS;
-		if (!memcmp(m, "CONNECT", 7))
-			return HTTP1_CONNECT;
-		break;
-	}
-	return HTTP1_OTHER;
-}
-
-/* RFC 9110 15 and the few from other RFCs a proxy meets, indexed by
- * status % 100 within each class. */
-static const char *const reasons_1xx[] = { "Continue", "Switching Protocols", NULL, "Early Hints" };
-static const char *const reasons_2xx[] = {
-	"OK",	      "Created",       "Accepted",	 "Non-Authoritative Information",
-	"No Content", "Reset Content", "Partial Content"
-};
-static const char *const reasons_3xx[] = {
-	"Multiple Choices",  "Moved Permanently", "Found", "See Other",
-	"Not Modified",	     "Use Proxy",	  NULL,	   "Temporary Redirect",
-	"Permanent Redirect"
-};
-/* Gaps are NULL; four to a line keeps the index countable. */
-/* clang-format off */
-static const char *const reasons_4xx[] = {
-	"Bad Request", "Unauthorized", "Payment Required", "Forbidden",
-	"Not Found", "Method Not Allowed", "Not Acceptable", "Proxy Authentication Required",
-	"Request Timeout", "Conflict", "Gone", "Length Required",
-	"Precondition Failed", "Content Too Large", "URI Too Long", "Unsupported Media Type",
-	"Range Not Satisfiable", "Expectation Failed", NULL, NULL,
-	NULL, "Misdirected Request", "Unprocessable Content", NULL,
-	NULL, "Too Early", "Upgrade Required", NULL,
-	"Precondition Required", "Too Many Requests", NULL, "Request Header Fields Too Large",
-};
-/* clang-format on */
-static const char *const reasons_5xx[] = { "Internal Server Error", "Not Implemented",
-					   "Bad Gateway",	    "Service Unavailable",
-					   "Gateway Timeout",	    "HTTP Version Not Supported" };
-
-static const struct {
-	const char *const *reason;
-	size_t n;
-} reasons[] = {
-	{ reasons_1xx, sizeof(reasons_1xx) / sizeof(reasons_1xx[0]) },
-	{ reasons_2xx, sizeof(reasons_2xx) / sizeof(reasons_2xx[0]) },
-	{ reasons_3xx, sizeof(reasons_3xx) / sizeof(reasons_3xx[0]) },
-	{ reasons_4xx, sizeof(reasons_4xx) / sizeof(reasons_4xx[0]) },
-	{ reasons_5xx, sizeof(reasons_5xx) / sizeof(reasons_5xx[0]) },
-};
-
-const char *http1_reason(int status)
-{
-	unsigned int class = status / 100 - 1, i = status % 100;
-
-	if (status < 100 || class >= sizeof(reasons) / sizeof(reasons[0]) ||
-	    i >= reasons[class].n || !reasons[class].reason[i])
-		return "Unknown";
-	return reasons[class].reason[i];
 }
