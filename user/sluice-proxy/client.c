@@ -122,7 +122,8 @@ void px_client_accept(struct px_worker *w, struct px_listener *l)
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM ||
+			    errno == ENOBUFS)
 				accept_pause(w, l, errno);
 			return;
 		}
@@ -292,8 +293,8 @@ static bool head_may_be_complete(struct px_client *c, const struct http1_limits 
 {
 	const char *head = buf_head(&c->in);
 	size_t len = buf_len(&c->in), i = c->head_scanned;
-	bool worth = len > lim->max_head_bytes ||
-		     (len > lim->max_request_line && !c->request_line_ok);
+	bool worth =
+		len > lim->max_head_bytes || (len > lim->max_request_line && !c->request_line_ok);
 
 	for (const char *lf; !worth && i < len && (lf = memchr(head + i, '\n', len - i));
 	     i = lf - head + 1)

@@ -380,7 +380,8 @@ static int parse_checked(int opt, const char *arg, struct options *o)
 	if (opt == 'w') {
 		o->workers = strtol(arg, &end, 10);
 		if (*end || end == arg || o->workers < 0 || o->workers > MAX_WORKERS) {
-			fprintf(stderr, "Error: --workers: want 0..%d, got '%s'\n", MAX_WORKERS, arg);
+			fprintf(stderr, "Error: --workers: want 0..%d, got '%s'\n", MAX_WORKERS,
+				arg);
 			return 2;
 		}
 		return 0;

@@ -258,7 +258,7 @@ bool xch_append(struct buf *b, const char *s, size_t len)
  * into @found (CONNECTION_MAX entries), so that checking every header
  * costs O(n) rather than O(n^2); with more of them, @headers itself. */
 static const struct http1_header *connection_headers(const struct http1_header *headers, size_t n,
-						  struct http1_header *found, size_t *n_found)
+						     struct http1_header *found, size_t *n_found)
 {
 	*n_found = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -292,7 +292,6 @@ bool xch_copy_headers(struct buf *b, const struct http1_header *h, size_t n, boo
 	}
 	return ok;
 }
-
 
 /* The response head the client gets: the upstream's status and end-to-end
  * headers, with framing and connection headers of our own. */
