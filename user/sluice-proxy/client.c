@@ -261,7 +261,7 @@ static int parse_error_status(int r, const char **why)
 }
 
 /* A request the proxy refuses before routing: answered, logged, closed. */
-static void client_refuse(struct px_client *c, int status, const char *why)
+static void client_refuse(struct px_client *c, int status, const char *why, bool head_only)
 {
 	struct px_log_entry e = { .peer = c->peer_text,
 				  .method = "-",
@@ -277,28 +277,32 @@ static void client_refuse(struct px_client *c, int status, const char *why)
 	pm_add(&c->w->stats.bad_requests, 1);
 	px_log_write(&c->w->log, &e);
 	buf_consume(&c->in, buf_len(&c->in));
-	px_client_answer(c, status, why, true, false);
+	px_client_answer(c, status, why, true, head_only);
 	px_client_next(c);
 }
 
 /* Parse the head at the front of c->in and start its exchange. */
 /*
- * Is a parse worth it? A head ends with an empty line: until a line feed
- * followed by CR or LF shows up in the new bytes, the parser could only
+ * Is a parse worth it? A head ends with an empty line: until CR LF CR LF
+ * shows up (or a bare LF, which the parser refuses), the parser could only
  * say "incomplete" again after re-reading all of it (a client dripping a
- * head byte by byte would cost O(n^2)). Past a limit the parser decides
+ * head would cost O(n^2)). The search starts 3 bytes before the new ones,
+ * so an end split across reads is found. Past a limit the parser decides
  * (once for the request line: it says 414 or that the line is whole).
  */
 static bool head_may_be_complete(struct px_client *c, const struct http1_limits *lim)
 {
-	const char *head = buf_head(&c->in);
-	size_t len = buf_len(&c->in), i = c->head_scanned;
-	bool worth =
-		len > lim->max_head_bytes || (len > lim->max_request_line && !c->request_line_ok);
+	const char *head = buf_head(&c->in), *lf;
+	size_t len = buf_len(&c->in), i = c->head_scanned > 3 ? c->head_scanned - 3 : 0;
+	bool worth = c->read_closed || len > lim->max_head_bytes ||
+		     (len > lim->max_request_line && !c->request_line_ok);
 
-	for (const char *lf; !worth && i < len && (lf = memchr(head + i, '\n', len - i));
-	     i = lf - head + 1)
-		worth = lf + 1 == head + len || lf[1] == '\r' || lf[1] == '\n';
+	for (; !worth && i < len && (lf = memchr(head + i, '\n', len - i)); i = lf - head + 1) {
+		size_t at = lf - head;
+
+		worth = !at || head[at - 1] != '\r' || at == 1 || /* bare LF; leading CR LF */
+			(at >= 3 && head[at - 2] == '\n' && head[at - 3] == '\r');
+	}
 	c->head_scanned = len;
 	return worth;
 }
@@ -335,12 +339,12 @@ static void client_parse(struct px_client *c)
 		const char *why;
 		int status = parse_error_status(r, &why);
 
-		client_refuse(c, status, why);
+		client_refuse(c, status, why, false);
 		return;
 	}
 	if (req.body == HTTP1_BODY_LENGTH && p->max_body_bytes &&
 	    req.content_length > p->max_body_bytes) {
-		client_refuse(c, 413, "request body over the limit");
+		client_refuse(c, 413, "request body over the limit", req.method_id == HTTP1_HEAD);
 		return;
 	}
 	px_exchange_start(c, &req, r);
@@ -358,13 +362,17 @@ static void client_read(struct px_client *c)
 	}
 	if (n == 0) {
 		c->read_closed = true;
-		/* Nothing started, or a head or body cut short: nobody to answer. */
-		if (c->state != CL_EXCHANGE || !px_exchange_request_done(&c->x)) {
+		/* A half-close after whole requests: their answers still go out
+		 * (the ones waiting in c->in too); a head or body cut short has
+		 * nobody to answer. */
+		if ((c->state == CL_EXCHANGE && !px_exchange_request_done(&c->x)) ||
+		    (c->state != CL_EXCHANGE && !buf_len(&c->in))) {
 			px_client_close(c);
 			return;
 		}
-		/* A half-close after a whole request: the answer still goes out. */
 		px_watch(c->w, c->fd, c, &c->events, c->events & ~PX_REGISTERED & ~EPOLLIN);
+		if (c->state == CL_HEAD)
+			client_parse(c);
 		return;
 	}
 	if (c->state == CL_HEAD && (size_t)n == buf_len(&c->in))
@@ -388,7 +396,8 @@ void px_client_event(struct px_client *c, uint32_t events)
 		} else {
 			int err = px_client_flush(c);
 
-			if (!err && c->state == CL_CLOSING)
+			if (!err &&
+			    (c->state == CL_CLOSING || (c->w->draining && !buf_len(&c->in))))
 				client_linger_close(c);
 			else if (!err)
 				px_watch(c->w, c->fd, c, &c->events, c->read_closed ? 0 : EPOLLIN);
@@ -427,7 +436,7 @@ void px_client_timeouts(struct px_client *c)
 	if (w->now_ms < c->deadline_ms)
 		return;
 	if (c->state == CL_HEAD && buf_len(&c->in))
-		client_refuse(c, 408, "request head not received in time");
+		client_refuse(c, 408, "request head not received in time", false);
 	else
 		px_client_close(c); /* idle keep-alive, or a client not reading our answer */
 }

@@ -283,6 +283,12 @@ static struct px_upstream *attempt_connection(struct px_exchange *x, struct bal_
 	struct px_worker *w = xch_client(x)->w;
 	struct px_upstream *u = px_upstream_idle(w, &x->upstream_addr);
 
+	if (u && !u->group && bal_connection_admit(g)) {
+		/* Pooled under a replaced config: this group counts it now. */
+		u->group = g;
+		u->routes = x->routes;
+		x->routes->refs++;
+	}
 	if (u)
 		return u;
 	*err = -EBUSY;
@@ -303,6 +309,12 @@ static struct px_upstream *attempt_connection(struct px_exchange *x, struct bal_
 	x->routes->refs++;
 	u->deadline_ms = w->now_ms + x->route->connect_timeout_ms;
 	return u;
+}
+
+static bool local_shortage(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM ||
+	       err == -EADDRNOTAVAIL;
 }
 
 /* Pick an endpoint and send the request there (at once on a pooled
@@ -330,6 +342,13 @@ void xch_attempt(struct px_exchange *x)
 		pm_add(&x->pm->svc->overflow, 1);
 		xch_attempt_drop(x, false); /* not the endpoint's doing */
 		xch_answer(x, 503, "upstream overflow (circuit breaker)");
+		return;
+	}
+	if (!u && local_shortage(err)) {
+		/* Our descriptors or memory ran out, not the endpoint's fault:
+		 * no retry (it would fail the same), no outlier report. */
+		xch_attempt_drop(x, false);
+		xch_answer(x, 503, "proxy out of file descriptors or memory");
 		return;
 	}
 	if (!u) {
@@ -415,7 +434,7 @@ static int exchange_route(struct px_exchange *x, const struct http1_request *req
  * headers; framing and connection headers of our own. Expect is dropped:
  * the proxy answers 100 Continue itself. */
 static int exchange_request_head(struct px_exchange *x, const struct http1_request *req,
-				 size_t head_len)
+				 size_t head_len, bool absolute)
 {
 	struct buf *b = &x->head;
 	char version[16];
@@ -426,7 +445,14 @@ static int exchange_request_head(struct px_exchange *x, const struct http1_reque
 	snprintf(version, sizeof(version), " HTTP/1.%d\r\n", req->minor_version);
 	ok = xch_append(b, req->method, req->method_len) && xch_append(b, " ", 1) &&
 	     xch_append(b, req->target, req->target_len) && xch_append(b, version, 11) &&
-	     xch_copy_headers(b, req->headers, req->n_headers, true);
+	     xch_copy_headers(b, req->headers, req->n_headers,
+			      XCH_DROP_EXPECT | (absolute ? XCH_DROP_HOST : 0));
+	/* An absolute-form target's authority is the host the request was
+	 * routed by (RFC 9112 3.2.2): the upstream gets it as Host, not the
+	 * client's Host field, which could say otherwise. */
+	if (ok && absolute)
+		ok = xch_append(b, "Host: ", 6) && xch_append(b, req->host, req->host_len) &&
+		     xch_append(b, "\r\n", 2);
 	if (ok && req->minor_version == 0)
 		ok = xch_append(b, "Connection: keep-alive\r\n", 24);
 	return ok && xch_append(b, "\r\n", 2) ? 0 : -ENOMEM;
@@ -462,6 +488,10 @@ static void exchange_go(struct px_exchange *x, bool expect_continue)
 
 	if (!xch_take_request_body(x))
 		return;
+	if (c->read_closed && !x->req_complete) {
+		xch_answer(x, 400, "request body cut short (the client closed)");
+		return;
+	}
 	if (!bal_request_admit(xch_group(x))) {
 		pm_add(&x->pm->svc->overflow, 1);
 		xch_answer(x, 503, "upstream overflow (circuit breaker)");
@@ -514,6 +544,13 @@ static int exchange_normalize(struct px_worker *w, const struct http1_request *r
 	return 0;
 }
 
+/* "http://host/path": the parser took the path out of the target. */
+static bool absolute_form(const struct http1_request *req)
+{
+	return req->target_len && req->target[0] != '/' && req->path_len && req->path[0] == '/' &&
+	       req->host;
+}
+
 void px_exchange_start(struct px_client *c, const struct http1_request *parsed, size_t head_len)
 {
 	struct px_exchange *x = &c->x;
@@ -528,7 +565,7 @@ void px_exchange_start(struct px_client *c, const struct http1_request *parsed, 
 		x->reason = "malformed escape in the request path";
 	else
 		status = exchange_route(x, &req);
-	if (!status && exchange_request_head(x, &req, head_len))
+	if (!status && exchange_request_head(x, &req, head_len, absolute_form(parsed)))
 		status = 500;
 	buf_consume(&c->in, head_len); /* the request's strings are dead from here */
 	if (status) {

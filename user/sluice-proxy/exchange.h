@@ -30,11 +30,16 @@ static inline uint64_t xch_now_us(void)
 /* Append @len bytes to @b; false when out of memory. */
 bool xch_append(struct buf *b, const char *s, size_t len);
 
+enum xch_drop {
+	XCH_DROP_EXPECT = 1 << 0, /* the proxy answers 100 Continue itself */
+	XCH_DROP_HOST = 1 << 1, /* replaced (an absolute-form target's authority) */
+};
+
 /* Append the end-to-end headers of @h to @b as "name: value" lines:
  * hop-by-hop ones dropped (RFC 9110 7.6.1) but Transfer-Encoding, which
- * goes with the body passed through verbatim; Expect too if @drop_expect
- * (the proxy answers 100 Continue itself). False when out of memory. */
-bool xch_copy_headers(struct buf *b, const struct http1_header *h, size_t n, bool drop_expect);
+ * goes with the body passed through verbatim, and those @drop names
+ * (enum xch_drop). False when out of memory. */
+bool xch_copy_headers(struct buf *b, const struct http1_header *h, size_t n, unsigned int drop);
 
 /* ---- exchange.c ---- */
 /* Count, log, release everything (the upstream pooled when @reusable),

@@ -38,8 +38,11 @@ void xch_interest(struct px_exchange *x)
 	if (x->client_blocked || buf_len(&c->out))
 		cw |= EPOLLOUT;
 	/* Reading on after the request keeps epoll_ctl off the common path
-	 * (pipelined requests wait in c->in) and shows a client's close. */
-	if (!x->up_blocked && buf_len(&c->in) < CLIENT_IN_MAX && !c->read_closed)
+	 * (pipelined requests wait in c->in) and shows a client's close. Not
+	 * once the upstream is gone after its response: a request body still
+	 * coming has nowhere to go (the connection closes after the answer). */
+	if (!x->up_blocked && buf_len(&c->in) < CLIENT_IN_MAX && !c->read_closed &&
+	    !(x->resp_complete && !u && !x->req_complete))
 		cw |= EPOLLIN;
 	if (px_watch(c->w, c->fd, c, &c->events, cw))
 		log_warn("proxy", "epoll_ctl on a client: %s", strerror(errno));
@@ -95,8 +98,10 @@ void xch_pump_request(struct px_exchange *x)
 	ssize_t n;
 	int cnt = 0;
 
-	if (!u || u->state != UP_BUSY)
+	if (!u || u->state != UP_BUSY) {
+		xch_interest(x); /* connecting: the read-ahead cap still holds */
 		return;
+	}
 	if (head_left)
 		iov[cnt++] = (struct iovec){ buf_head(&x->head) + x->head_sent, head_left };
 	if (x->req_avail)
@@ -273,7 +278,7 @@ static const struct http1_header *connection_headers(const struct http1_header *
 	return found;
 }
 
-bool xch_copy_headers(struct buf *b, const struct http1_header *h, size_t n, bool drop_expect)
+bool xch_copy_headers(struct buf *b, const struct http1_header *h, size_t n, unsigned int drop)
 {
 	struct http1_header found[CONNECTION_MAX];
 	const struct http1_header *conn;
@@ -285,7 +290,8 @@ bool xch_copy_headers(struct buf *b, const struct http1_header *h, size_t n, boo
 		/* Transfer-Encoding stays: the body goes through in its coding. */
 		if ((http1_hop_by_hop(&h[i], conn, n_conn) &&
 		     !http1_name_is(&h[i], "transfer-encoding")) ||
-		    (drop_expect && http1_name_is(&h[i], "expect")))
+		    ((drop & XCH_DROP_EXPECT) && http1_name_is(&h[i], "expect")) ||
+		    ((drop & XCH_DROP_HOST) && http1_name_is(&h[i], "host")))
 			continue;
 		ok = xch_append(b, h[i].name, h[i].name_len) && xch_append(b, ": ", 2) &&
 		     xch_append(b, h[i].value, h[i].value_len) && xch_append(b, "\r\n", 2);
@@ -309,7 +315,7 @@ static int exchange_response_head(struct px_exchange *x, const struct http1_resp
 	n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", resp->status);
 	ok = xch_append(&c->out, line, n) && xch_append(&c->out, resp->reason, resp->reason_len) &&
 	     xch_append(&c->out, "\r\n", 2) &&
-	     xch_copy_headers(&c->out, c->w->headers, resp->n_headers, false);
+	     xch_copy_headers(&c->out, c->w->headers, resp->n_headers, 0);
 	if (ok && !c->keep_alive)
 		ok = xch_append(&c->out, "Connection: close\r\n", 19);
 	else if (ok && c->x.minor_version == 0)

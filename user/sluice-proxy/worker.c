@@ -294,8 +294,8 @@ void px_worker_post_stop(struct px_worker *w)
 	worker_wake(w);
 }
 
-/* Stop accepting; clients with nothing in flight go now, the rest once
- * their exchange ends (they get Connection: close). */
+/* Stop accepting; idle keep-alive clients go now, the rest once their
+ * exchange ends (they get Connection: close). */
 static void worker_drain(struct px_worker *w)
 {
 	struct px_link *l, *next;
@@ -311,7 +311,10 @@ static void worker_drain(struct px_worker *w)
 
 		next = l->next;
 		c->keep_alive = false;
-		if (c->state == CL_HEAD && !buf_len(&c->in) && !buf_len(&c->out))
+		/* Idle between requests: closed now. A connection whose first
+		 * request has not come yet is still served (its client sent it,
+		 * or is about to: closing would reset it), then closed. */
+		if (c->state == CL_HEAD && c->requests && !buf_len(&c->in) && !buf_len(&c->out))
 			px_client_close(c);
 	}
 }
