@@ -1,5 +1,6 @@
 /* Parsing and formatting of "ADDR:PORT" and "VIP:PORT/PROTO" (addr.h). */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -146,4 +147,48 @@ void addr_format_service(const struct sl_svc_key *key, char *buf, size_t len)
 	memcpy(ap.addr, key->addr, sizeof(ap.addr));
 	addr_format_endpoint(&ap, endpoint, sizeof(endpoint));
 	snprintf(buf, len, "%s/%s", endpoint, addr_proto_name(key->proto));
+}
+
+socklen_t addr_to_sockaddr(const struct addr_port *ap, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (ap->family == SL_AF_INET) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = ap->port;
+		sin->sin_addr.s_addr = ap->addr[0];
+		return sizeof(*sin);
+	}
+	if (ap->family == SL_AF_INET6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = ap->port;
+		memcpy(&sin6->sin6_addr, ap->addr, sizeof(sin6->sin6_addr));
+		return sizeof(*sin6);
+	}
+	return 0;
+}
+
+void addr_from_sockaddr(const struct sockaddr_storage *ss, struct addr_port *ap)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+	memset(ap, 0, sizeof(*ap));
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		ap->family = SL_AF_INET;
+		ap->port = sin->sin_port;
+		ap->addr[0] = sin->sin_addr.s_addr;
+		return;
+	}
+	ap->port = sin6->sin6_port;
+	if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		ap->family = SL_AF_INET;
+		memcpy(ap->addr, &sin6->sin6_addr.s6_addr[12], 4);
+		return;
+	}
+	ap->family = SL_AF_INET6;
+	memcpy(ap->addr, &sin6->sin6_addr, sizeof(sin6->sin6_addr));
 }

@@ -6,6 +6,7 @@
 #define SLUICE_ADDR_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "sluice/service.h"
 
@@ -24,5 +25,11 @@ int addr_parse_service(const char *text, struct sl_svc_key *out);
 void addr_format_endpoint(const struct addr_port *ap, char *buf, size_t len);
 void addr_format_service(const struct sl_svc_key *key, char *buf, size_t len);
 const char *addr_proto_name(__u8 proto);
+
+/* The socket address of @ap (zeroed first); returns its length, 0 for an
+ * unknown family. */
+socklen_t addr_to_sockaddr(const struct addr_port *ap, struct sockaddr_storage *ss);
+/* The other way; a v4-mapped IPv6 address becomes IPv4. */
+void addr_from_sockaddr(const struct sockaddr_storage *ss, struct addr_port *ap);
 
 #endif

@@ -24,29 +24,6 @@
 
 #define ACCEPTS_PER_EVENT 64
 
-static void addr_from_sockaddr(const struct sockaddr_storage *ss, struct addr_port *ap)
-{
-	memset(ap, 0, sizeof(*ap));
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-
-		ap->family = SL_AF_INET;
-		ap->port = in->sin_port;
-		ap->addr[0] = in->sin_addr.s_addr;
-		return;
-	}
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-
-	ap->port = in6->sin6_port;
-	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-		ap->family = SL_AF_INET;
-		memcpy(ap->addr, &in6->sin6_addr.s6_addr[12], 4);
-		return;
-	}
-	ap->family = SL_AF_INET6;
-	memcpy(ap->addr, &in6->sin6_addr, 16);
-}
-
 /* The VIP:port the client connected to, when the socket layer steered the
  * connection here (its getsockopt hook answers SO_ORIGINAL_DST). */
 static void client_original_dst(struct px_client *c, int family)

@@ -89,25 +89,6 @@ void px_upstreams_reap(struct px_worker *w)
 	}
 }
 
-static socklen_t sockaddr_of(const struct addr_port *ap, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (ap->family == SL_AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = ap->port;
-		in->sin_addr.s_addr = ap->addr[0];
-		return sizeof(*in);
-	}
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-	in6->sin6_family = AF_INET6;
-	in6->sin6_port = ap->port;
-	memcpy(&in6->sin6_addr, ap->addr, 16);
-	return sizeof(*in6);
-}
-
 /* A socket for an upstream connection: marked, no Nagle (heads and small
  * bodies go out at once). -errno on failure. */
 static int upstream_socket(struct px_worker *w, int family)
@@ -130,7 +111,7 @@ static int upstream_socket(struct px_worker *w, int family)
 static struct px_upstream *upstream_connect(struct px_worker *w, struct px_pool *pool, int *err)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = sockaddr_of(&pool->addr, &ss);
+	socklen_t len = addr_to_sockaddr(&pool->addr, &ss);
 	struct px_upstream *u;
 	int fd = upstream_socket(w, ss.ss_family);
 

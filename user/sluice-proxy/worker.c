@@ -156,25 +156,10 @@ static void worker_take_conf(struct px_worker *w, struct px_conf *conf)
 /* A listening socket on @ap; @shared: SO_REUSEPORT (the workers' own). */
 static int listener_open(const struct addr_port *ap, bool shared)
 {
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
+	struct sockaddr_storage ss;
+	socklen_t len = addr_to_sockaddr(ap, &ss);
 	int one = 1, fd, err = 0;
 
-	if (ap->family == SL_AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = ap->port;
-		in->sin_addr.s_addr = ap->addr[0];
-		len = sizeof(*in);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = ap->port;
-		memcpy(&in6->sin6_addr, ap->addr, 16);
-		len = sizeof(*in6);
-	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

@@ -308,27 +308,6 @@ static enum probe_result probe_error(const char *op, int err, char *why, size_t 
 	return PROBE_FAIL;
 }
 
-static socklen_t to_sockaddr(const struct addr_port *ap, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (ap->family == SL_AF_INET) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = ap->port;
-		sin->sin_addr.s_addr = ap->addr[0];
-		return sizeof(*sin);
-	}
-	if (ap->family == SL_AF_INET6) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = ap->port;
-		memcpy(&sin6->sin6_addr, ap->addr, sizeof(sin6->sin6_addr));
-		return sizeof(*sin6);
-	}
-	return 0;
-}
-
 static int http_request(const struct target *t, char *buf, size_t len)
 {
 	const char *path = t->cfg.check.path[0] ? t->cfg.check.path : "/";
@@ -469,7 +448,7 @@ static enum probe_result probe_open(struct health *h, struct target *t, uint64_t
 	 * TIME_WAIT socket per probe and run out of ephemeral ports. */
 	static const struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 	struct sockaddr_storage ss;
-	socklen_t ss_len = to_sockaddr(&t->cfg.addr, &ss);
+	socklen_t ss_len = addr_to_sockaddr(&t->cfg.addr, &ss);
 
 	if (!ss_len) {
 		snprintf(why, len, "unsupported address family %u", t->cfg.addr.family);
