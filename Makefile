@@ -28,7 +28,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	-I. -Iinclude -Ibpf
-LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lpthread
+LDLIBS := -lbpf -lelf -lz -lyaml -ljson-c -lcurl -lpthread
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))

@@ -149,6 +149,8 @@ static int http_parse_head(const char *buf, size_t len, struct http_request *req
 
 struct metrics_server {
 	int fd;
+	metrics_ready_fn ready; /* NULL: ready whenever it answers */
+	const void *ready_ctx;
 };
 
 enum head_result {
@@ -292,8 +294,25 @@ static bool token_is(const char *p, size_t len, const char *want)
 	return len == strlen(want) && !memcmp(p, want, len);
 }
 
-static void serve_request(int fd, const struct http_request *req, metrics_render_fn render,
-			  const void *ctx)
+/* Liveness (/healthz): answering at all is the proof the loop runs.
+ * Readiness (/readyz): what the owner's callback says, with its reason. */
+static void serve_probe(int fd, const struct metrics_server *srv, bool readiness, bool head_only)
+{
+	char why[256] = "ok";
+	bool ready = !readiness || !srv->ready || srv->ready(srv->ready_ctx, why, sizeof(why));
+	struct http_answer a = { .status = ready ? "200 OK" : "503 Service Unavailable",
+				 .type = CONTENT_TYPE_TEXT,
+				 .body = why,
+				 .head_only = head_only };
+
+	a.len = strlen(why);
+	if (a.len < sizeof(why) - 1)
+		why[a.len++] = '\n';
+	http_send(fd, &a);
+}
+
+static void serve_request(int fd, const struct metrics_server *srv, const struct http_request *req,
+			  metrics_render_fn render, const void *ctx)
 {
 	bool head = token_is(req->method, req->method_len, "HEAD");
 	const char *query = memchr(req->target, '?', req->target_len);
@@ -301,6 +320,10 @@ static void serve_request(int fd, const struct http_request *req, metrics_render
 
 	if (!head && !token_is(req->method, req->method_len, "GET"))
 		http_error(fd, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", false);
+	else if (token_is(req->target, path_len, "/healthz"))
+		serve_probe(fd, srv, false, head);
+	else if (token_is(req->target, path_len, "/readyz"))
+		serve_probe(fd, srv, true, head);
 	else if (!token_is(req->target, path_len, "/metrics"))
 		http_error(fd, "404 Not Found", NULL, head);
 	else
@@ -336,7 +359,7 @@ void metrics_serve_one(struct metrics_server *srv, metrics_render_fn render, con
 	}
 	r = read_head(fd, buf, sizeof(buf), &got, &req, now_ms() + METRICS_IO_MS);
 	if (r == HEAD_OK)
-		serve_request(fd, &req, render, ctx);
+		serve_request(fd, srv, &req, render, ctx);
 	else if (r == HEAD_BAD || r == HEAD_TOO_BIG || (r == HEAD_CLOSED && got))
 		http_error(fd, "400 Bad Request", NULL, false);
 	else if (r == HEAD_TIMEOUT && got)
@@ -465,4 +488,10 @@ void metrics_close(struct metrics_server *srv)
 		return;
 	close(srv->fd);
 	free(srv);
+}
+
+void metrics_set_ready(struct metrics_server *srv, metrics_ready_fn ready, const void *ctx)
+{
+	srv->ready = ready;
+	srv->ready_ctx = ctx;
 }

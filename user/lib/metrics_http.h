@@ -5,11 +5,15 @@
 #ifndef SLUICE_METRICS_HTTP_H
 #define SLUICE_METRICS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
 /* Write the exposition text to @out; 0 or -errno (the scrape gets 500). */
 typedef int (*metrics_render_fn)(FILE *out, const void *ctx);
+
+/* Readiness: true when ready; else false with the reason in @why. */
+typedef bool (*metrics_ready_fn)(const void *ctx, char *why, size_t len);
 
 struct metrics_server;
 
@@ -19,9 +23,12 @@ struct metrics_server *metrics_listen(const char *addr_port, char *err, size_t e
 /* The listening socket, for poll(): readable when a scraper connects. */
 int metrics_fd(const struct metrics_server *srv);
 /* Accept one connection and answer it (GET /metrics: 200 with what
- * @render writes; another path: 404; another method: 405; garbage: 400).
+ * @render writes; /healthz: 200; /readyz: 200 or 503 as the ready
+ * callback says; another path: 404; another method: 405; garbage: 400).
  * Bounded by a short timeout so a stuck scraper cannot hold the caller. */
 void metrics_serve_one(struct metrics_server *srv, metrics_render_fn render, const void *ctx);
 void metrics_close(struct metrics_server *srv);
+/* The /readyz answer from now on (never called: always ready). */
+void metrics_set_ready(struct metrics_server *srv, metrics_ready_fn ready, const void *ctx);
 
 #endif

@@ -181,6 +181,27 @@ static void print_policy(struct json_object *root)
 	       field(pol, "rules"), field(pol, "rulesets"), field(pol, "denial_events"));
 }
 
+/* One line on sluiced --k8s: whether it follows the API and what it made. */
+static void print_k8s(struct json_object *root)
+{
+	struct json_object *k8s = json_object_object_get(root, "k8s");
+	const char *error;
+
+	if (!k8s)
+		return;
+	printf("k8s       %s, %s publications (%s refused): %s Services -> %s services, "
+	       "%s backends (%s terminating), %s pod endpoints, %s conflicts\n",
+	       json_object_get_boolean(json_object_object_get(k8s, "published"))
+		       ? "following the API"
+		       : "waiting for the first list",
+	       field(k8s, "publications"), field(k8s, "publish_errors"), field(k8s, "services"),
+	       field(k8s, "vips"), field(k8s, "backends"), field(k8s, "terminating"),
+	       field(k8s, "endpoints"), field(k8s, "conflicts"));
+	error = field(k8s, "last_error");
+	if (error && *error)
+		printf("k8s       last error: %s\n", error);
+}
+
 static void print_status(struct json_object *root)
 {
 	struct json_object *links = json_object_object_get(root, "attachments");
@@ -188,6 +209,7 @@ static void print_status(struct json_object *root)
 	print_agent(root);
 	print_socket_layer(root);
 	print_policy(root);
+	print_k8s(root);
 	printf("datapath  version %s, Maglev table %s slots, pinned in %s\n",
 	       json_object_get_string(json_object_object_get(root, "version")),
 	       json_object_get_string(json_object_object_get(root, "maglev_size")),
@@ -228,6 +250,9 @@ static int status_json(struct cli *cli, struct json_object *root)
 	json_object_object_add(root, "policy",
 			       agent ? json_object_get(json_object_object_get(agent, "policy"))
 				     : NULL);
+	if (agent && json_object_object_get(agent, "k8s"))
+		json_object_object_add(root, "k8s",
+				       json_object_get(json_object_object_get(agent, "k8s")));
 	json_object_put(agent);
 	json_object_object_add(root, "bpffs", json_object_new_string(cli->bpffs));
 	json_object_object_add(root, "version", json_object_new_uint64(cfg.version));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "agent_k8s.h"
 #include "log.h"
 
 #define STATE_HEADER "# sluiced state: the desired services. Written by sluiced; edit the config.\n"
@@ -332,10 +333,15 @@ static struct cfg_service *service_or_fail(struct agent *a, const struct sl_svc_
 	struct cfg_service *svc = cfg_find_service(&a->desired, key);
 	char text[ADDR_STR_MAX];
 
+	addr_format_service(key, text, sizeof(text));
 	if (!svc) {
-		addr_format_service(key, text, sizeof(text));
 		agent_fail(e, 1, -ENOENT, "see `sluice service list` for the services",
 			   "no service %s", text);
+	} else if (agent_k8s_owns(a->k8s, key)) {
+		/* The next translation would undo the change. */
+		agent_fail(e, 1, -EPERM, "change the Kubernetes Service or its endpoints instead",
+			   "service %s comes from Kubernetes (sluiced --k8s)", text);
+		svc = NULL;
 	}
 	return svc;
 }
@@ -407,7 +413,7 @@ int agent_service_del(struct agent *a, const struct sl_svc_key *key, struct agen
 	int err;
 
 	if (!svc)
-		return agent_verb_done(a, started, -ENOENT);
+		return agent_verb_done(a, started, e->err);
 	err = service_commit(a, &gone, NULL);
 	if (err < 0) {
 		service_restore(a, &gone);
@@ -502,7 +508,7 @@ static int backend_verb(struct agent *a, enum backend_verb verb, const struct sl
 	int err;
 
 	if (!svc)
-		return agent_verb_done(a, started, -ENOENT);
+		return agent_verb_done(a, started, e->err);
 	err = backend_check(svc, addr, verb, weight, e);
 	if (!err)
 		err = candidate_of(svc, &cand, e);
@@ -574,6 +580,12 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	 * pins (no source to read it from) stays as it is. */
 	bool restoring_pinned = a->policy.keep_pinned && !a->published;
 
+	/* With --k8s, what Kubernetes gives joins every state published. */
+	err = a->k8s ? agent_k8s_merge(a->k8s, cfg) : 0;
+	if (err) {
+		cfg_free(cfg);
+		return agent_fail(e, 1, err, NULL, "out of memory");
+	}
 	err = restoring_pinned ? 0 : agent_policy_enforce(a, &cfg->policy, e);
 	if (err) {
 		cfg_free(cfg);
@@ -610,10 +622,20 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	}
 	cfg_free(&a->desired);
 	a->desired = *cfg;
+	if (a->k8s)
+		agent_k8s_committed(a->k8s);
 	a->config_digest = digest;
 	a->policy.keep_pinned = restoring_pinned;
 	a->published = true;
 	return 0;
+}
+
+int agent_publish(struct agent *a, struct cfg_state *cfg, struct apply_summary *sum,
+		  struct agent_error *e)
+{
+	double started = agent_now_s(CLOCK_MONOTONIC);
+
+	return agent_verb_done(a, started, commit_config(a, cfg, a->config_digest, sum, e));
 }
 
 static int config_error(struct agent_error *e, int err, const struct cfg_error *cerr)
@@ -818,6 +840,33 @@ free_text:
 	return err;
 }
 
+/* With --k8s, a start must not delete what the maps serve before the API
+ * server was heard from: services @cfg lacks are kept as the maps hold
+ * them, until the first translation is published. */
+static int keep_pinned_services(struct agent *a, struct cfg_state *cfg, struct agent_error *e)
+{
+	struct cfg_state pinned;
+	int err = adopt_maps(a, &pinned);
+
+	for (size_t i = 0; !err && i < pinned.n_services; i++) {
+		const struct cfg_service *svc = &pinned.services[i];
+		struct cfg_service *copy;
+
+		if (cfg_find_service(cfg, &svc->key))
+			continue;
+		copy = cfg_add_service(cfg, svc);
+		for (size_t j = 0; copy && j < svc->n_backends; j++)
+			if (!cfg_add_backend(copy, &svc->backends[j]))
+				copy = NULL;
+		err = copy ? 0 : -ENOMEM;
+	}
+	cfg_free(&pinned);
+	if (!err)
+		return 0;
+	cfg_free(cfg);
+	return agent_fail(e, 1, err, NULL, "cannot read the services in the maps");
+}
+
 int agent_restore(struct agent *a, struct agent_error *e)
 {
 	struct apply_summary sum;
@@ -826,6 +875,8 @@ int agent_restore(struct agent *a, struct agent_error *e)
 	uint64_t digest;
 	int err = restore_source(a, &cfg, &digest, &source, e);
 
+	if (!err && a->k8s)
+		err = keep_pinned_services(a, &cfg, e);
 	/* Probe targets before publishing: a backend the maps hold down stays down. */
 	if (!err)
 		health_targets_set(a, &cfg, true);

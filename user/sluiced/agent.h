@@ -22,8 +22,9 @@
 #include "lb.h"
 
 struct agent_sock_status;
+struct agent_k8s;
 
-#define AGENT_VERSION "0.4.0"
+#define AGENT_VERSION "0.5.0"
 
 struct agent {
 	struct lb_maps *maps;
@@ -40,6 +41,7 @@ struct agent {
 	struct sl_svc_key *health_pending; /* services to republish for health */
 	size_t n_health_pending;
 	struct agent_policy policy; /* identities, generation, denial events */
+	struct agent_k8s *k8s; /* NULL without --k8s */
 };
 
 /* Why a transaction was refused: status 2 for a request that is wrong in
@@ -91,6 +93,10 @@ int agent_backend_set(struct agent *a, const struct sl_svc_key *key, const struc
 /* Make the desired state the config in @text (@name for messages). */
 int agent_apply(struct agent *a, const char *name, const char *text, size_t len,
 		struct apply_summary *sum, struct agent_error *e);
+/* Make @cfg (taken over) the desired state, as agent_apply() does with a
+ * parsed file: the Kubernetes watcher's publications. */
+int agent_publish(struct agent *a, struct cfg_state *cfg, struct apply_summary *sum,
+		  struct agent_error *e);
 /* Re-read --config and apply it (SIGHUP). */
 int agent_reload(struct agent *a, struct apply_summary *sum, struct agent_error *e);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "agent_api.h"
+#include "agent_k8s.h"
 #include "agent_api_internal.h"
 #include "agent_sock.h"
 #include "sock.h"
@@ -340,6 +341,8 @@ static struct json_object *op_status(struct agent *a, struct json_object *req,
 	json_object_object_add(reply, "policy", agent_api_policy_status(a));
 	if (a->sock)
 		json_object_object_add(reply, "socket_layer", socket_layer_json(a->sock));
+	if (a->k8s)
+		json_object_object_add(reply, "k8s", agent_k8s_status_json(a));
 	return reply;
 }
 

@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 
 #include "agent.h"
+#include "agent_k8s.h"
 #include "log.h"
 #include "policy_maps.h"
 
@@ -176,6 +177,11 @@ int agent_endpoint_del(struct agent *a, const struct pol_prefix *addr, struct ag
 		return agent_verb_done(a, started,
 				       agent_fail(e, 1, -ENOENT, "sluice endpoint list shows them",
 						  "no endpoint %s", text));
+	if (agent_k8s_owns_endpoint(a->k8s, addr))
+		return agent_verb_done(
+			a, started,
+			agent_fail(e, 1, -EPERM, "it goes when its pod does",
+				   "endpoint %s is a Kubernetes pod's (sluiced --k8s)", text));
 	if (candidate(a, &cand, e))
 		return agent_verb_done(a, started, e->err);
 	i = endpoint_index(&cand, addr);

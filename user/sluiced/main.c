@@ -24,9 +24,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <bpf/libbpf.h>
+#include <curl/curl.h>
 
 #include "agent_api.h"
+#include "agent_k8s.h"
 #include "agent_sock.h"
 #include "api.h"
 #include "cgroup.h"
@@ -54,6 +57,9 @@ struct agent_args {
 	struct agent_sock_args sock;
 	struct loader_opts load;
 	char state_buf[4096];
+	bool k8s;
+	const char *kubeconfig; /* NULL: in-cluster credentials */
+	struct k8s_node node;
 };
 
 static void usage(FILE *out)
@@ -62,7 +68,8 @@ static void usage(FILE *out)
 		"Usage: sluiced [OPTIONS]\n"
 		"Load the Sluice data path, attach it, pin it under --bpffs, and serve the\n"
 		"control API until SIGTERM (which leaves the data path in place).\n\n"
-		"  --xdp IFACE          attach the XDP load balancer to IFACE (repeatable)\n"
+		"  --xdp IFACE[,IFACE]  attach the XDP load balancer to these interfaces\n"
+		"                       (repeatable; an empty list attaches none)\n"
 		"  --xdp-generic        allow generic (skb) XDP where native is missing\n"
 		"  --bpffs DIR          pin directory (default %s)\n"
 		"  --config FILE        desired services (YAML, docs/config.md); SIGHUP re-reads it\n"
@@ -72,7 +79,7 @@ static void usage(FILE *out)
 		"  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 		"  --cgroup DIR         attach the socket layer (connect-time load balancing,\n"
 		"                       L7 steering, socket redirection) to this cgroup v2\n"
-		"                       directory and everything under it\n"
+		"                       directory and everything under it (\"\": none)\n"
 		"  --redirect MODE      socket-to-socket redirection: off, auto (default:\n"
 		"                       loopback pairs to --redirect-ports) or all (every TCP\n"
 		"                       socket in the cgroup); on only if the self-test passes\n"
@@ -80,6 +87,14 @@ static void usage(FILE *out)
 		"                       enrols (none by default: enrolling costs connection setup)\n"
 		"  --l7-proxy ADDR:PORT sluice-proxy's listener, one per family: connections\n"
 		"                       to L7 services are steered there\n"
+		"  --k8s                follow Services, EndpointSlices and Pods of the\n"
+		"                       Kubernetes API (docs/kubernetes.md); in-cluster\n"
+		"                       credentials unless --kubeconfig\n"
+		"  --kubeconfig FILE    credentials and server for --k8s (default $KUBECONFIG)\n"
+		"  --k8s-node-name NAME this node, for traffic policy Local (default\n"
+		"                       $NODE_NAME, else the host name)\n"
+		"  --k8s-node-ip IP[,IP] this node's addresses: node ports are served on\n"
+		"                       them (repeatable; default $NODE_IP)\n"
 		"  --maglev-size N      Maglev table size, a prime (default %u)\n"
 		"  --ct-size N          conntrack entries per family (default %u)\n"
 		"  --datapath-version N build identity of the program (default %u)\n"
@@ -187,14 +202,62 @@ static int check_cgroup(const char *dir)
 	return -EINVAL;
 }
 
-static int add_iface(struct agent_args *args, const char *name)
+/* --xdp eth0 or --xdp eth0,eth1 (a DaemonSet passes one variable; "" is none). */
+static int add_ifaces(struct agent_args *args, char *list)
 {
-	if (args->n_ifaces == MAX_IFACES) {
-		fprintf(stderr, "Error: at most %d --xdp interfaces\n", MAX_IFACES);
-		return -EINVAL;
+	for (char *save = NULL, *name = strtok_r(list, ",", &save); name;
+	     name = strtok_r(NULL, ",", &save)) {
+		if (args->n_ifaces == MAX_IFACES) {
+			fprintf(stderr, "Error: at most %d --xdp interfaces\n", MAX_IFACES);
+			return -EINVAL;
+		}
+		args->ifaces[args->n_ifaces++] = name;
 	}
-	args->ifaces[args->n_ifaces++] = name;
 	return 0;
+}
+
+/* --k8s-node-ip 198.18.0.1,fd00::1 (repeatable). */
+static int add_node_ips(struct k8s_node *node, char *list)
+{
+	for (char *save = NULL, *ip = strtok_r(list, ",", &save); ip;
+	     ip = strtok_r(NULL, ",", &save)) {
+		struct addr_port *slot = &node->ips[node->n_ips];
+
+		if (node->n_ips == K8S_NODE_IPS_MAX) {
+			fprintf(stderr, "Error: at most %d --k8s-node-ip addresses\n",
+				K8S_NODE_IPS_MAX);
+			return -EINVAL;
+		}
+		memset(slot, 0, sizeof(*slot));
+		if (inet_pton(AF_INET, ip, slot->addr) == 1) {
+			slot->family = SL_AF_INET;
+		} else if (inet_pton(AF_INET6, ip, slot->addr) == 1) {
+			slot->family = SL_AF_INET6;
+		} else {
+			fprintf(stderr, "Error: --k8s-node-ip: '%s' is not an IP address\n", ip);
+			return -EINVAL;
+		}
+		node->n_ips++;
+	}
+	return 0;
+}
+
+/* Defaults from the environment a DaemonSet's downward API sets. */
+static int k8s_defaults(struct agent_args *args)
+{
+	const char *name = getenv("NODE_NAME"), *ip = getenv("NODE_IP");
+	char copy[256];
+
+	if (!args->node.name[0] && name)
+		snprintf(args->node.name, sizeof(args->node.name), "%s", name);
+	if (!args->node.name[0])
+		gethostname(args->node.name, sizeof(args->node.name) - 1);
+	if (!args->kubeconfig && getenv("KUBECONFIG") && *getenv("KUBECONFIG"))
+		args->kubeconfig = getenv("KUBECONFIG");
+	if (args->node.n_ips || !ip || !*ip)
+		return 0;
+	snprintf(copy, sizeof(copy), "%s", ip);
+	return add_node_ips(&args->node, copy);
 }
 
 /* The state file next to the socket: /run/sluice/sluiced.sock gives
@@ -231,7 +294,11 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 		O_REDIRECT,
 		O_L7_PROXY,
 		O_REDIRECT_PORTS,
-		O_SELFTEST_FAULT
+		O_SELFTEST_FAULT,
+		O_K8S,
+		O_KUBECONFIG,
+		O_NODE_NAME,
+		O_NODE_IP
 	};
 	static const struct option opts[] = {
 		{ "xdp", required_argument, NULL, O_XDP },
@@ -246,6 +313,10 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 		{ "l7-proxy", required_argument, NULL, O_L7_PROXY },
 		{ "redirect-ports", required_argument, NULL, O_REDIRECT_PORTS },
 		{ "redirect-selftest-fault", required_argument, NULL, O_SELFTEST_FAULT },
+		{ "k8s", no_argument, NULL, O_K8S },
+		{ "kubeconfig", required_argument, NULL, O_KUBECONFIG },
+		{ "k8s-node-name", required_argument, NULL, O_NODE_NAME },
+		{ "k8s-node-ip", required_argument, NULL, O_NODE_IP },
 		{ "maglev-size", required_argument, NULL, O_MAGLEV },
 		{ "ct-size", required_argument, NULL, O_CT },
 		{ "datapath-version", required_argument, NULL, O_VERSION },
@@ -259,7 +330,19 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 	while (!err && (opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case O_XDP:
-			err = add_iface(args, optarg);
+			err = add_ifaces(args, optarg);
+			break;
+		case O_K8S:
+			args->k8s = true;
+			break;
+		case O_KUBECONFIG:
+			args->kubeconfig = optarg;
+			break;
+		case O_NODE_NAME:
+			snprintf(args->node.name, sizeof(args->node.name), "%s", optarg);
+			break;
+		case O_NODE_IP:
+			err = add_node_ips(&args->node, optarg);
 			break;
 		case O_GENERIC:
 			args->generic = true;
@@ -280,7 +363,7 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 			args->metrics = optarg;
 			break;
 		case O_CGROUP:
-			args->sock.cgroup = optarg;
+			args->sock.cgroup = *optarg ? optarg : NULL;
 			break;
 		case O_REDIRECT:
 			err = parse_redirect(optarg, &args->sock.redirect);
@@ -324,6 +407,8 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 	}
 	if (!err && args->sock.cgroup)
 		err = check_cgroup(args->sock.cgroup);
+	if (!err && args->k8s)
+		err = k8s_defaults(args);
 	args->socket = api_socket_path(args->socket);
 	if (!args->state)
 		default_state_path(args);
@@ -561,19 +646,28 @@ static void drain_health_events(struct agent *a)
 	agent_health_publish(a);
 }
 
-enum { FD_API, FD_SIGNAL, FD_HEALTH, FD_METRICS, FD_POLICY, FD_COUNT };
+enum { FD_API, FD_SIGNAL, FD_HEALTH, FD_METRICS, FD_POLICY, FD_K8S, FD_COUNT };
+
+static int render_k8s(FILE *out, const void *agent)
+{
+	return agent_k8s_metrics(out, agent);
+}
 
 static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_server *metrics)
 {
-	struct metrics_source src = {
-		.maps = a->maps, .health = a->health, .stats = &a->stats, .version = AGENT_VERSION
-	};
+	struct metrics_source src = { .maps = a->maps,
+				      .health = a->health,
+				      .stats = &a->stats,
+				      .version = AGENT_VERSION,
+				      .extra = render_k8s,
+				      .extra_ctx = a };
 	struct pollfd fds[FD_COUNT] = {
 		[FD_API] = { .fd = api_fd, .events = POLLIN },
 		[FD_SIGNAL] = { .fd = sig_fd, .events = POLLIN },
 		[FD_HEALTH] = { .fd = health_event_fd(a->health), .events = POLLIN },
 		[FD_METRICS] = { .fd = metrics ? metrics_fd(metrics) : -1, .events = POLLIN },
 		[FD_POLICY] = { .fd = agent_policy_events_fd(&a->policy), .events = POLLIN },
+		[FD_K8S] = { .fd = agent_k8s_fd(a), .events = POLLIN },
 	};
 
 	for (;;) {
@@ -593,6 +687,8 @@ static void event_loop(struct agent *a, int api_fd, int sig_fd, struct metrics_s
 			metrics_serve_one(metrics, metrics_render_agent, &src);
 		if (fds[FD_POLICY].revents & POLLIN)
 			agent_policy_events_read(&a->policy);
+		if (fds[FD_K8S].revents & POLLIN)
+			agent_k8s_publish(a);
 		agent_save_state(a);
 	}
 }
@@ -634,6 +730,42 @@ static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *m
 	log_info("agent", "data path v%u ready: maps and links pinned under %s", args->load.version,
 		 args->bpffs);
 	return skel;
+}
+
+/* The credentials --k8s needs, read before anything loads: a pod without
+ * its service account must fail at once, not after attaching. */
+static int k8s_credentials(const struct agent_args *args, struct k8s_creds *creds)
+{
+	char why[512];
+	int err = args->kubeconfig ? k8s_creds_kubeconfig(args->kubeconfig, creds, why, sizeof(why))
+				   : k8s_creds_in_cluster(NULL, creds, why, sizeof(why));
+
+	if (err)
+		log_error("agent", "--k8s: %s", why);
+	return err;
+}
+
+static int k8s_credentials_check(const struct agent_args *args)
+{
+	struct k8s_creds creds;
+	int err = k8s_credentials(args, &creds);
+
+	if (!err)
+		k8s_creds_free(&creds);
+	return err;
+}
+
+static int k8s_start(struct agent_args *args, struct agent *a)
+{
+	struct k8s_client_opts opts = { .node = args->node };
+	int err = k8s_credentials(args, &opts.creds);
+
+	if (!err)
+		err = agent_k8s_start(a, &opts);
+	if (err && opts.creds.server[0])
+		log_error("agent", "--k8s: cannot start the watcher: %s", strerror(-err));
+	k8s_creds_free(&opts.creds);
+	return err;
 }
 
 /* What the agent listens on; the lock makes the socket its own. */
@@ -704,6 +836,10 @@ static int run_agent(struct agent_args *args)
 	 * during the start wait in the listen queue. */
 	if (open_listeners(args, &listen))
 		return 1;
+	if (args->k8s && k8s_credentials_check(args)) {
+		close_listeners(args, &listen);
+		return 1;
+	}
 	sig_fd = signals_open();
 	skel = sig_fd < 0 ? NULL : load_and_attach(args, &maps, &sock_status);
 	if (!skel)
@@ -714,6 +850,10 @@ static int run_agent(struct agent_args *args)
 		goto out_skel;
 	}
 	a.sock = &sock_status;
+	if (listen.metrics)
+		metrics_set_ready(listen.metrics, agent_ready, &a);
+	if (args->k8s && k8s_start(args, &a))
+		goto out_agent;
 	if (agent_restore(&a, &e)) {
 		log_error("agent", "%s%s%s", e.message, e.hint[0] ? "; " : "", e.hint);
 		goto out_agent;
@@ -723,6 +863,7 @@ static int run_agent(struct agent_args *args)
 	event_loop(&a, listen.api_fd, sig_fd, listen.metrics);
 	status = 0;
 out_agent:
+	agent_k8s_stop(&a);
 	agent_fini(&a);
 out_skel:
 	health_stop(health);
@@ -754,6 +895,8 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	log_route_libbpf();
+	/* Before any thread: libcurl's global state is not thread-safe to set up. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (args.cleanup)
 		return run_cleanup(&args);
 	return run_agent(&args);

@@ -500,8 +500,10 @@ int metrics_render(FILE *out, const struct metrics_source *src)
 	int err = 0;
 
 	render_agent(out, src);
-	if (!src->maps)
-		return 0;
+	if (src->extra)
+		err = src->extra(out, src->extra_ctx);
+	if (err || !src->maps)
+		return err;
 	for (size_t i = 0; !err && i < ARRAY_SIZE(counter_sets); i++)
 		err = render_counter_set(out, src->maps, &counter_sets[i]);
 	if (!err)

@@ -19,6 +19,8 @@ struct metrics_source {
 	struct health *health; /* NULL: no health metrics */
 	const struct agent_stats *stats;
 	const char *version; /* agent version string */
+	metrics_render_fn extra; /* more metrics at the end (--k8s), may be NULL */
+	const void *extra_ctx;
 };
 
 /* Write every metric to @out. Returns 0 or -errno (a map read failed;

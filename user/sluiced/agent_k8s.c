@@ -1,0 +1,392 @@
+/* sluiced --k8s, the agent's half: take the client thread's translations
+ * and publish each as one transaction, merged with what the config file
+ * and the CLI asked for (the file wins where both name an entry). Which
+ * services and endpoints came from Kubernetes is remembered, so the next
+ * translation replaces exactly those. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "agent_k8s.h"
+#include "log.h"
+
+int agent_k8s_start(struct agent *a, struct k8s_client_opts *opts)
+{
+	struct agent_k8s *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return -ENOMEM;
+	k->client = k8s_client_start(opts);
+	if (!k->client) {
+		int err = -errno;
+
+		free(k);
+		return err;
+	}
+	a->k8s = k;
+	return 0;
+}
+
+static void owned_free(struct agent_k8s_owned *o)
+{
+	free(o->services);
+	free(o->endpoints);
+	memset(o, 0, sizeof(*o));
+}
+
+void agent_k8s_stop(struct agent *a)
+{
+	struct agent_k8s *k = a->k8s;
+
+	if (!k)
+		return;
+	k8s_client_stop(k->client);
+	cfg_free(&k->view);
+	owned_free(&k->owned);
+	owned_free(&k->next);
+	free(k);
+	a->k8s = NULL;
+}
+
+int agent_k8s_fd(const struct agent *a)
+{
+	return a->k8s ? k8s_client_fd(a->k8s->client) : -1;
+}
+
+bool agent_k8s_owns(const struct agent_k8s *k, const struct sl_svc_key *key)
+{
+	for (size_t i = 0; k && i < k->owned.n_services; i++)
+		if (!memcmp(&k->owned.services[i], key, sizeof(*key)))
+			return true;
+	return false;
+}
+
+bool agent_k8s_owns_endpoint(const struct agent_k8s *k, const struct pol_prefix *addr)
+{
+	for (size_t i = 0; k && i < k->owned.n_endpoints; i++)
+		if (!memcmp(&k->owned.endpoints[i], addr, sizeof(*addr)))
+			return true;
+	return false;
+}
+
+/* ---- merging a translation into a candidate state ---- */
+
+/* A set of the entries @cfg holds, by their text form. */
+static struct json_object *keys_of(const struct cfg_state *cfg)
+{
+	struct json_object *set = json_object_new_object();
+	char text[ADDR_STR_MAX];
+
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		addr_format_service(&cfg->services[i].key, text, sizeof(text));
+		json_object_object_add(set, text, NULL);
+	}
+	for (size_t i = 0; i < cfg->policy.n_endpoints; i++) {
+		pol_prefix_format(&cfg->policy.endpoints[i].addr, text, sizeof(text));
+		json_object_object_add(set, text, NULL);
+	}
+	return set;
+}
+
+static int merge_service(struct cfg_state *cfg, const struct cfg_service *svc,
+			 struct agent_k8s_owned *next)
+{
+	struct cfg_service *copy = cfg_add_service(cfg, svc);
+
+	if (!copy)
+		return -ENOMEM;
+	for (size_t i = 0; i < svc->n_backends; i++)
+		if (!cfg_add_backend(copy, &svc->backends[i]))
+			return -ENOMEM;
+	next->services[next->n_services++] = svc->key;
+	return 0;
+}
+
+static int merge_endpoints(struct cfg_state *cfg, struct json_object *held,
+			   const struct pol_state *view, struct agent_k8s_owned *next,
+			   uint32_t *conflicts)
+{
+	struct pol_state *pol = &cfg->policy;
+	struct pol_endpoint *grown = realloc(
+		pol->endpoints, (pol->n_endpoints + view->n_endpoints + 1) * sizeof(*grown));
+	char text[ADDR_STR_MAX];
+
+	if (!grown)
+		return -ENOMEM;
+	pol->endpoints = grown;
+	for (size_t i = 0; i < view->n_endpoints; i++) {
+		const struct pol_endpoint *ep = &view->endpoints[i];
+
+		pol_prefix_format(&ep->addr, text, sizeof(text));
+		if (json_object_object_get_ex(held, text, NULL)) {
+			(*conflicts)++;
+			continue;
+		}
+		pol->endpoints[pol->n_endpoints++] = *ep;
+		next->endpoints[next->n_endpoints++] = ep->addr;
+	}
+	return 0;
+}
+
+int agent_k8s_merge(struct agent_k8s *k, struct cfg_state *cfg)
+{
+	struct agent_k8s_owned *next = &k->next;
+	const struct cfg_state *view = &k->view;
+	struct json_object *held;
+	char text[ADDR_STR_MAX];
+	int err = 0;
+
+	owned_free(next);
+	k->conflicts = 0;
+	if (!k->have_view)
+		return 0;
+	next->services = calloc(view->n_services + 1, sizeof(*next->services));
+	next->endpoints = calloc(view->policy.n_endpoints + 1, sizeof(*next->endpoints));
+	held = keys_of(cfg);
+	if (!next->services || !next->endpoints || !held)
+		err = -ENOMEM;
+	for (size_t i = 0; !err && i < view->n_services; i++) {
+		addr_format_service(&view->services[i].key, text, sizeof(text));
+		if (json_object_object_get_ex(held, text, NULL))
+			k->conflicts++;
+		else
+			err = merge_service(cfg, &view->services[i], next);
+	}
+	if (!err)
+		err = merge_endpoints(cfg, held, &view->policy, next, &k->conflicts);
+	json_object_put(held);
+	if (k->conflicts)
+		log_warn("k8s",
+			 "%u services or endpoints are both in the config and in Kubernetes: "
+			 "the config's are kept",
+			 k->conflicts);
+	return err;
+}
+
+void agent_k8s_committed(struct agent_k8s *k)
+{
+	owned_free(&k->owned);
+	k->owned = k->next;
+	memset(&k->next, 0, sizeof(k->next));
+}
+
+/* ---- publishing ---- */
+
+static bool in_config(const struct cfg_state *file, const struct sl_svc_key *key)
+{
+	return file && cfg_find_service(file, key);
+}
+
+static bool endpoint_in(const struct cfg_state *file, const struct pol_prefix *addr)
+{
+	for (size_t i = 0; file && i < file->policy.n_endpoints; i++)
+		if (!memcmp(&file->policy.endpoints[i].addr, addr, sizeof(*addr)))
+			return true;
+	return false;
+}
+
+/* Keep in @base the services and endpoints @keep_svc / @keep_ep accept. */
+static void base_filter(struct cfg_state *base, const struct agent_k8s *k,
+			const struct cfg_state *file)
+{
+	for (size_t i = base->n_services; i-- > 0;) {
+		const struct sl_svc_key *key = &base->services[i].key;
+		bool keep = k->published ? !agent_k8s_owns(k, key) : in_config(file, key);
+
+		if (!keep)
+			cfg_remove_service(base, &base->services[i]);
+	}
+	for (size_t i = base->policy.n_endpoints; i-- > 0;) {
+		struct pol_state *pol = &base->policy;
+		const struct pol_prefix *addr = &pol->endpoints[i].addr;
+		bool keep =
+			k->published ? !agent_k8s_owns_endpoint(k, addr) : endpoint_in(file, addr);
+
+		if (!keep) {
+			memmove(&pol->endpoints[i], &pol->endpoints[i + 1],
+				(pol->n_endpoints - i - 1) * sizeof(*pol->endpoints));
+			pol->n_endpoints--;
+		}
+	}
+}
+
+/* What the next publication starts from: the desired state without what
+ * Kubernetes gave. Until the first publication after a start, what
+ * Kubernetes gave is not known (the state restored may hold services
+ * deleted while the agent was away), so only the config file's services
+ * and endpoints stay then; rule sets always stay. */
+static int base_of(struct agent *a, struct cfg_state *base)
+{
+	struct cfg_state file;
+	struct cfg_error cerr;
+	bool have_file = false;
+	int err = cfg_copy(base, &a->desired);
+
+	if (err)
+		return err;
+	if (!a->k8s->published && a->config_path) {
+		have_file = !cfg_load_file(a->config_path, &file, &cerr);
+		if (!have_file)
+			log_warn("k8s", "%s: %s: its services are not kept", a->config_path,
+				 cerr.message);
+	}
+	base_filter(base, a->k8s, have_file ? &file : NULL);
+	if (have_file)
+		cfg_free(&file);
+	return 0;
+}
+
+static void log_published(struct agent_k8s *k, const struct apply_summary *sum)
+{
+	struct k8s_client_status st;
+
+	k8s_client_status(k->client, &st);
+	log_info("k8s",
+		 "published %u services from %u Kubernetes Services (%u backends, %u terminating), "
+		 "%u endpoints: %u changed, %u deleted",
+		 st.model.vips, st.model.services, st.model.backends, st.model.terminating,
+		 st.model.endpoints, sum->changed, sum->deleted);
+}
+
+void agent_k8s_publish(struct agent *a)
+{
+	struct agent_k8s *k = a->k8s;
+	struct apply_summary sum;
+	struct agent_error e;
+	struct cfg_state view, base;
+	int err;
+
+	if (!k8s_client_take(k->client, &view))
+		return;
+	cfg_free(&k->view);
+	k->view = view;
+	k->have_view = true;
+	err = base_of(a, &base);
+	if (!err)
+		err = agent_publish(a, &base, &sum, &e);
+	else
+		agent_fail(&e, 1, err, NULL, "cannot copy the desired state");
+	if (err) {
+		k->publish_errors++;
+		snprintf(k->last_error, sizeof(k->last_error), "%s", e.message);
+		log_error("k8s", "publication refused, the previous state stays: %s%s%s", e.message,
+			  e.hint[0] ? "; " : "", e.hint);
+		return;
+	}
+	k->published = true;
+	k->publications++;
+	k->last_error[0] = '\0';
+	log_published(k, &sum);
+}
+
+bool agent_ready(const void *agent, char *why, size_t len)
+{
+	const struct agent *a = agent;
+
+	if (!a->published)
+		snprintf(why, len, "the desired state is not published yet");
+	else if (a->k8s && !a->k8s->published)
+		snprintf(why, len, "waiting for the first full list from the Kubernetes API");
+	else
+		return true;
+	return false;
+}
+
+/* ---- status and metrics ---- */
+
+static struct json_object *kind_json(const struct k8s_kind_status *ks)
+{
+	struct json_object *obj = json_object_new_object();
+
+	json_object_object_add(obj, "listed", json_object_new_boolean(ks->listed));
+	json_object_object_add(obj, "watching", json_object_new_boolean(ks->watching));
+	json_object_object_add(obj, "resource_version",
+			       json_object_new_string(ks->resource_version));
+	json_object_object_add(obj, "objects", json_object_new_int64((int64_t)ks->objects));
+	json_object_object_add(obj, "lists", json_object_new_int64((int64_t)ks->lists));
+	json_object_object_add(obj, "watches", json_object_new_int64((int64_t)ks->watches));
+	json_object_object_add(obj, "events", json_object_new_int64((int64_t)ks->events));
+	json_object_object_add(obj, "bookmarks", json_object_new_int64((int64_t)ks->bookmarks));
+	json_object_object_add(obj, "expired", json_object_new_int64((int64_t)ks->expired));
+	json_object_object_add(obj, "errors", json_object_new_int64((int64_t)ks->errors));
+	return obj;
+}
+
+static void add_u64(struct json_object *obj, const char *key, uint64_t v)
+{
+	json_object_object_add(obj, key, json_object_new_int64((int64_t)v));
+}
+
+struct json_object *agent_k8s_status_json(const struct agent *a)
+{
+	struct json_object *obj, *kinds;
+	struct k8s_client_status st;
+
+	if (!a->k8s)
+		return NULL;
+	k8s_client_status(a->k8s->client, &st);
+	obj = json_object_new_object();
+	json_object_object_add(obj, "synced", json_object_new_boolean(st.synced));
+	json_object_object_add(obj, "published", json_object_new_boolean(a->k8s->published));
+	add_u64(obj, "publications", a->k8s->publications);
+	add_u64(obj, "publish_errors", a->k8s->publish_errors);
+	add_u64(obj, "conflicts", a->k8s->conflicts);
+	add_u64(obj, "services", st.model.services);
+	add_u64(obj, "vips", st.model.vips);
+	add_u64(obj, "backends", st.model.backends);
+	add_u64(obj, "terminating", st.model.terminating);
+	add_u64(obj, "endpoints", st.model.endpoints);
+	add_u64(obj, "skipped_vips", st.model.skipped_vips);
+	add_u64(obj, "skipped_labels", st.model.skipped_labels);
+	json_object_object_add(
+		obj, "last_error",
+		json_object_new_string(a->k8s->last_error[0] ? a->k8s->last_error : st.last_error));
+	kinds = json_object_new_object();
+	for (int kind = 0; kind < K8S_KINDS; kind++)
+		json_object_object_add(kinds, k8s_kind_name(kind), kind_json(&st.kinds[kind]));
+	json_object_object_add(obj, "resources", kinds);
+	return obj;
+}
+
+static void counter(FILE *out, const char *name, const char *help,
+		    const uint64_t per_kind[K8S_KINDS])
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (int k = 0; k < K8S_KINDS; k++)
+		fprintf(out, "%s{resource=\"%s\"} %llu\n", name, k8s_kind_name(k),
+			(unsigned long long)per_kind[k]);
+}
+
+int agent_k8s_metrics(FILE *out, const struct agent *a)
+{
+	uint64_t events[K8S_KINDS], lists[K8S_KINDS], expired[K8S_KINDS], errors[K8S_KINDS];
+	struct k8s_client_status st;
+
+	if (!a->k8s)
+		return 0;
+	k8s_client_status(a->k8s->client, &st);
+	fprintf(out,
+		"# HELP sluice_k8s_synced 1 once every resource was listed\n"
+		"# TYPE sluice_k8s_synced gauge\nsluice_k8s_synced %d\n",
+		st.synced);
+	fprintf(out,
+		"# HELP sluice_k8s_publications_total Translations published\n"
+		"# TYPE sluice_k8s_publications_total counter\n"
+		"sluice_k8s_publications_total{result=\"ok\"} %llu\n"
+		"sluice_k8s_publications_total{result=\"refused\"} %llu\n",
+		(unsigned long long)a->k8s->publications,
+		(unsigned long long)a->k8s->publish_errors);
+	for (int k = 0; k < K8S_KINDS; k++) {
+		events[k] = st.kinds[k].events;
+		lists[k] = st.kinds[k].lists;
+		expired[k] = st.kinds[k].expired;
+		errors[k] = st.kinds[k].errors;
+	}
+	counter(out, "sluice_k8s_events_total", "Watch events received", events);
+	counter(out, "sluice_k8s_lists_total", "Lists (at start and after 410 Gone)", lists);
+	counter(out, "sluice_k8s_expired_total", "Watches whose version had expired (410 Gone)",
+		expired);
+	counter(out, "sluice_k8s_errors_total", "Failed requests and broken streams", errors);
+	return ferror(out) ? -EIO : 0;
+}
