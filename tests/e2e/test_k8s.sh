@@ -98,6 +98,7 @@ for f in service-web.json endpointslice-web.json service-nodeport.json \
 	pod-hostnet.json pod-done.json; do
 	apply "$f" || die "apply $f"
 done
+apply namespace-default.json "o['metadata']['labels']['team'] = 'payments'" || die "apply namespace"
 cat >"$E2E_TMP/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
@@ -141,13 +142,15 @@ jcheck "$(sluice endpoint list --json)" "" \
 	"pod endpoints: the three pods, not the host-network or finished one" \
 	"sorted(e['address'] for e in j['endpoints']) == ['198.18.1.2', '198.18.2.2', '198.18.3.2', 'fd00:0:0:1::2', 'fd00:0:0:2::2', 'fd00:0:0:3::2']" \
 	"pod labels and namespace label" \
-	"all('app=web' in e['labels'] and 'io.kubernetes.pod.namespace=default' in e['labels'] for e in j['endpoints'])"
+	"all('app=web' in e['labels'] and 'io.kubernetes.pod.namespace=default' in e['labels'] for e in j['endpoints'])" \
+	"their namespace's labels (ns.team=payments)" \
+	"all('ns.team=payments' in e['labels'] for e in j['endpoints'])"
 jcheck "$(ctl get /_control/requests)" "" \
 	"every request carried the token" "j and all(r['authorized'] for r in j)" \
 	"watches ask for bookmarks from the list's version" \
 	"any(r['query'].get('watch') in ('1', 'true') and r['query'].get('allowWatchBookmarks') == 'true' and r['query'].get('resourceVersion') for r in j)"
-jcheck "$(status)" "" "status: k8s published, synced, 3 resources listed" \
-	"j['k8s']['published'] and j['k8s']['synced'] and all(r['listed'] for r in j['k8s']['resources'].values())"
+jcheck "$(status)" "" "status: k8s published, synced, 4 resources listed" \
+	"j['k8s']['published'] and j['k8s']['synced'] and len(j['k8s']['resources']) == 4 and all(r['listed'] for r in j['k8s']['resources'].values())"
 
 # ---------------------------------------------------------------------------
 section "2. traffic through the cluster IP"
@@ -266,6 +269,17 @@ check "metrics: sluice_k8s_synced 1" says "sluice_k8s_synced 1" "$m"
 check "metrics: publications counted" grep -qE '^sluice_k8s_publications_total\{result="ok"\} [1-9]' <<<"$m"
 check "status (text): k8s line" says "following the API" "$(sluice status)"
 check "log: publications logged" grep -q "k8s: published" "$(bg_log "$AGENT_PID").err"
+check "sluiced stopped" agent_stop
+
+# ---------------------------------------------------------------------------
+section "12. the API server refuses the agent's token"
+sed -i "s/$TOKEN/wrong-token/" "$E2E_TMP/kubeconfig"
+check_agent_start "sluiced started with a wrong token" "${AGENT_ARGS[@]}"
+not_ready() { ! metrics readyz && metrics healthz; }
+check "not ready (/readyz 503), alive (/healthz 200)" wait_for 3000 not_ready
+check "status names the 401" wait_for 5000 status_is "'401' in j['k8s']['last_error'] and not j['k8s']['published']"
+check_spread "the data path keeps the last state meanwhile" "$(spread 4 tcp 40)" 40 20 80 be3
+jcheck "$(list)" "" "nothing was deleted" "'$SVC' in S and '$CFG_SVC' in S"
 check "sluiced stopped" agent_stop
 
 finish

@@ -64,6 +64,8 @@ static enum k8s_kind kind_of(struct json_object *obj)
 		return K8S_SERVICES;
 	if (!strcmp(k, "EndpointSlice"))
 		return K8S_SLICES;
+	if (!strcmp(k, "Namespace"))
+		return K8S_NAMESPACES;
 	assert_string_equal(k, "Pod");
 	return K8S_PODS;
 }
@@ -201,6 +203,7 @@ static const char *const all_fixtures[] = {
 	"pod-web-3.json",
 	"pod-hostnet.json",
 	"pod-done.json",
+	"namespace-default.json",
 	NULL,
 };
 
@@ -343,6 +346,32 @@ static void test_pod_endpoints(void **state)
 
 		assert_int_equal(pol_state_validate(pol, err, sizeof(err)), 0);
 	}
+}
+
+/* A namespace's labels label its pods, under "ns."; a label that does not
+ * fit a policy label is skipped and counted. */
+static void test_namespace_labels(void **state)
+{
+	struct built *b = *state;
+	struct json_object *ns = json_tokener_parse(
+		"{\"kind\":\"Namespace\",\"metadata\":{\"name\":\"default\",\"uid\":\"n\","
+		"\"resourceVersion\":\"99\",\"labels\":{\"kubernetes.io/metadata.name\":"
+		"\"default\",\"team\":\"payments\",\"example.com/a-very-long-label-key-that-"
+		"does-not-fit-into-a-policy-label\":\"x\"}}}");
+	struct k8s_node node = node_a();
+	char labels[512];
+
+	assert_int_equal(k8s_store_event(&b->store, K8S_NAMESPACES, "MODIFIED", ns), 1);
+	cfg_free(&b->st);
+	assert_int_equal(k8s_model_build(&b->store, &node, &b->st, &b->stats), 0);
+	assert_true(b->st.policy.n_endpoints > 0);
+	for (size_t i = 0; i < b->st.policy.n_endpoints; i++) {
+		pol_labels_format(&b->st.policy.endpoints[i].labels, labels, sizeof(labels));
+		assert_non_null(strstr(labels, K8S_NS_LABEL_PREFIX "team=payments"));
+		assert_null(strstr(labels, "metadata.name"));
+	}
+	assert_true(b->stats.skipped_labels >= 3); /* once per running pod */
+	json_object_put(ns);
 }
 
 /* A Service whose endpoints all terminate still serves them (as kube-proxy
@@ -562,6 +591,7 @@ int main(void)
 						free_built),
 		cmocka_unit_test_setup_teardown(test_skipped_kinds, build_all, free_built),
 		cmocka_unit_test_setup_teardown(test_pod_endpoints, build_all, free_built),
+		cmocka_unit_test_setup_teardown(test_namespace_labels, build_all, free_built),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_kubeconfig),
 		cmocka_unit_test(test_kubeconfig_refused),

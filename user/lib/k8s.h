@@ -19,10 +19,12 @@ enum k8s_kind {
 	K8S_SERVICES,
 	K8S_SLICES, /* discovery.k8s.io/v1 EndpointSlices */
 	K8S_PODS,
+	K8S_NAMESPACES, /* their labels label the pods in them */
 	K8S_KINDS,
 };
 
-/* "services", "endpointslices", "pods": the resource's name in paths. */
+/* "services", "endpointslices", "pods", "namespaces": the resource's name
+ * in paths. */
 const char *k8s_kind_name(enum k8s_kind kind);
 /* The cluster-wide collection path, e.g. "/api/v1/services". */
 const char *k8s_kind_path(enum k8s_kind kind);
@@ -75,7 +77,8 @@ struct k8s_model_stats {
  * the node port), its backends the endpoints of the Service's
  * EndpointSlices (ready: weight 1; terminating but serving: weight 0, so
  * established flows finish and new ones go elsewhere, unless no endpoint
- * is ready), and one policy endpoint per pod IP with the pod's labels.
+ * is ready), and one policy endpoint per pod IP with the pod's labels,
+ * its namespace and its namespace's labels (K8S_NS_LABEL_PREFIX).
  * @out (zeroed first) gets services and policy.endpoints only; free it
  * with cfg_free(). Returns 0 or -ENOMEM (@out zeroed).
  */
@@ -84,6 +87,8 @@ int k8s_model_build(const struct k8s_store *store, const struct k8s_node *node,
 
 /* The label every pod endpoint carries: its namespace. */
 #define K8S_NAMESPACE_LABEL "io.kubernetes.pod.namespace"
+/* The prefix of its namespace's labels on a pod endpoint ("ns.team=a"). */
+#define K8S_NS_LABEL_PREFIX "ns."
 /* A Service's affinity timeout when ClientIP affinity names none (3 h,
  * the API server's default). */
 #define K8S_AFFINITY_DEFAULT_S 10800u

@@ -46,16 +46,6 @@ static bool bool_field(struct json_object *obj, const char *name, bool unset)
 							     : unset;
 }
 
-/* A shared empty object, for loops over optional maps. */
-static struct json_object *empty_object(void)
-{
-	static struct json_object *empty;
-
-	if (!empty)
-		empty = json_object_new_object();
-	return empty;
-}
-
 static size_t array_len(struct json_object *arr)
 {
 	return json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
@@ -404,38 +394,65 @@ static int push_endpoint(struct endpoint_list *l, const struct pol_endpoint *ep)
 	return 0;
 }
 
-/* The pod's namespace label, then each of its labels that a policy label
- * can hold (keys and values under 64 characters, at most POL_LABELS_MAX
- * in all); the others are counted in skipped_labels. */
-static void pod_labels(struct json_object *meta, struct pol_labels *out, struct k8s_model_stats *st)
-{
+/* A label set being written as text ("k=v,k=v"), parsed once whole. */
+struct label_text {
 	char all[POL_LABELS_MAX * (POL_LABEL_KEY_MAX + POL_LABEL_VALUE_MAX + 1)];
-	char one_text[POL_LABEL_KEY_MAX + POL_LABEL_VALUE_MAX + 1], err[POL_ERR_MAX];
-	const char *ns = str_field(meta, "namespace");
-	struct json_object *labels = field(meta, "labels");
-	unsigned int n_labels = 1;
-	struct pol_labels one;
 	size_t used;
+	unsigned int n;
+	struct k8s_model_stats *st;
+};
 
-	used = (size_t)snprintf(all, sizeof(all), "%s=%s", K8S_NAMESPACE_LABEL, ns ? ns : "");
-	if (!json_object_is_type(labels, json_type_object))
-		labels = NULL;
-	/* (json_object_object_foreach needs an object: an empty one stands in.) */
-	json_object_object_foreach (labels ? labels : empty_object(), key, value) {
-		int n = snprintf(one_text, sizeof(one_text), "%s=%s", key,
-				 json_object_get_string(value));
+/* Add @prefix@key=@value when a policy label can hold it (key and value
+ * under 64 characters, at most POL_LABELS_MAX labels); else count it in
+ * skipped_labels. */
+static void label_add(struct label_text *t, const char *prefix, const char *key, const char *value)
+{
+	char one_text[POL_LABEL_KEY_MAX + POL_LABEL_VALUE_MAX + 1], err[POL_ERR_MAX];
+	int n = snprintf(one_text, sizeof(one_text), "%s%s=%s", prefix, key, value ? value : "");
+	struct pol_labels one;
 
-		if (n < 0 || (size_t)n >= sizeof(one_text) || n_labels == POL_LABELS_MAX ||
-		    !strcmp(key, K8S_NAMESPACE_LABEL) ||
-		    pol_labels_parse(one_text, &one, err, sizeof(err))) {
-			st->skipped_labels++;
-			continue;
-		}
-		used += (size_t)snprintf(all + used, sizeof(all) - used, ",%s", one_text);
-		n_labels++;
+	if (n < 0 || (size_t)n >= sizeof(one_text) || t->n == POL_LABELS_MAX ||
+	    pol_labels_parse(one_text, &one, err, sizeof(err))) {
+		t->st->skipped_labels++;
+		return;
 	}
+	t->used += (size_t)snprintf(t->all + t->used, sizeof(t->all) - t->used, "%s%s",
+				    t->n ? "," : "", one_text);
+	t->n++;
+}
+
+/* Each label of the object @labels (may be NULL) but @skip, as
+ * @prefix<key>. */
+static void labels_add(struct label_text *t, struct json_object *labels, const char *prefix,
+		       const char *skip)
+{
+	if (!json_object_is_type(labels, json_type_object))
+		return;
+	json_object_object_foreach (labels, key, value) {
+		if (strcmp(key, skip))
+			label_add(t, prefix, key, json_object_get_string(value));
+	}
+}
+
+/* The pod's namespace label, its own labels, then its namespace's labels
+ * (K8S_NS_LABEL_PREFIX before each key; the namespace's name label is the
+ * first one already). */
+static void pod_labels(const struct k8s_store *store, struct json_object *meta,
+		       struct pol_labels *out, struct k8s_model_stats *st)
+{
+	struct label_text t = { .st = st };
+	const char *ns = str_field(meta, "namespace");
+	struct json_object *ns_obj = NULL;
+	char key[512], err[POL_ERR_MAX];
+
+	label_add(&t, "", K8S_NAMESPACE_LABEL, ns);
+	labels_add(&t, field(meta, "labels"), "", K8S_NAMESPACE_LABEL);
+	snprintf(key, sizeof(key), "/%s", ns ? ns : "");
+	json_object_object_get_ex(store->objects[K8S_NAMESPACES], key, &ns_obj);
+	labels_add(&t, field(field(ns_obj, "metadata"), "labels"), K8S_NS_LABEL_PREFIX,
+		   "kubernetes.io/metadata.name");
 	/* Parsed as a whole: sorted by key, as every label set must be. */
-	if (pol_labels_parse(all, out, err, sizeof(err)))
+	if (pol_labels_parse(t.all, out, err, sizeof(err)))
 		memset(out, 0, sizeof(*out));
 }
 
@@ -449,8 +466,8 @@ static bool pod_has_endpoints(struct json_object *pod)
 	return !phase || (strcmp(phase, "Succeeded") && strcmp(phase, "Failed"));
 }
 
-static int add_pod(struct endpoint_list *l, struct json_object *pod, struct json_object *seen,
-		   struct k8s_model_stats *st)
+static int add_pod(const struct k8s_store *store, struct endpoint_list *l, struct json_object *pod,
+		   struct json_object *seen, struct k8s_model_stats *st)
 {
 	struct json_object *ips = field(field(pod, "status"), "podIPs");
 	struct pol_endpoint ep = { 0 };
@@ -459,7 +476,7 @@ static int add_pod(struct endpoint_list *l, struct json_object *pod, struct json
 
 	if (!pod_has_endpoints(pod) || !array_len(ips))
 		return 0;
-	pod_labels(field(pod, "metadata"), &ep.labels, st);
+	pod_labels(store, field(pod, "metadata"), &ep.labels, st);
 	for (size_t i = 0; i < array_len(ips) && !ret; i++) {
 		const char *ip = str_field(json_object_array_get_idx(ips, i), "ip");
 
@@ -484,7 +501,7 @@ static int add_pods(const struct k8s_store *store, struct cfg_state *out,
 	json_object_object_foreach (store->objects[K8S_PODS], key, pod) {
 		(void)key;
 		if (!err)
-			err = add_pod(&l, pod, seen, st);
+			err = add_pod(store, &l, pod, seen, st);
 	}
 	json_object_put(seen);
 	return err;

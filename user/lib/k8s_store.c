@@ -13,12 +13,14 @@ static const char *const kind_names[K8S_KINDS] = {
 	[K8S_SERVICES] = "services",
 	[K8S_SLICES] = "endpointslices",
 	[K8S_PODS] = "pods",
+	[K8S_NAMESPACES] = "namespaces",
 };
 
 static const char *const kind_paths[K8S_KINDS] = {
 	[K8S_SERVICES] = "/api/v1/services",
 	[K8S_SLICES] = "/apis/discovery.k8s.io/v1/endpointslices",
 	[K8S_PODS] = "/api/v1/pods",
+	[K8S_NAMESPACES] = "/api/v1/namespaces",
 };
 
 const char *k8s_kind_name(enum k8s_kind kind)
