@@ -68,7 +68,7 @@ C_OBJS := $(LIB_OBJS) $(AGENT_OBJS) $(BUILD)/user/sluiced/main.o $(CLI_OBJS) $(B
 .DELETE_ON_ERROR:
 # Keep the BPF objects: the skeleton embeds them, tests and bpftool load them.
 .SECONDARY:
-.PHONY: all deps san test test-unit test-bpf test-e2e test-san bench demo demo-down check format \
+.PHONY: all deps san test test-unit test-bpf test-e2e test-san test-k8s image image-test bench demo demo-down check format \
 	install clean vmlinux fuzz
 
 all: $(BINS) $(UNIT_BINS) $(BPFT_BINS) $(BENCH_BIN) $(MAGLEV_BENCH) $(SOCK_BENCH) $(SOCKCHECK) \
@@ -184,6 +184,9 @@ test: all san
 
 test-san: all san
 	$(Q)tools/run_tests.sh $(BUILD) san
+
+test-k8s: all
+	$(Q)tools/run_tests.sh $(BUILD) k8s
 
 test-unit: $(UNIT_BINS) $(BUILD)/sluice
 	$(Q)tools/run_tests.sh $(BUILD) unit

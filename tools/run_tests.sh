@@ -2,13 +2,13 @@
 # Run Sluice's test layers and print one summary: every test binary or
 # script runs, its own summary is read (cmocka's "[  PASSED  ] N test(s)."
 # or our "N passed, M failed"), and the last line is the total.
-# Usage: tools/run_tests.sh BUILD_DIR [unit] [bpf] [e2e] [san]   (default: all four)
+# Usage: tools/run_tests.sh BUILD_DIR [unit] [bpf] [e2e] [san] [k8s]   (default: all five)
 set -u
 
 build=${1:?usage: run_tests.sh BUILD_DIR [unit|bpf|e2e]...}
 shift
 layers=("$@")
-((${#layers[@]})) || layers=(unit bpf e2e san)
+((${#layers[@]})) || layers=(unit bpf e2e san k8s)
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 total_pass=0 total_fail=0 broken=()
@@ -75,8 +75,16 @@ for layer in "${layers[@]}"; do
 		run_one "san/e2e/test_proxy.sh" env SLUICE_BUILD="$build" \
 			SLUICE_PROXY_BUILD="$build/san" bash "$top/tests/e2e/test_proxy.sh"
 		;;
+	k8s)
+		# The Kubernetes manifests against the API schemas (offline, npm
+		# packages pinned in tools/k8s), and the fake API server the
+		# watcher's tests run against.
+		run_one "k8s/test_manifests.sh" env SLUICE_BUILD="$build" \
+			bash "$top/tests/k8s/test_manifests.sh"
+		run_one "k8s/test_apiserver_self.py" python3 "$top/tests/k8s/test_apiserver_self.py"
+		;;
 	*)
-		echo "run_tests.sh: unknown layer '$layer' (unit, bpf, e2e, san)" >&2
+		echo "run_tests.sh: unknown layer '$layer' (unit, bpf, e2e, san, k8s)" >&2
 		exit 2
 		;;
 	esac
