@@ -30,7 +30,8 @@ const char *k8s_kind_name(enum k8s_kind kind);
 const char *k8s_kind_path(enum k8s_kind kind);
 
 /* The objects of each kind by "namespace/name", as the API server last
- * said (each a json-c object the store holds one reference to). */
+ * said (each a json-c object the store holds one reference to, without
+ * its metadata.managedFields and annotations, which it removes). */
 struct k8s_store {
 	struct json_object *objects[K8S_KINDS];
 };

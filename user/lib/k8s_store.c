@@ -87,6 +87,18 @@ static bool same_version(struct json_object *a, struct json_object *b)
 	       same_string(meta_string(a, "resourceVersion"), meta_string(b, "resourceVersion"));
 }
 
+/* What no translation reads and a cluster has a lot of: managedFields
+ * (often half an object) and annotations (kubectl's last-applied copy). */
+static void trim(struct json_object *obj)
+{
+	struct json_object *meta;
+
+	if (json_object_object_get_ex(obj, "metadata", &meta)) {
+		json_object_object_del(meta, "managedFields");
+		json_object_object_del(meta, "annotations");
+	}
+}
+
 bool k8s_store_replace(struct k8s_store *store, enum k8s_kind kind, struct json_object *items)
 {
 	struct json_object *fresh = json_object_new_object(), *old = store->objects[kind];
@@ -102,6 +114,7 @@ bool k8s_store_replace(struct k8s_store *store, enum k8s_kind kind, struct json_
 			continue;
 		if (!json_object_object_get_ex(old, key, &prev) || !same_version(prev, item))
 			changed = true;
+		trim(item);
 		json_object_object_add(fresh, key, json_object_get(item));
 	}
 	changed |= json_object_object_length(fresh) != json_object_object_length(old);
@@ -130,6 +143,7 @@ int k8s_store_event(struct k8s_store *store, enum k8s_kind kind, const char *typ
 		return -EINVAL;
 	if (held && same_version(prev, object))
 		return 0;
+	trim(object);
 	json_object_object_add(store->objects[kind], key, json_object_get(object));
 	return 1;
 }
