@@ -197,6 +197,17 @@ test-bpf: $(BPFT_BINS)
 test-e2e: $(BINS) $(SOCKCHECK)
 	$(Q)tools/run_tests.sh $(BUILD) e2e
 
+# The container image (deploy/Containerfile), built with podman from Debian
+# packages only (tools/image.sh: a debootstrap base, no registry), tagged
+# localhost/sluice:$(IMAGE_TAG) and :latest (default tag: the agent's
+# version); image-test runs it on a test topology (tests/image/).
+IMAGE_TAG ?=
+image:
+	$(Q)tools/image.sh build $(IMAGE_TAG)
+
+image-test: image
+	$(Q)SLUICE_TEST_IMAGE=$$(tools/image.sh ref $(IMAGE_TAG)) bash tests/image/test_image.sh
+
 bench: all
 	$(Q)tools/bench/run.sh $(BUILD)
 
