@@ -39,6 +39,7 @@ fi
 # shellcheck disable=SC2086 # SLUICE_BENCH_ARGS is a list of options
 taskset -c "$cpu" "$bin" ${SLUICE_BENCH_ARGS:-} "$@"
 tools/bench/control_plane.sh "$build" "$cpu"
+tools/bench/k8s.sh "$build" "$cpu"
 tools/bench/socket.sh "$build" ${SLUICE_BENCH_QUICK:+--quick}
 tools/bench/policy_connect.sh "$build" ${SLUICE_BENCH_QUICK:+--quick}
 tools/bench/proxy.sh "$build" ${SLUICE_BENCH_QUICK:+quick}

@@ -3,6 +3,7 @@
  * that a saved state is read back by the same validating parser. The http
  * and proxy keys are written here too, their parser is config_http.c. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -563,10 +564,15 @@ struct cfg_backend *cfg_find_backend(const struct cfg_service *svc, const struct
 }
 
 /* Grow @array (of @n elements of @size) by one, zeroed. */
+/* Room for element @n of @array: doubled when full (whoever allocated it:
+ * the parser and cfg_copy() allocate exactly), so that building a state of
+ * N entries one by one (the Kubernetes translation) copies O(N), not O(N^2). */
 static void *grow_one(void *array, size_t n, size_t size)
 {
-	char *bigger = realloc(array, (n + 1) * size);
+	char *bigger = array;
 
+	if (!array || malloc_usable_size(array) < (n + 1) * size)
+		bigger = realloc(array, 2 * (n + 1) * size);
 	if (bigger)
 		memset(bigger + n * size, 0, size);
 	return bigger;

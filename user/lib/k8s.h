@@ -30,11 +30,17 @@ const char *k8s_kind_name(enum k8s_kind kind);
 const char *k8s_kind_path(enum k8s_kind kind);
 
 /* The objects of each kind by "namespace/name", as the API server last
- * said (each a json-c object the store holds one reference to, without
- * its metadata.managedFields and annotations, which it removes). */
+ * said (each a json-c object the store holds one reference to, trimmed
+ * by k8s_object_trim()). */
 struct k8s_store {
 	struct json_object *objects[K8S_KINDS];
 };
+
+/* Drop in place what no translation reads and a cluster has a lot of:
+ * metadata but name, namespace, uid, resourceVersion, labels and
+ * deletionTimestamp (managedFields are often half an object); of a pod's
+ * spec and status all but hostNetwork, nodeName, phase and its IPs. */
+void k8s_object_trim(enum k8s_kind kind, struct json_object *obj);
 
 void k8s_store_init(struct k8s_store *store);
 void k8s_store_free(struct k8s_store *store);

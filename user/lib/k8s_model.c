@@ -374,26 +374,6 @@ static int add_services(const struct k8s_store *store, struct svc_ctx *c)
 
 /* ---- pods: policy endpoints ---- */
 
-struct endpoint_list {
-	struct pol_state *pol;
-	size_t cap;
-};
-
-static int push_endpoint(struct endpoint_list *l, const struct pol_endpoint *ep)
-{
-	if (l->pol->n_endpoints == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct pol_endpoint *grown = realloc(l->pol->endpoints, cap * sizeof(*grown));
-
-		if (!grown)
-			return -ENOMEM;
-		l->pol->endpoints = grown;
-		l->cap = cap;
-	}
-	l->pol->endpoints[l->pol->n_endpoints++] = *ep;
-	return 0;
-}
-
 /* A label set being written as text ("k=v,k=v"), parsed once whole. */
 struct label_text {
 	char all[POL_LABELS_MAX * (POL_LABEL_KEY_MAX + POL_LABEL_VALUE_MAX + 1)];
@@ -436,24 +416,65 @@ static void labels_add(struct label_text *t, struct json_object *labels, const c
 
 /* The pod's namespace label, its own labels, then its namespace's labels
  * (K8S_NS_LABEL_PREFIX before each key; the namespace's name label is the
- * first one already). */
-static void pod_labels(const struct k8s_store *store, struct json_object *meta,
-		       struct pol_labels *out, struct k8s_model_stats *st)
+ * first one already). @ns_obj may be NULL. */
+static void pod_labels(struct json_object *meta, struct json_object *ns_obj, struct pol_labels *out,
+		       struct k8s_model_stats *st)
 {
 	struct label_text t = { .st = st };
-	const char *ns = str_field(meta, "namespace");
-	struct json_object *ns_obj = NULL;
-	char key[512], err[POL_ERR_MAX];
+	char err[POL_ERR_MAX];
 
-	label_add(&t, "", K8S_NAMESPACE_LABEL, ns);
+	label_add(&t, "", K8S_NAMESPACE_LABEL, str_field(meta, "namespace"));
 	labels_add(&t, field(meta, "labels"), "", K8S_NAMESPACE_LABEL);
-	snprintf(key, sizeof(key), "/%s", ns ? ns : "");
-	json_object_object_get_ex(store->objects[K8S_NAMESPACES], key, &ns_obj);
 	labels_add(&t, field(field(ns_obj, "metadata"), "labels"), K8S_NS_LABEL_PREFIX,
 		   "kubernetes.io/metadata.name");
 	/* Parsed as a whole: sorted by key, as every label set must be. */
 	if (pol_labels_parse(t.all, out, err, sizeof(err)))
 		memset(out, 0, sizeof(*out));
+}
+
+/* What a pod's labels came to, kept on its json object (userdata): every
+ * translation walks every pod, and a pod changes far less often than
+ * something else in the cluster. Valid while the object is (a change
+ * replaces it) and its namespace's version is the same. */
+struct pod_labels_cache {
+	char ns_version[64];
+	struct pol_labels labels;
+	uint32_t skipped;
+};
+
+static void cache_free(struct json_object *obj, void *cache)
+{
+	(void)obj;
+	free(cache);
+}
+
+static const struct pol_labels *pod_labels_cached(const struct k8s_store *store,
+						  struct json_object *pod,
+						  struct k8s_model_stats *st)
+{
+	struct json_object *meta = field(pod, "metadata"), *ns_obj = NULL;
+	struct pod_labels_cache *c = json_object_get_userdata(pod);
+	const char *ns = str_field(meta, "namespace"), *ns_version;
+	uint32_t skipped_before = st->skipped_labels;
+	char key[512];
+
+	snprintf(key, sizeof(key), "/%s", ns ? ns : "");
+	json_object_object_get_ex(store->objects[K8S_NAMESPACES], key, &ns_obj);
+	ns_version = str_field(field(ns_obj, "metadata"), "resourceVersion");
+	if (!ns_version)
+		ns_version = "";
+	if (c && !strcmp(c->ns_version, ns_version)) {
+		st->skipped_labels += c->skipped;
+		return &c->labels;
+	}
+	c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	snprintf(c->ns_version, sizeof(c->ns_version), "%s", ns_version);
+	pod_labels(meta, ns_obj, &c->labels, st);
+	c->skipped = st->skipped_labels - skipped_before;
+	json_object_set_userdata(pod, c, cache_free);
+	return &c->labels;
 }
 
 static bool pod_has_endpoints(struct json_object *pod)
@@ -466,7 +487,7 @@ static bool pod_has_endpoints(struct json_object *pod)
 	return !phase || (strcmp(phase, "Succeeded") && strcmp(phase, "Failed"));
 }
 
-static int add_pod(const struct k8s_store *store, struct endpoint_list *l, struct json_object *pod,
+static int add_pod(const struct k8s_store *store, struct pol_state *pol, struct json_object *pod,
 		   struct json_object *seen, struct k8s_model_stats *st)
 {
 	struct json_object *ips = field(field(pod, "status"), "podIPs");
@@ -474,9 +495,14 @@ static int add_pod(const struct k8s_store *store, struct endpoint_list *l, struc
 	char err[POL_ERR_MAX];
 	int ret = 0;
 
+	const struct pol_labels *labels;
+
 	if (!pod_has_endpoints(pod) || !array_len(ips))
 		return 0;
-	pod_labels(store, field(pod, "metadata"), &ep.labels, st);
+	labels = pod_labels_cached(store, pod, st);
+	if (!labels)
+		return -ENOMEM;
+	ep.labels = *labels;
 	for (size_t i = 0; i < array_len(ips) && !ret; i++) {
 		const char *ip = str_field(json_object_array_get_idx(ips, i), "ip");
 
@@ -485,23 +511,40 @@ static int add_pod(const struct k8s_store *store, struct endpoint_list *l, struc
 		    pol_prefix_parse(ip, false, &ep.addr, err, sizeof(err)))
 			continue;
 		json_object_object_add(seen, ip, json_object_new_boolean(1));
-		ret = push_endpoint(l, &ep);
-		st->endpoints += !ret;
+		pol->endpoints[pol->n_endpoints++] = ep;
+		st->endpoints++;
 	}
 	return ret;
+}
+
+/* At most one endpoint per pod address: allocated once (an endpoint is
+ * over 2 KiB, and a cluster's pods make tens of megabytes of them). */
+static size_t pod_addresses(const struct k8s_store *store)
+{
+	size_t n = 0;
+
+	json_object_object_foreach (store->objects[K8S_PODS], key, pod) {
+		(void)key;
+		n += array_len(field(field(pod, "status"), "podIPs"));
+	}
+	return n;
 }
 
 static int add_pods(const struct k8s_store *store, struct cfg_state *out,
 		    struct k8s_model_stats *st)
 {
-	struct endpoint_list l = { .pol = &out->policy };
-	struct json_object *seen = json_object_new_object();
+	struct pol_state *pol = &out->policy;
+	struct json_object *seen;
 	int err = 0;
 
+	pol->endpoints = malloc((pod_addresses(store) + 1) * sizeof(*pol->endpoints));
+	if (!pol->endpoints)
+		return -ENOMEM;
+	seen = json_object_new_object();
 	json_object_object_foreach (store->objects[K8S_PODS], key, pod) {
 		(void)key;
 		if (!err)
-			err = add_pod(store, &l, pod, seen, st);
+			err = add_pod(store, pol, pod, seen, st);
 	}
 	json_object_put(seen);
 	return err;

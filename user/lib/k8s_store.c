@@ -87,15 +87,36 @@ static bool same_version(struct json_object *a, struct json_object *b)
 	       same_string(meta_string(a, "resourceVersion"), meta_string(b, "resourceVersion"));
 }
 
-/* What no translation reads and a cluster has a lot of: managedFields
- * (often half an object) and annotations (kubectl's last-applied copy). */
-static void trim(struct json_object *obj)
+/* Keep of @obj's member @name only the keys in @keep (NULL-ended). */
+static void keep_only(struct json_object *obj, const char *name, const char *const *keep)
 {
-	struct json_object *meta;
+	struct json_object *part, *kept;
 
-	if (json_object_object_get_ex(obj, "metadata", &meta)) {
-		json_object_object_del(meta, "managedFields");
-		json_object_object_del(meta, "annotations");
+	if (!json_object_object_get_ex(obj, name, &part) ||
+	    !json_object_is_type(part, json_type_object))
+		return;
+	kept = json_object_new_object();
+	for (; *keep; keep++) {
+		struct json_object *value;
+
+		if (json_object_object_get_ex(part, *keep, &value))
+			json_object_object_add(kept, *keep, json_object_get(value));
+	}
+	json_object_object_add(obj, name, kept);
+}
+
+void k8s_object_trim(enum k8s_kind kind, struct json_object *obj)
+{
+	static const char *const meta_keep[] = {
+		"name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp", NULL
+	};
+	static const char *const pod_spec_keep[] = { "hostNetwork", "nodeName", NULL };
+	static const char *const pod_status_keep[] = { "phase", "podIP", "podIPs", NULL };
+
+	keep_only(obj, "metadata", meta_keep);
+	if (kind == K8S_PODS) {
+		keep_only(obj, "spec", pod_spec_keep);
+		keep_only(obj, "status", pod_status_keep);
 	}
 }
 
@@ -114,7 +135,7 @@ bool k8s_store_replace(struct k8s_store *store, enum k8s_kind kind, struct json_
 			continue;
 		if (!json_object_object_get_ex(old, key, &prev) || !same_version(prev, item))
 			changed = true;
-		trim(item);
+		k8s_object_trim(kind, item);
 		json_object_object_add(fresh, key, json_object_get(item));
 	}
 	changed |= json_object_object_length(fresh) != json_object_object_length(old);
@@ -143,7 +164,7 @@ int k8s_store_event(struct k8s_store *store, enum k8s_kind kind, const char *typ
 		return -EINVAL;
 	if (held && same_version(prev, object))
 		return 0;
-	trim(object);
+	k8s_object_trim(kind, object);
 	json_object_object_add(store->objects[kind], key, json_object_get(object));
 	return 1;
 }

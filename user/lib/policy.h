@@ -173,6 +173,11 @@ bool pol_prefix_within(const struct pol_prefix *inner, const struct pol_prefix *
 
 /* Check a whole state: names, no duplicates, ids, limits. */
 int pol_state_validate(const struct pol_state *state, char *err, size_t errlen);
+/* Byte for byte the same endpoints and rule sets, in the same order. A
+ * false answer may be wrong (equal content, different padding or
+ * positions): callers use it to skip work that an answer of true makes
+ * useless, never to decide that something changed. */
+bool pol_state_same(const struct pol_state *a, const struct pol_state *b);
 /* Deep copy (@dst zeroed on error; 0 or -ENOMEM) and release. */
 int pol_state_copy(struct pol_state *dst, const struct pol_state *src);
 void pol_state_free(struct pol_state *state);

@@ -409,6 +409,26 @@ static void *dup_array(const void *src, size_t n, size_t size)
 	return p;
 }
 
+static bool rulesets_same(const struct pol_ruleset *a, const struct pol_ruleset *b)
+{
+	return !strcmp(a->name, b->name) && a->established == b->established &&
+	       a->n_rules == b->n_rules &&
+	       (!a->n_rules || !memcmp(a->rules, b->rules, a->n_rules * sizeof(*a->rules)));
+}
+
+bool pol_state_same(const struct pol_state *a, const struct pol_state *b)
+{
+	if (a->n_endpoints != b->n_endpoints || a->n_rulesets != b->n_rulesets)
+		return false;
+	if (a->n_endpoints &&
+	    memcmp(a->endpoints, b->endpoints, a->n_endpoints * sizeof(*a->endpoints)))
+		return false;
+	for (size_t i = 0; i < a->n_rulesets; i++)
+		if (!rulesets_same(&a->rulesets[i], &b->rulesets[i]))
+			return false;
+	return true;
+}
+
 int pol_state_copy(struct pol_state *dst, const struct pol_state *src)
 {
 	struct pol_state st = {};

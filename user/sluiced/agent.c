@@ -586,7 +586,11 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 		cfg_free(cfg);
 		return agent_fail(e, 1, err, NULL, "out of memory");
 	}
-	err = restoring_pinned ? 0 : agent_policy_enforce(a, &cfg->policy, e);
+	/* A policy the same as the enforced one needs no compilation (with
+	 * --k8s most publications change services only). */
+	if (!restoring_pinned && !(a->published && !a->policy.keep_pinned &&
+				   pol_state_same(&cfg->policy, &a->desired.policy)))
+		err = agent_policy_enforce(a, &cfg->policy, e);
 	if (err) {
 		cfg_free(cfg);
 		return err;

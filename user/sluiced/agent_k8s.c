@@ -54,20 +54,36 @@ int agent_k8s_fd(const struct agent *a)
 	return a->k8s ? k8s_client_fd(a->k8s->client) : -1;
 }
 
+/* The owned sets are sorted (agent_k8s_committed()): every publication
+ * asks about each of a cluster's services and pod addresses. */
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sl_svc_key));
+}
+
+/* Field by field: struct pol_prefix has padding at its end. */
+static int prefix_cmp(const void *a, const void *b)
+{
+	const struct pol_prefix *x = a, *y = b;
+	int d = memcmp(x->addr, y->addr, sizeof(x->addr));
+
+	if (d)
+		return d;
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	return (int)x->prefixlen - (int)y->prefixlen;
+}
+
 bool agent_k8s_owns(const struct agent_k8s *k, const struct sl_svc_key *key)
 {
-	for (size_t i = 0; k && i < k->owned.n_services; i++)
-		if (!memcmp(&k->owned.services[i], key, sizeof(*key)))
-			return true;
-	return false;
+	return k && k->owned.n_services &&
+	       bsearch(key, k->owned.services, k->owned.n_services, sizeof(*key), key_cmp);
 }
 
 bool agent_k8s_owns_endpoint(const struct agent_k8s *k, const struct pol_prefix *addr)
 {
-	for (size_t i = 0; k && i < k->owned.n_endpoints; i++)
-		if (!memcmp(&k->owned.endpoints[i], addr, sizeof(*addr)))
-			return true;
-	return false;
+	return k && k->owned.n_endpoints &&
+	       bsearch(addr, k->owned.endpoints, k->owned.n_endpoints, sizeof(*addr), prefix_cmp);
 }
 
 /* ---- merging a translation into a candidate state ---- */
@@ -169,6 +185,11 @@ void agent_k8s_committed(struct agent_k8s *k)
 	owned_free(&k->owned);
 	k->owned = k->next;
 	memset(&k->next, 0, sizeof(k->next));
+	if (k->owned.n_services)
+		qsort(k->owned.services, k->owned.n_services, sizeof(*k->owned.services), key_cmp);
+	if (k->owned.n_endpoints)
+		qsort(k->owned.endpoints, k->owned.n_endpoints, sizeof(*k->owned.endpoints),
+		      prefix_cmp);
 }
 
 /* ---- publishing ---- */
@@ -255,6 +276,7 @@ void agent_k8s_publish(struct agent *a)
 	struct apply_summary sum;
 	struct agent_error e;
 	struct cfg_state view, base;
+	double t0, t1;
 	int err;
 
 	if (!k8s_client_take(k->client, &view))
@@ -262,11 +284,15 @@ void agent_k8s_publish(struct agent *a)
 	cfg_free(&k->view);
 	k->view = view;
 	k->have_view = true;
+	t0 = agent_now_s(CLOCK_MONOTONIC);
 	err = base_of(a, &base);
+	t1 = agent_now_s(CLOCK_MONOTONIC);
 	if (!err)
 		err = agent_publish(a, &base, &sum, &e);
 	else
 		agent_fail(&e, 1, err, NULL, "cannot copy the desired state");
+	log_debug("k8s", "publication: base %.1f ms, transaction %.1f ms", (t1 - t0) * 1e3,
+		  (agent_now_s(CLOCK_MONOTONIC) - t1) * 1e3);
 	if (err) {
 		k->publish_errors++;
 		snprintf(k->last_error, sizeof(k->last_error), "%s", e.message);
