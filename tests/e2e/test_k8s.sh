@@ -30,7 +30,9 @@
 # the stream is down arrives; 6 410 Gone after compaction: re-list; 7
 # bookmarks; 8 injected 500s: backoff, recovery; 9 the CLI may not change
 # what Kubernetes owns, the config file wins a conflict; 10 a restart of the
-# agent under traffic while a Service is deleted; 11 metrics, status.
+# agent under traffic while a Service is deleted; 11 metrics, status; 12 a
+# refused token: not ready, the last state kept; 13 a broken config file
+# refuses the first publication, which is retried once it is fixed.
 # Needs root; about 30 s.
 # shellcheck disable=SC2317 # helpers run indirectly (check, wait_for)
 set -u
@@ -273,13 +275,46 @@ check "sluiced stopped" agent_stop
 
 # ---------------------------------------------------------------------------
 section "12. the API server refuses the agent's token"
-sed -i "s/$TOKEN/wrong-token/" "$E2E_TMP/kubeconfig"
+# A token file (re-read for every request, as bound tokens rotate) that
+# holds a wrong token first.
+echo wrong-token >"$E2E_TMP/token"
+sed -i "s|{token: \"$TOKEN\"}|{tokenFile: token}|" "$E2E_TMP/kubeconfig"
+check "kubeconfig now names a token file" grep -q "tokenFile: token" "$E2E_TMP/kubeconfig"
 check_agent_start "sluiced started with a wrong token" "${AGENT_ARGS[@]}"
 not_ready() { ! metrics readyz && metrics healthz; }
 check "not ready (/readyz 503), alive (/healthz 200)" wait_for 3000 not_ready
 check "status names the 401" wait_for 5000 status_is "'401' in j['k8s']['last_error'] and not j['k8s']['published']"
 check_spread "the data path keeps the last state meanwhile" "$(spread 4 tcp 40)" 40 20 80 be3
 jcheck "$(list)" "" "nothing was deleted" "'$SVC' in S and '$CFG_SVC' in S"
+check "sluice apply -f of the config meanwhile" sluice apply -f "$E2E_TMP/sluice.yaml"
+jcheck "$(list)" "" "... keeps the services from Kubernetes (not heard from yet)" \
+	"'$SVC' in S and '$CFG_SVC' in S and bw('$CFG_SVC') == {'$(bt 1)': 1}"
+
+section "13. the first publication needs the config file; a refused one is retried"
+cp "$E2E_TMP/sluice.yaml" "$E2E_TMP/sluice.yaml.good"
+echo "services: [ {vip: nonsense} ]" >"$E2E_TMP/sluice.yaml"
+# Pods refused (RBAC-like 403) while the other kinds list: not synced.
+ctl post /_control/fail '{"resource": "pods", "status": 403, "count": -1}' >/dev/null
+echo "$TOKEN" >"$E2E_TMP/token"
+check "the right token read from the file: services listed, pods refused" wait_for 10000 \
+	status_is "j['k8s']['resources']['services']['listed'] and j['k8s']['resources']['pods']['errors'] >= 1 and not j['k8s']['synced']"
+# Waiting costs nothing: no busy loop while one kind cannot be listed.
+cpu_ticks() { awk '{ s = $0; sub(/.*\) /, "", s); split(s, a, " "); print a[12] + a[13] }' "/proc/$AGENT_PID/stat"; }
+t0=$(cpu_ticks)
+sleep 2
+check_range "the agent's CPU while one kind is refused: under 20% (ticks in 2 s)" \
+	"$(($(cpu_ticks) - t0))" 0 40
+ctl post /_control/fail '{"clear": true}' >/dev/null
+check "pods listed: a publication refused for the broken config, saying why" \
+	wait_for 10000 status_is "j['k8s']['synced'] and j['k8s']['publish_errors'] >= 1 and 'config' in j['k8s']['last_error'] and not j['k8s']['published']"
+jcheck "$(list)" "" "refused: nothing deleted" "'$SVC' in S and '$CFG_SVC' in S"
+check "still not ready" not_ready
+cp "$E2E_TMP/sluice.yaml.good" "$E2E_TMP/sluice.yaml"
+check "config fixed: published by a retry within 8 s, no change needed in the cluster" \
+	wait_for 8000 status_is "j['k8s']['published'] and j['k8s']['publish_errors'] >= 1"
+check "ready" metrics readyz
+jcheck "$(list)" "" "the state: Kubernetes' services and the config's" \
+	"'$SVC' in S and bw('$CFG_SVC') == {'$(bt 1)': 1}"
 check "sluiced stopped" agent_stop
 
 finish

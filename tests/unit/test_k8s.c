@@ -360,7 +360,15 @@ static void test_namespace_labels(void **state)
 		"does-not-fit-into-a-policy-label\":\"x\"}}}");
 	struct k8s_node node = node_a();
 	char labels[512];
+	struct json_object *pod = fixture("pod-web-1.json"), *pod_labels;
 
+	/* A pod that claims a namespace label of its own. */
+	json_object_object_get_ex(json_object_object_get(pod, "metadata"), "labels", &pod_labels);
+	json_object_object_add(pod_labels, "ns.team", json_object_new_string("evil"));
+	json_object_object_add(json_object_object_get(pod, "metadata"), "resourceVersion",
+			       json_object_new_string("12345"));
+	assert_int_equal(k8s_store_event(&b->store, K8S_PODS, "MODIFIED", pod), 1);
+	json_object_put(pod);
 	assert_int_equal(k8s_store_event(&b->store, K8S_NAMESPACES, "MODIFIED", ns), 1);
 	cfg_free(&b->st);
 	assert_int_equal(k8s_model_build(&b->store, &node, &b->st, &b->stats), 0);
@@ -368,6 +376,8 @@ static void test_namespace_labels(void **state)
 	for (size_t i = 0; i < b->st.policy.n_endpoints; i++) {
 		pol_labels_format(&b->st.policy.endpoints[i].labels, labels, sizeof(labels));
 		assert_non_null(strstr(labels, K8S_NS_LABEL_PREFIX "team=payments"));
+		assert_non_null(strstr(labels, "app=web"));
+		assert_null(strstr(labels, "evil"));
 		assert_null(strstr(labels, "metadata.name"));
 	}
 	assert_true(b->stats.skipped_labels >= 3); /* once per running pod */

@@ -119,6 +119,14 @@ struct cfg_backend *cfg_find_backend(const struct cfg_service *svc, const struct
  * changed). Removing a service frees its backends and http. */
 struct cfg_service *cfg_add_service(struct cfg_state *state, const struct cfg_service *svc);
 struct cfg_backend *cfg_add_backend(struct cfg_service *svc, const struct cfg_backend *be);
+/* Append a copy of @svc with its backends (not its http). NULL when out
+ * of memory (nothing changed). */
+struct cfg_service *cfg_add_service_copy(struct cfg_state *state, const struct cfg_service *svc);
+/* Append a copy of each service of @src that @dst has no service of its
+ * key for. 0 or -ENOMEM (@dst may have some of them then). */
+int cfg_add_missing_services(struct cfg_state *dst, const struct cfg_state *src);
+/* The same for policy endpoints, by address. */
+int cfg_add_missing_endpoints(struct cfg_state *dst, const struct cfg_state *src);
 /* Remove one element (order of the rest kept). */
 void cfg_remove_service(struct cfg_state *state, struct cfg_service *svc);
 void cfg_remove_backend(struct cfg_service *svc, struct cfg_backend *be);

@@ -604,6 +604,58 @@ struct cfg_backend *cfg_add_backend(struct cfg_service *svc, const struct cfg_ba
 	return &backends[svc->n_backends++];
 }
 
+struct cfg_service *cfg_add_service_copy(struct cfg_state *state, const struct cfg_service *svc)
+{
+	struct cfg_service *copy = cfg_add_service(state, svc);
+
+	for (size_t i = 0; copy && i < svc->n_backends; i++) {
+		if (!cfg_add_backend(copy, &svc->backends[i])) {
+			cfg_remove_service(state, copy);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
+int cfg_add_missing_services(struct cfg_state *dst, const struct cfg_state *src)
+{
+	for (size_t i = 0; i < src->n_services; i++) {
+		if (!cfg_find_service(dst, &src->services[i].key) &&
+		    !cfg_add_service_copy(dst, &src->services[i]))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int cfg_add_missing_endpoints(struct cfg_state *dst, const struct cfg_state *src)
+{
+	struct pol_state *pol = &dst->policy;
+	size_t n_held = pol->n_endpoints;
+	struct pol_prefix *held = malloc((n_held + 1) * sizeof(*held));
+	int err = 0;
+
+	if (!held)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_held; i++)
+		held[i] = pol->endpoints[i].addr;
+	qsort(held, n_held, sizeof(*held), pol_prefix_cmp);
+	for (size_t i = 0; i < src->policy.n_endpoints && !err; i++) {
+		const struct pol_endpoint *ep = &src->policy.endpoints[i];
+		struct pol_endpoint *grown;
+
+		if (bsearch(&ep->addr, held, n_held, sizeof(*held), pol_prefix_cmp))
+			continue;
+		grown = grow_one(pol->endpoints, pol->n_endpoints, sizeof(*grown));
+		if (grown) {
+			pol->endpoints = grown;
+			pol->endpoints[pol->n_endpoints++] = *ep;
+		}
+		err = grown ? 0 : -ENOMEM;
+	}
+	free(held);
+	return err;
+}
+
 void cfg_remove_service(struct cfg_state *state, struct cfg_service *svc)
 {
 	size_t i = svc - state->services;

@@ -51,6 +51,7 @@ struct watch {
 	bool expired; /* an ERROR 410 event came */
 	unsigned int failures; /* in a row: the backoff's exponent */
 	double retry_at, started;
+	double listed_at; /* when the last list finished */
 	unsigned int events_this_stream;
 	char error[192];
 };
@@ -66,9 +67,10 @@ struct k8s_client {
 	bool dirty;
 	double first_change, last_change;
 	unsigned int seed;
-	pthread_mutex_t lock; /* guards pending, have_pending, status */
+	pthread_mutex_t lock; /* guards pending, have_pending, republish_at, status */
 	struct cfg_state pending;
 	bool have_pending;
+	double republish_at; /* a translation asked for by k8s_client_retry(), 0: none */
 	struct k8s_client_status status;
 };
 
@@ -135,33 +137,28 @@ static int token_header(struct k8s_client *c, char *buf, size_t len)
 	return n > 0;
 }
 
+/* One piece of PEM material: the bytes of a kubeconfig's *-data field, or
+ * a file; each piece may come either way. */
+static void set_pem(CURL *e, CURLoption blob_opt, CURLoption file_opt, char *pem, size_t len,
+		    const char *file)
+{
+	if (pem) {
+		struct curl_blob blob = { .data = pem, .len = len, .flags = CURL_BLOB_NOCOPY };
+
+		curl_easy_setopt(e, blob_opt, &blob);
+	} else if (file[0]) {
+		curl_easy_setopt(e, file_opt, file);
+	}
+}
+
 static void set_tls(struct k8s_client *c, CURL *e)
 {
 	const struct k8s_creds *cr = &c->opts.creds;
 
-	if (cr->ca_pem) {
-		struct curl_blob blob = { .data = cr->ca_pem,
-					  .len = cr->ca_len,
-					  .flags = CURL_BLOB_NOCOPY };
-
-		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
-	} else if (cr->ca_file[0]) {
-		curl_easy_setopt(e, CURLOPT_CAINFO, cr->ca_file);
-	}
-	if (cr->cert_pem) {
-		struct curl_blob cert = { .data = cr->cert_pem,
-					  .len = cr->cert_len,
-					  .flags = CURL_BLOB_NOCOPY };
-		struct curl_blob key = { .data = cr->key_pem,
-					 .len = cr->key_len,
-					 .flags = CURL_BLOB_NOCOPY };
-
-		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cert);
-		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &key);
-	} else if (cr->cert_file[0]) {
-		curl_easy_setopt(e, CURLOPT_SSLCERT, cr->cert_file);
-		curl_easy_setopt(e, CURLOPT_SSLKEY, cr->key_file);
-	}
+	set_pem(e, CURLOPT_CAINFO_BLOB, CURLOPT_CAINFO, cr->ca_pem, cr->ca_len, cr->ca_file);
+	set_pem(e, CURLOPT_SSLCERT_BLOB, CURLOPT_SSLCERT, cr->cert_pem, cr->cert_len,
+		cr->cert_file);
+	set_pem(e, CURLOPT_SSLKEY_BLOB, CURLOPT_SSLKEY, cr->key_pem, cr->key_len, cr->key_file);
 	if (cr->insecure) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -284,6 +281,18 @@ static void resume_now(struct watch *w)
 	w->retry_at = 0;
 }
 
+/* 410 Gone: list again, at once unless the last list is less than a
+ * second old (a server that answers 410 to every watch must not make us
+ * list in a loop). */
+static void relist_soon(struct watch *w)
+{
+	w->need_list = true;
+	if (now_s() - w->listed_at < 1.0)
+		backoff(w, 0);
+	else
+		resume_now(w);
+}
+
 /* ---- what arrives ---- */
 
 static bool buf_append(struct watch *w, const char *data, size_t n, size_t max)
@@ -367,7 +376,9 @@ static bool watch_event(struct watch *w, const char *line)
 	int ret;
 
 	if (!ev || !json_object_object_get_ex(ev, "type", &type) ||
-	    !json_object_object_get_ex(ev, "object", &obj)) {
+	    !json_object_is_type(type, json_type_string) ||
+	    !json_object_object_get_ex(ev, "object", &obj) ||
+	    !json_object_is_type(obj, json_type_object)) {
 		note_error(w, "a watch event that is not one: %.80s", line);
 		json_object_put(ev);
 		return false;
@@ -454,8 +465,9 @@ static void http_failure(struct watch *w, long status)
 	/* Gone: the version (or the list's continue token) is too old. */
 	w->need_list |= status == 410 || w->state == W_LISTING;
 	request_end(w);
+	STATUS_UPDATE(w->c, kind_status(w)->watching = false);
 	if (status == 410)
-		resume_now(w);
+		relist_soon(w);
 	else
 		backoff(w, after);
 }
@@ -467,7 +479,8 @@ static void list_page_done(struct watch *w)
 
 	request_end(w);
 	if (!list || !json_object_object_get_ex(list, "items", &items) ||
-	    !json_object_object_get_ex(list, "metadata", &meta)) {
+	    !json_object_object_get_ex(list, "metadata", &meta) ||
+	    !json_object_is_type(items, json_type_array)) {
 		note_error(w, "the list is not a %s list", k8s_kind_name(w->kind));
 		json_object_put(list);
 		w->need_list = true;
@@ -484,8 +497,10 @@ static void list_page_done(struct watch *w)
 	if (json_object_object_get_ex(meta, "continue", &cont) && *json_object_get_string(cont)) {
 		snprintf(w->cont, sizeof(w->cont), "%s", json_object_get_string(cont));
 		json_object_put(list);
-		if (list_page(w))
+		if (list_page(w)) {
+			request_end(w);
 			backoff(w, 0);
+		}
 		return;
 	}
 	rv = meta_rv(list);
@@ -503,8 +518,11 @@ static void list_page_done(struct watch *w)
 	w->items = NULL;
 	w->need_list = false;
 	w->failures = 0;
-	if (watch_start(w))
+	w->listed_at = now_s();
+	if (watch_start(w)) {
+		request_end(w);
 		backoff(w, 0);
+	}
 }
 
 static void watch_done(struct watch *w, CURLcode res)
@@ -520,8 +538,7 @@ static void watch_done(struct watch *w, CURLcode res)
 		kind_status(w)->objects = k8s_store_count(&w->c->store, w->kind);
 	});
 	if (w->expired) {
-		w->need_list = true;
-		resume_now(w);
+		relist_soon(w);
 	} else if (res == CURLE_OK && !quick) {
 		/* The server's timeout ended it: carry on from where we are. */
 		w->failures = 0;
@@ -606,13 +623,15 @@ static void publish_view(struct k8s_client *c)
 	uint64_t one = 1;
 	double t0 = now_s();
 
+	c->dirty = false;
 	if (k8s_model_build(&c->store, &c->opts.node, &view, &stats)) {
-		log_error("k8s", "out of memory translating the objects; trying again");
+		log_error("k8s", "out of memory translating the objects; trying again in 1 s");
+		k8s_client_retry(c, 1000);
 		return;
 	}
 	log_debug("k8s", "translated in %.1f ms", (now_s() - t0) * 1e3);
-	c->dirty = false;
 	pthread_mutex_lock(&c->lock);
+	c->republish_at = 0;
 	if (c->have_pending)
 		cfg_free(&c->pending);
 	c->pending = view;
@@ -624,30 +643,47 @@ static void publish_view(struct k8s_client *c)
 		log_warn("k8s", "cannot wake the agent: %s", strerror(errno));
 }
 
-/* How long to sleep: until the next retry, or the publication a burst of
- * changes waits for (quiet_ms after the last, max_delay_ms after the first). */
-static int poll_timeout_ms(struct k8s_client *c, double t)
+void k8s_client_retry(struct k8s_client *c, unsigned int delay_ms)
+{
+	pthread_mutex_lock(&c->lock);
+	c->republish_at = now_s() + delay_ms / 1e3;
+	pthread_mutex_unlock(&c->lock);
+	curl_multi_wakeup(c->multi);
+}
+
+/* When the next translation is due: a burst of changes waits quiet_ms
+ * after the last, max_delay_ms after the first; a retry the agent asked
+ * for waits its delay. 0: none. */
+static double publish_time(struct k8s_client *c)
+{
+	double due = 0;
+
+	if (c->dirty) {
+		double quiet = c->last_change + c->opts.quiet_ms / 1e3;
+		double latest = c->first_change + c->opts.max_delay_ms / 1e3;
+
+		due = quiet < latest ? quiet : latest;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (c->republish_at && (!due || c->republish_at < due))
+		due = c->republish_at;
+	pthread_mutex_unlock(&c->lock);
+	return due;
+}
+
+/* How long to sleep: until the next retry of a request, or (once every
+ * kind is listed: before, a translation would wait anyway) the next
+ * translation. */
+static int poll_timeout_ms(struct k8s_client *c, double t, double publish_at, bool all_listed)
 {
 	double until = t + 1.0;
 
 	for (int k = 0; k < K8S_KINDS; k++)
 		if (c->watches[k].state == W_WAIT && c->watches[k].retry_at < until)
 			until = c->watches[k].retry_at;
-	if (c->dirty) {
-		double quiet = c->last_change + c->opts.quiet_ms / 1e3;
-		double latest = c->first_change + c->opts.max_delay_ms / 1e3;
-		double due = quiet < latest ? quiet : latest;
-
-		if (due < until)
-			until = due;
-	}
+	if (all_listed && publish_at && publish_at < until)
+		until = publish_at;
 	return until <= t ? 0 : (int)((until - t) * 1e3) + 1;
-}
-
-static bool publish_due(struct k8s_client *c, double t)
-{
-	return c->dirty && (t >= c->last_change + c->opts.quiet_ms / 1e3 ||
-			    t >= c->first_change + c->opts.max_delay_ms / 1e3);
 }
 
 static void *client_main(void *arg)
@@ -663,10 +699,16 @@ static void *client_main(void *arg)
 		start_due(c, t);
 		curl_multi_perform(c->multi, &running);
 		read_done(c);
+		bool all_listed = synced(c);
+		double publish_at = publish_time(c);
+
 		t = now_s();
-		if (publish_due(c, t) && synced(c))
+		if (all_listed && publish_at && t >= publish_at) {
 			publish_view(c);
-		curl_multi_poll(c->multi, NULL, 0, poll_timeout_ms(c, t), NULL);
+			publish_at = publish_time(c);
+		}
+		curl_multi_poll(c->multi, NULL, 0, poll_timeout_ms(c, t, publish_at, all_listed),
+				NULL);
 	}
 	for (int k = 0; k < K8S_KINDS; k++)
 		request_end(&c->watches[k]);

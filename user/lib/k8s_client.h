@@ -79,6 +79,9 @@ int k8s_client_fd(const struct k8s_client *c);
  * cfg_free()); 1 when there was one, 0 when not. Drains the fd. */
 int k8s_client_take(struct k8s_client *c, struct cfg_state *out);
 void k8s_client_status(struct k8s_client *c, struct k8s_client_status *out);
+/* Hand over a fresh translation in @delay_ms even if nothing changes (the
+ * agent could not publish the last one). */
+void k8s_client_retry(struct k8s_client *c, unsigned int delay_ms);
 /* Stop and join the thread, free everything. NULL is fine. */
 void k8s_client_stop(struct k8s_client *c);
 

@@ -215,7 +215,7 @@ static int read_user(struct kubeconfig *kc, yaml_node_t *user, struct k8s_creds 
 			    "the user authenticates with an exec/auth-provider plugin: give "
 			    "sluiced a token or a client certificate");
 	if (token && !(creds->token = strdup(token)))
-		return -ENOMEM;
+		return fail(kc->err, kc->err_len, -ENOMEM, "out of memory");
 	if (token_file)
 		path_of(kc, token_file, creds->token_file, sizeof(creds->token_file));
 	err = pem_of(kc, user, "client-certificate", creds->cert_file, sizeof(creds->cert_file),

@@ -232,7 +232,9 @@ static int add_vips_of(struct svc_ctx *c, struct json_object *ips, int64_t port,
 					   ? json_object_get_string(ip)
 					   : str_field(ip, "ip");
 
-		if (text)
+		/* ipMode Proxy: the load balancer delivers to the node, not to
+		 * the VIP; kube-proxy leaves such an address alone too. */
+		if (text && !str_is(ip, "ipMode", "Proxy"))
 			err = add_vip(c, text, port, svc_port, local);
 	}
 	return err;
@@ -270,7 +272,8 @@ static int add_port(struct svc_ctx *c, struct json_object *svc, struct json_obje
 	 * applies to what comes from outside (node ports, external and
 	 * load-balancer IPs); internalTrafficPolicy to the cluster IPs. */
 	bool local_in = str_is(spec, "internalTrafficPolicy", "Local");
-	bool local_ext = has_node_ports(spec) && str_is(spec, "externalTrafficPolicy", "Local");
+	bool local_ext = (has_node_ports(spec) || array_len(field(spec, "externalIPs"))) &&
+			 str_is(spec, "externalTrafficPolicy", "Local");
 	int64_t port = json_object_get_int64(field(svc_port, "port"));
 	struct json_object *cluster_ips = field(spec, "clusterIPs"), *one = NULL;
 	int err;
@@ -409,8 +412,16 @@ static void labels_add(struct label_text *t, struct json_object *labels, const c
 	if (!json_object_is_type(labels, json_type_object))
 		return;
 	json_object_object_foreach (labels, key, value) {
-		if (strcmp(key, skip))
-			label_add(t, prefix, key, json_object_get_string(value));
+		if (!strcmp(key, skip))
+			continue;
+		/* A pod label that looks like its namespace's ("ns.team") would
+		 * let whoever creates pods pass for a namespace an admin
+		 * labelled: only namespace labels get the prefix. */
+		if (!*prefix && !strncmp(key, K8S_NS_LABEL_PREFIX, strlen(K8S_NS_LABEL_PREFIX))) {
+			t->st->skipped_labels++;
+			continue;
+		}
+		label_add(t, prefix, key, json_object_get_string(value));
 	}
 }
 
@@ -427,9 +438,16 @@ static void pod_labels(struct json_object *meta, struct json_object *ns_obj, str
 	labels_add(&t, field(meta, "labels"), "", K8S_NAMESPACE_LABEL);
 	labels_add(&t, field(field(ns_obj, "metadata"), "labels"), K8S_NS_LABEL_PREFIX,
 		   "kubernetes.io/metadata.name");
-	/* Parsed as a whole: sorted by key, as every label set must be. */
-	if (pol_labels_parse(t.all, out, err, sizeof(err)))
-		memset(out, 0, sizeof(*out));
+	/* Parsed as a whole: sorted by key, as every label set must be. Each
+	 * label parsed alone and no key repeats, so this cannot fail; if it
+	 * did, the namespace label alone is the safe answer. */
+	if (pol_labels_parse(t.all, out, err, sizeof(err))) {
+		t.used = 0;
+		t.n = 0;
+		label_add(&t, "", K8S_NAMESPACE_LABEL, str_field(meta, "namespace"));
+		if (pol_labels_parse(t.all, out, err, sizeof(err)))
+			memset(out, 0, sizeof(*out));
+	}
 }
 
 /* What a pod's labels came to, kept on its json object (userdata): every

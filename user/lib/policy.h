@@ -167,6 +167,10 @@ void pol_prefix_format(const struct pol_prefix *p, char *buf, size_t len);
 const char *pol_action_name(enum pol_action action);
 const char *pol_established_name(enum pol_established mode);
 
+/* An order of prefixes for qsort()/bsearch(), field by field (struct
+ * pol_prefix has padding). */
+int pol_prefix_cmp(const void *a, const void *b);
+
 bool pol_selector_match(const struct pol_selector *sel, const struct pol_labels *labels);
 /* @inner lies within @outer (same family, longer or equal prefix). */
 bool pol_prefix_within(const struct pol_prefix *inner, const struct pol_prefix *outer);

@@ -409,6 +409,18 @@ static void *dup_array(const void *src, size_t n, size_t size)
 	return p;
 }
 
+int pol_prefix_cmp(const void *a, const void *b)
+{
+	const struct pol_prefix *x = a, *y = b;
+	int d = memcmp(x->addr, y->addr, sizeof(x->addr));
+
+	if (d)
+		return d;
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	return (int)x->prefixlen - (int)y->prefixlen;
+}
+
 static bool rulesets_same(const struct pol_ruleset *a, const struct pol_ruleset *b)
 {
 	return !strcmp(a->name, b->name) && a->established == b->established &&

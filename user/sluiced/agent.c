@@ -581,7 +581,7 @@ static int commit_config(struct agent *a, struct cfg_state *cfg, uint64_t digest
 	bool restoring_pinned = a->policy.keep_pinned && !a->published;
 
 	/* With --k8s, what Kubernetes gives joins every state published. */
-	err = a->k8s ? agent_k8s_merge(a->k8s, cfg) : 0;
+	err = a->k8s ? agent_k8s_merge(a->k8s, cfg, &a->desired) : 0;
 	if (err) {
 		cfg_free(cfg);
 		return agent_fail(e, 1, err, NULL, "out of memory");
@@ -844,31 +844,34 @@ free_text:
 	return err;
 }
 
-/* With --k8s, a start must not delete what the maps serve before the API
- * server was heard from: services @cfg lacks are kept as the maps hold
- * them, until the first translation is published. */
-static int keep_pinned_services(struct agent *a, struct cfg_state *cfg, struct agent_error *e)
+/* With --k8s, a start must not take away what the agent served before the
+ * API server is heard from: the services and endpoints of the state file
+ * (saved with the last translation; a config changed meanwhile replaces
+ * it as the source) and the services the maps hold stay until the first
+ * translation is published. */
+static int keep_until_listed(struct agent *a, struct cfg_state *cfg, struct agent_error *e)
 {
-	struct cfg_state pinned;
-	int err = adopt_maps(a, &pinned);
+	struct cfg_state saved = { 0 }, pinned;
+	struct cfg_error cerr;
+	int err;
 
-	for (size_t i = 0; !err && i < pinned.n_services; i++) {
-		const struct cfg_service *svc = &pinned.services[i];
-		struct cfg_service *copy;
-
-		if (cfg_find_service(cfg, &svc->key))
-			continue;
-		copy = cfg_add_service(cfg, svc);
-		for (size_t j = 0; copy && j < svc->n_backends; j++)
-			if (!cfg_add_backend(copy, &svc->backends[j]))
-				copy = NULL;
-		err = copy ? 0 : -ENOMEM;
+	if (a->state_path && !cfg_load_file(a->state_path, &saved, &cerr)) {
+		err = cfg_add_missing_services(cfg, &saved);
+		if (!err)
+			err = cfg_add_missing_endpoints(cfg, &saved);
+		cfg_free(&saved);
+		if (err)
+			goto fail;
 	}
+	err = adopt_maps(a, &pinned);
+	if (!err)
+		err = cfg_add_missing_services(cfg, &pinned);
 	cfg_free(&pinned);
 	if (!err)
 		return 0;
+fail:
 	cfg_free(cfg);
-	return agent_fail(e, 1, err, NULL, "cannot read the services in the maps");
+	return agent_fail(e, 1, err, NULL, "cannot keep the services the agent served");
 }
 
 int agent_restore(struct agent *a, struct agent_error *e)
@@ -880,7 +883,7 @@ int agent_restore(struct agent *a, struct agent_error *e)
 	int err = restore_source(a, &cfg, &digest, &source, e);
 
 	if (!err && a->k8s)
-		err = keep_pinned_services(a, &cfg, e);
+		err = keep_until_listed(a, &cfg, e);
 	/* Probe targets before publishing: a backend the maps hold down stays down. */
 	if (!err)
 		health_targets_set(a, &cfg, true);

@@ -61,19 +61,6 @@ static int key_cmp(const void *a, const void *b)
 	return memcmp(a, b, sizeof(struct sl_svc_key));
 }
 
-/* Field by field: struct pol_prefix has padding at its end. */
-static int prefix_cmp(const void *a, const void *b)
-{
-	const struct pol_prefix *x = a, *y = b;
-	int d = memcmp(x->addr, y->addr, sizeof(x->addr));
-
-	if (d)
-		return d;
-	if (x->family != y->family)
-		return x->family < y->family ? -1 : 1;
-	return (int)x->prefixlen - (int)y->prefixlen;
-}
-
 bool agent_k8s_owns(const struct agent_k8s *k, const struct sl_svc_key *key)
 {
 	return k && k->owned.n_services &&
@@ -83,7 +70,8 @@ bool agent_k8s_owns(const struct agent_k8s *k, const struct sl_svc_key *key)
 bool agent_k8s_owns_endpoint(const struct agent_k8s *k, const struct pol_prefix *addr)
 {
 	return k && k->owned.n_endpoints &&
-	       bsearch(addr, k->owned.endpoints, k->owned.n_endpoints, sizeof(*addr), prefix_cmp);
+	       bsearch(addr, k->owned.endpoints, k->owned.n_endpoints, sizeof(*addr),
+		       pol_prefix_cmp);
 }
 
 /* ---- merging a translation into a candidate state ---- */
@@ -108,13 +96,8 @@ static struct json_object *keys_of(const struct cfg_state *cfg)
 static int merge_service(struct cfg_state *cfg, const struct cfg_service *svc,
 			 struct agent_k8s_owned *next)
 {
-	struct cfg_service *copy = cfg_add_service(cfg, svc);
-
-	if (!copy)
+	if (!cfg_add_service_copy(cfg, svc))
 		return -ENOMEM;
-	for (size_t i = 0; i < svc->n_backends; i++)
-		if (!cfg_add_backend(copy, &svc->backends[i]))
-			return -ENOMEM;
 	next->services[next->n_services++] = svc->key;
 	return 0;
 }
@@ -145,7 +128,7 @@ static int merge_endpoints(struct cfg_state *cfg, struct json_object *held,
 	return 0;
 }
 
-int agent_k8s_merge(struct agent_k8s *k, struct cfg_state *cfg)
+int agent_k8s_merge(struct agent_k8s *k, struct cfg_state *cfg, const struct cfg_state *desired)
 {
 	struct agent_k8s_owned *next = &k->next;
 	const struct cfg_state *view = &k->view;
@@ -155,8 +138,14 @@ int agent_k8s_merge(struct agent_k8s *k, struct cfg_state *cfg)
 
 	owned_free(next);
 	k->conflicts = 0;
-	if (!k->have_view)
-		return 0;
+	/* Before the API server was heard from, which of the services the
+	 * agent serves came from Kubernetes is not known: a `sluice apply` or
+	 * SIGHUP then keeps those @cfg lacks (the first translation sorts them
+	 * out) rather than cut their traffic. */
+	if (!k->have_view) {
+		err = cfg_add_missing_services(cfg, desired);
+		return err ? err : cfg_add_missing_endpoints(cfg, desired);
+	}
 	next->services = calloc(view->n_services + 1, sizeof(*next->services));
 	next->endpoints = calloc(view->policy.n_endpoints + 1, sizeof(*next->endpoints));
 	held = keys_of(cfg);
@@ -189,7 +178,7 @@ void agent_k8s_committed(struct agent_k8s *k)
 		qsort(k->owned.services, k->owned.n_services, sizeof(*k->owned.services), key_cmp);
 	if (k->owned.n_endpoints)
 		qsort(k->owned.endpoints, k->owned.n_endpoints, sizeof(*k->owned.endpoints),
-		      prefix_cmp);
+		      pol_prefix_cmp);
 }
 
 /* ---- publishing ---- */
@@ -236,26 +225,29 @@ static void base_filter(struct cfg_state *base, const struct agent_k8s *k,
  * Kubernetes gave. Until the first publication after a start, what
  * Kubernetes gave is not known (the state restored may hold services
  * deleted while the agent was away), so only the config file's services
- * and endpoints stay then; rule sets always stay. */
-static int base_of(struct agent *a, struct cfg_state *base)
+ * and endpoints stay then; rule sets always stay. A config file that does
+ * not load then refuses the publication (retried): guessing would delete
+ * its services. */
+static int base_of(struct agent *a, struct cfg_state *base, struct agent_error *e)
 {
-	struct cfg_state file;
+	bool need_file = !a->k8s->published && a->config_path;
+	struct cfg_state file = { 0 };
 	struct cfg_error cerr;
-	bool have_file = false;
-	int err = cfg_copy(base, &a->desired);
+	char where[1024];
+	int err;
 
-	if (err)
-		return err;
-	if (!a->k8s->published && a->config_path) {
-		have_file = !cfg_load_file(a->config_path, &file, &cerr);
-		if (!have_file)
-			log_warn("k8s", "%s: %s: its services are not kept", a->config_path,
-				 cerr.message);
+	if (need_file && cfg_load_file(a->config_path, &file, &cerr)) {
+		cfg_error_format(&cerr, where, sizeof(where));
+		return agent_fail(e, 1, 0, "fix the file: the publication is retried",
+				  "cannot tell the config's services from Kubernetes': %s", where);
 	}
-	base_filter(base, a->k8s, have_file ? &file : NULL);
-	if (have_file)
-		cfg_free(&file);
-	return 0;
+	err = cfg_copy(base, &a->desired);
+	if (err)
+		agent_fail(e, 1, err, NULL, "cannot copy the desired state");
+	else
+		base_filter(base, a->k8s, need_file ? &file : NULL);
+	cfg_free(&file);
+	return err;
 }
 
 static void log_published(struct agent_k8s *k, const struct apply_summary *sum)
@@ -275,31 +267,39 @@ void agent_k8s_publish(struct agent *a)
 	struct agent_k8s *k = a->k8s;
 	struct apply_summary sum;
 	struct agent_error e;
-	struct cfg_state view, base;
+	struct cfg_state view, base, prev;
+	bool had_view;
 	double t0, t1;
 	int err;
 
 	if (!k8s_client_take(k->client, &view))
 		return;
-	cfg_free(&k->view);
+	/* The view merges into this transaction; it stays only if published. */
+	prev = k->view;
+	had_view = k->have_view;
 	k->view = view;
 	k->have_view = true;
 	t0 = agent_now_s(CLOCK_MONOTONIC);
-	err = base_of(a, &base);
+	err = base_of(a, &base, &e);
 	t1 = agent_now_s(CLOCK_MONOTONIC);
 	if (!err)
 		err = agent_publish(a, &base, &sum, &e);
-	else
-		agent_fail(&e, 1, err, NULL, "cannot copy the desired state");
 	log_debug("k8s", "publication: base %.1f ms, transaction %.1f ms", (t1 - t0) * 1e3,
 		  (agent_now_s(CLOCK_MONOTONIC) - t1) * 1e3);
 	if (err) {
+		cfg_free(&k->view);
+		k->view = prev;
+		k->have_view = had_view;
 		k->publish_errors++;
 		snprintf(k->last_error, sizeof(k->last_error), "%s", e.message);
-		log_error("k8s", "publication refused, the previous state stays: %s%s%s", e.message,
-			  e.hint[0] ? "; " : "", e.hint);
+		log_error("k8s",
+			  "publication refused, the previous state stays (retry in %u s): %s%s%s",
+			  AGENT_K8S_RETRY_MS / 1000, e.message, e.hint[0] ? "; " : "", e.hint);
+		/* A cluster that stays quiet would never send another. */
+		k8s_client_retry(k->client, AGENT_K8S_RETRY_MS);
 		return;
 	}
+	cfg_free(&prev);
 	k->published = true;
 	k->publications++;
 	k->last_error[0] = '\0';

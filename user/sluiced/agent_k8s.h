@@ -18,6 +18,8 @@
 
 struct agent;
 
+#define AGENT_K8S_RETRY_MS 5000 /* a refused translation is tried again after */
+
 struct agent_k8s_owned {
 	struct sl_svc_key *services;
 	size_t n_services;
@@ -48,8 +50,9 @@ void agent_k8s_publish(struct agent *a);
 /* For commit_config(): add the view's services and endpoints that @cfg
  * does not hold, noting them as what the transaction would own; after a
  * successful publication, agent_k8s_committed() makes that the owned set.
- * 0 or -ENOMEM. */
-int agent_k8s_merge(struct agent_k8s *k, struct cfg_state *cfg);
+ * With no view yet, keep the services and endpoints of @desired (the
+ * state published) that @cfg lacks instead. 0 or -ENOMEM. */
+int agent_k8s_merge(struct agent_k8s *k, struct cfg_state *cfg, const struct cfg_state *desired);
 void agent_k8s_committed(struct agent_k8s *k);
 bool agent_k8s_owns(const struct agent_k8s *k, const struct sl_svc_key *key);
 bool agent_k8s_owns_endpoint(const struct agent_k8s *k, const struct pol_prefix *addr);
