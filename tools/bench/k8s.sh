@@ -59,10 +59,9 @@ CHANGE_BACKEND=198.18.1.1:8080
 TARGET_SET_MS=5 # a single backend change in the datapath within 5 ms
 TIMEOUT_S=120   # for the fake server's start and each agent's readiness
 
-die() {
-	echo "k8s: $*" >&2
-	exit 1
-}
+BENCH_NAME=k8s
+# shellcheck source=tools/bench/lib.sh
+source tools/bench/lib.sh # die, stop_agent, remove_pins
 
 for bin in "$sluiced" "$sluice"; do
 	[[ -x $bin ]] || die "$bin is missing; run 'make bench'"
@@ -75,20 +74,18 @@ work=$(mktemp -d)
 agent_pid=
 api_pid=
 poller_pid=
+# stop PID: end a helper process of ours, if it runs.
+stop() {
+	[[ -n $1 ]] || return 0
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
 cleanup() {
 	stop_agent
-	if [[ -n $poller_pid ]]; then
-		kill "$poller_pid" 2>/dev/null || true
-		wait "$poller_pid" 2>/dev/null || true
-	fi
-	if [[ -n $api_pid ]]; then
-		kill "$api_pid" 2>/dev/null || true
-		wait "$api_pid" 2>/dev/null || true
-	fi
-	if [[ -e $pin ]]; then
-		"$sluiced" --bpffs "$pin" --cleanup >/dev/null 2>&1 || true
-		rm -rf "$pin"
-	fi
+	stop "$poller_pid"
+	stop "$api_pid"
+	remove_pins
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -101,13 +98,6 @@ export SLUICE_SOCKET=$work/sluiced.sock
 # Every command from here on runs on $cpu unless it says otherwise: children
 # inherit the affinity.
 taskset -pc "$cpu" $$ >/dev/null
-
-stop_agent() {
-	[[ -n $agent_pid ]] || return 0
-	kill "$agent_pid" 2>/dev/null || true
-	wait "$agent_pid" 2>/dev/null || true
-	agent_pid=
-}
 
 # What is done, with the seconds since the start, on stderr.
 progress() {
