@@ -3,7 +3,9 @@
  * and the CLI asked for (the file wins where both name an entry). Which
  * services and endpoints came from Kubernetes is remembered, so the next
  * translation replaces exactly those. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,17 +13,57 @@
 #include "agent_k8s.h"
 #include "log.h"
 
-int agent_k8s_start(struct agent *a, struct k8s_client_opts *opts)
+int agent_k8s_parse_node_ips(struct k8s_node *node, char *list)
 {
-	struct agent_k8s *k = calloc(1, sizeof(*k));
+	for (char *save = NULL, *ip = strtok_r(list, ",", &save); ip;
+	     ip = strtok_r(NULL, ",", &save)) {
+		struct addr_port *slot = &node->ips[node->n_ips];
 
-	if (!k)
-		return -ENOMEM;
-	k->client = k8s_client_start(opts);
-	if (!k->client) {
-		int err = -errno;
+		if (node->n_ips == K8S_NODE_IPS_MAX) {
+			fprintf(stderr, "Error: at most %d --k8s-node-ip addresses\n",
+				K8S_NODE_IPS_MAX);
+			return -EINVAL;
+		}
+		memset(slot, 0, sizeof(*slot));
+		if (inet_pton(AF_INET, ip, slot->addr) == 1) {
+			slot->family = SL_AF_INET;
+		} else if (inet_pton(AF_INET6, ip, slot->addr) == 1) {
+			slot->family = SL_AF_INET6;
+		} else {
+			fprintf(stderr, "Error: --k8s-node-ip: '%s' is not an IP address\n", ip);
+			return -EINVAL;
+		}
+		node->n_ips++;
+	}
+	return 0;
+}
 
+int agent_k8s_credentials(const char *kubeconfig, struct k8s_creds *creds)
+{
+	char why[512];
+	int err = kubeconfig ? k8s_creds_kubeconfig(kubeconfig, creds, why, sizeof(why))
+			     : k8s_creds_in_cluster(NULL, creds, why, sizeof(why));
+
+	if (err)
+		log_error("agent", "--k8s: %s", why);
+	return err;
+}
+
+int agent_k8s_start(struct agent *a, const char *kubeconfig, const struct k8s_node *node)
+{
+	struct k8s_client_opts opts = { .node = *node };
+	struct agent_k8s *k;
+	int err = agent_k8s_credentials(kubeconfig, &opts.creds);
+
+	if (err)
+		return err;
+	k = calloc(1, sizeof(*k));
+	k->client = k ? k8s_client_start(&opts) : NULL;
+	if (!k || !k->client) {
+		err = k ? -errno : -ENOMEM;
+		log_error("agent", "--k8s: cannot start the watcher: %s", strerror(-err));
 		free(k);
+		k8s_creds_free(&opts.creds);
 		return err;
 	}
 	a->k8s = k;
@@ -191,15 +233,19 @@ static bool in_config(const struct cfg_state *file, const struct sl_svc_key *key
 static bool endpoint_in(const struct cfg_state *file, const struct pol_prefix *addr)
 {
 	for (size_t i = 0; file && i < file->policy.n_endpoints; i++)
-		if (!memcmp(&file->policy.endpoints[i].addr, addr, sizeof(*addr)))
+		if (!pol_prefix_cmp(&file->policy.endpoints[i].addr, addr))
 			return true;
 	return false;
 }
 
-/* Keep in @base the services and endpoints @keep_svc / @keep_ep accept. */
+/* Take out of @base what Kubernetes gave: what it owns, or before the
+ * first publication all but the config @file's (NULL: none). */
 static void base_filter(struct cfg_state *base, const struct agent_k8s *k,
 			const struct cfg_state *file)
 {
+	struct pol_state *pol = &base->policy;
+	size_t kept = 0;
+
 	for (size_t i = base->n_services; i-- > 0;) {
 		const struct sl_svc_key *key = &base->services[i].key;
 		bool keep = k->published ? !agent_k8s_owns(k, key) : in_config(file, key);
@@ -207,18 +253,16 @@ static void base_filter(struct cfg_state *base, const struct agent_k8s *k,
 		if (!keep)
 			cfg_remove_service(base, &base->services[i]);
 	}
-	for (size_t i = base->policy.n_endpoints; i-- > 0;) {
-		struct pol_state *pol = &base->policy;
+	/* One pass that keeps the order: a cluster has tens of thousands. */
+	for (size_t i = 0; i < pol->n_endpoints; i++) {
 		const struct pol_prefix *addr = &pol->endpoints[i].addr;
 		bool keep =
 			k->published ? !agent_k8s_owns_endpoint(k, addr) : endpoint_in(file, addr);
 
-		if (!keep) {
-			memmove(&pol->endpoints[i], &pol->endpoints[i + 1],
-				(pol->n_endpoints - i - 1) * sizeof(*pol->endpoints));
-			pol->n_endpoints--;
-		}
+		if (keep)
+			pol->endpoints[kept++] = pol->endpoints[i];
 	}
+	pol->n_endpoints = kept;
 }
 
 /* What the next publication starts from: the desired state without what

@@ -39,9 +39,15 @@ struct agent_k8s {
 	char last_error[512];
 };
 
-/* Start following the API server with @opts (its credentials are taken
- * over). 0 or -errno. */
-int agent_k8s_start(struct agent *a, struct k8s_client_opts *opts);
+/* --k8s-node-ip 198.18.0.1,fd00::1 (repeatable) into @node; 0, or
+ * -EINVAL with the reason on stderr (a usage error). */
+int agent_k8s_parse_node_ips(struct k8s_node *node, char *list);
+/* The credentials of @kubeconfig (NULL: in-cluster); a refusal is logged
+ * with its reason. 0 or -errno; k8s_creds_free() what it gave. */
+int agent_k8s_credentials(const char *kubeconfig, struct k8s_creds *creds);
+/* Start following the API server as @node with the credentials of
+ * @kubeconfig (NULL: in-cluster). 0 or -errno (logged). */
+int agent_k8s_start(struct agent *a, const char *kubeconfig, const struct k8s_node *node);
 void agent_k8s_stop(struct agent *a);
 /* Readable when a translation waits: agent_k8s_publish() takes it. */
 int agent_k8s_fd(const struct agent *a);

@@ -24,7 +24,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <bpf/libbpf.h>
 #include <curl/curl.h>
 
@@ -216,32 +215,6 @@ static int add_ifaces(struct agent_args *args, char *list)
 	return 0;
 }
 
-/* --k8s-node-ip 198.18.0.1,fd00::1 (repeatable). */
-static int add_node_ips(struct k8s_node *node, char *list)
-{
-	for (char *save = NULL, *ip = strtok_r(list, ",", &save); ip;
-	     ip = strtok_r(NULL, ",", &save)) {
-		struct addr_port *slot = &node->ips[node->n_ips];
-
-		if (node->n_ips == K8S_NODE_IPS_MAX) {
-			fprintf(stderr, "Error: at most %d --k8s-node-ip addresses\n",
-				K8S_NODE_IPS_MAX);
-			return -EINVAL;
-		}
-		memset(slot, 0, sizeof(*slot));
-		if (inet_pton(AF_INET, ip, slot->addr) == 1) {
-			slot->family = SL_AF_INET;
-		} else if (inet_pton(AF_INET6, ip, slot->addr) == 1) {
-			slot->family = SL_AF_INET6;
-		} else {
-			fprintf(stderr, "Error: --k8s-node-ip: '%s' is not an IP address\n", ip);
-			return -EINVAL;
-		}
-		node->n_ips++;
-	}
-	return 0;
-}
-
 /* Defaults from the environment a DaemonSet's downward API sets. */
 static int k8s_defaults(struct agent_args *args)
 {
@@ -257,7 +230,7 @@ static int k8s_defaults(struct agent_args *args)
 	if (args->node.n_ips || !ip || !*ip)
 		return 0;
 	snprintf(copy, sizeof(copy), "%s", ip);
-	return add_node_ips(&args->node, copy);
+	return agent_k8s_parse_node_ips(&args->node, copy);
 }
 
 /* The state file next to the socket: /run/sluice/sluiced.sock gives
@@ -342,7 +315,7 @@ static int parse_args(int argc, char **argv, struct agent_args *args)
 			snprintf(args->node.name, sizeof(args->node.name), "%s", optarg);
 			break;
 		case O_NODE_IP:
-			err = add_node_ips(&args->node, optarg);
+			err = agent_k8s_parse_node_ips(&args->node, optarg);
 			break;
 		case O_GENERIC:
 			args->generic = true;
@@ -734,37 +707,13 @@ static struct xdp_lb *load_and_attach(struct agent_args *args, struct lb_maps *m
 
 /* The credentials --k8s needs, read before anything loads: a pod without
  * its service account must fail at once, not after attaching. */
-static int k8s_credentials(const struct agent_args *args, struct k8s_creds *creds)
-{
-	char why[512];
-	int err = args->kubeconfig ? k8s_creds_kubeconfig(args->kubeconfig, creds, why, sizeof(why))
-				   : k8s_creds_in_cluster(NULL, creds, why, sizeof(why));
-
-	if (err)
-		log_error("agent", "--k8s: %s", why);
-	return err;
-}
-
 static int k8s_credentials_check(const struct agent_args *args)
 {
 	struct k8s_creds creds;
-	int err = k8s_credentials(args, &creds);
+	int err = agent_k8s_credentials(args->kubeconfig, &creds);
 
 	if (!err)
 		k8s_creds_free(&creds);
-	return err;
-}
-
-static int k8s_start(struct agent_args *args, struct agent *a)
-{
-	struct k8s_client_opts opts = { .node = args->node };
-	int err = k8s_credentials(args, &opts.creds);
-
-	if (!err)
-		err = agent_k8s_start(a, &opts);
-	if (err && opts.creds.server[0])
-		log_error("agent", "--k8s: cannot start the watcher: %s", strerror(-err));
-	k8s_creds_free(&opts.creds);
 	return err;
 }
 
@@ -852,7 +801,7 @@ static int run_agent(struct agent_args *args)
 	a.sock = &sock_status;
 	if (listen.metrics)
 		metrics_set_ready(listen.metrics, agent_ready, &a);
-	if (args->k8s && k8s_start(args, &a))
+	if (args->k8s && agent_k8s_start(&a, args->kubeconfig, &args->node))
 		goto out_agent;
 	if (agent_restore(&a, &e)) {
 		log_error("agent", "%s%s%s", e.message, e.hint[0] ? "; " : "", e.hint);
