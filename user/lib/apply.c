@@ -9,11 +9,6 @@
 #include "apply.h"
 #include "log.h"
 
-static int key_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, sizeof(struct sl_svc_key));
-}
-
 /* The config's service keys, sorted, so keep() is a binary search. */
 struct key_set {
 	struct sl_svc_key *keys;
@@ -24,7 +19,7 @@ static bool key_set_has(const struct sl_svc_key *key, void *ctx)
 {
 	const struct key_set *set = ctx;
 
-	return bsearch(key, set->keys, set->n, sizeof(*key), key_cmp) != NULL;
+	return bsearch(key, set->keys, set->n, sizeof(*key), cfg_svc_key_cmp) != NULL;
 }
 
 static int key_set_build(const struct cfg_state *cfg, struct key_set *set)
@@ -35,7 +30,7 @@ static int key_set_build(const struct cfg_state *cfg, struct key_set *set)
 		return -ENOMEM;
 	for (size_t i = 0; i < set->n; i++)
 		set->keys[i] = cfg->services[i].key;
-	qsort(set->keys, set->n, sizeof(*set->keys), key_cmp);
+	qsort(set->keys, set->n, sizeof(*set->keys), cfg_svc_key_cmp);
 	return 0;
 }
 

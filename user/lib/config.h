@@ -112,6 +112,8 @@ void cfg_proxy_defaults(struct cfg_proxy *p);
 int cfg_write(FILE *out, const struct cfg_state *state);
 /* Deep copy @src into @dst (zeroed on error). Returns 0 or -ENOMEM. */
 int cfg_copy(struct cfg_state *dst, const struct cfg_state *src);
+/* An order of service keys for qsort()/bsearch(). */
+int cfg_svc_key_cmp(const void *a, const void *b);
 struct cfg_service *cfg_find_service(const struct cfg_state *state, const struct sl_svc_key *key);
 struct cfg_backend *cfg_find_backend(const struct cfg_service *svc, const struct addr_port *addr);
 /* Append a service (no backends, no http) or a backend; the pointer may
@@ -123,7 +125,8 @@ struct cfg_backend *cfg_add_backend(struct cfg_service *svc, const struct cfg_ba
  * of memory (nothing changed). */
 struct cfg_service *cfg_add_service_copy(struct cfg_state *state, const struct cfg_service *svc);
 /* Append a copy of each service of @src that @dst has no service of its
- * key for. 0 or -ENOMEM (@dst may have some of them then). */
+ * key for, in @src's order (so the ones added are @dst's last). 0 or
+ * -ENOMEM (@dst may have some of them then). */
 int cfg_add_missing_services(struct cfg_state *dst, const struct cfg_state *src);
 /* The same for policy endpoints, by address. */
 int cfg_add_missing_endpoints(struct cfg_state *dst, const struct cfg_state *src);

@@ -617,14 +617,38 @@ struct cfg_service *cfg_add_service_copy(struct cfg_state *state, const struct c
 	return copy;
 }
 
+int cfg_svc_key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sl_svc_key));
+}
+
+/* The keys of @state's services, sorted: the sets merged here hold a
+ * cluster's services. NULL when out of memory. */
+static struct sl_svc_key *sorted_keys(const struct cfg_state *state)
+{
+	struct sl_svc_key *keys = malloc((state->n_services + 1) * sizeof(*keys));
+
+	if (!keys)
+		return NULL;
+	for (size_t i = 0; i < state->n_services; i++)
+		keys[i] = state->services[i].key;
+	qsort(keys, state->n_services, sizeof(*keys), cfg_svc_key_cmp);
+	return keys;
+}
+
 int cfg_add_missing_services(struct cfg_state *dst, const struct cfg_state *src)
 {
-	for (size_t i = 0; i < src->n_services; i++) {
-		if (!cfg_find_service(dst, &src->services[i].key) &&
+	size_t n_held = dst->n_services;
+	struct sl_svc_key *held = sorted_keys(dst);
+	int err = held ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < src->n_services && !err; i++) {
+		if (!bsearch(&src->services[i].key, held, n_held, sizeof(*held), cfg_svc_key_cmp) &&
 		    !cfg_add_service_copy(dst, &src->services[i]))
-			return -ENOMEM;
+			err = -ENOMEM;
 	}
-	return 0;
+	free(held);
+	return err;
 }
 
 int cfg_add_missing_endpoints(struct cfg_state *dst, const struct cfg_state *src)

@@ -98,15 +98,10 @@ int agent_k8s_fd(const struct agent *a)
 
 /* The owned sets are sorted (agent_k8s_committed()): every publication
  * asks about each of a cluster's services and pod addresses. */
-static int key_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, sizeof(struct sl_svc_key));
-}
-
 bool agent_k8s_owns(const struct agent_k8s *k, const struct sl_svc_key *key)
 {
 	return k && k->owned.n_services &&
-	       bsearch(key, k->owned.services, k->owned.n_services, sizeof(*key), key_cmp);
+	       bsearch(key, k->owned.services, k->owned.n_services, sizeof(*key), cfg_svc_key_cmp);
 }
 
 bool agent_k8s_owns_endpoint(const struct agent_k8s *k, const struct pol_prefix *addr)
@@ -118,91 +113,45 @@ bool agent_k8s_owns_endpoint(const struct agent_k8s *k, const struct pol_prefix 
 
 /* ---- merging a translation into a candidate state ---- */
 
-/* A set of the entries @cfg holds, by their text form. */
-static struct json_object *keys_of(const struct cfg_state *cfg)
+/* What the entries appended to @cfg since @n_services / @n_endpoints are:
+ * the ones the merge took from the view. */
+static int owned_of_tail(struct agent_k8s_owned *o, const struct cfg_state *cfg, size_t n_services,
+			 size_t n_endpoints)
 {
-	struct json_object *set = json_object_new_object();
-	char text[ADDR_STR_MAX];
-
-	for (size_t i = 0; i < cfg->n_services; i++) {
-		addr_format_service(&cfg->services[i].key, text, sizeof(text));
-		json_object_object_add(set, text, NULL);
-	}
-	for (size_t i = 0; i < cfg->policy.n_endpoints; i++) {
-		pol_prefix_format(&cfg->policy.endpoints[i].addr, text, sizeof(text));
-		json_object_object_add(set, text, NULL);
-	}
-	return set;
-}
-
-static int merge_service(struct cfg_state *cfg, const struct cfg_service *svc,
-			 struct agent_k8s_owned *next)
-{
-	if (!cfg_add_service_copy(cfg, svc))
+	o->n_services = cfg->n_services - n_services;
+	o->n_endpoints = cfg->policy.n_endpoints - n_endpoints;
+	o->services = calloc(o->n_services + 1, sizeof(*o->services));
+	o->endpoints = calloc(o->n_endpoints + 1, sizeof(*o->endpoints));
+	if (!o->services || !o->endpoints)
 		return -ENOMEM;
-	next->services[next->n_services++] = svc->key;
-	return 0;
-}
-
-static int merge_endpoints(struct cfg_state *cfg, struct json_object *held,
-			   const struct pol_state *view, struct agent_k8s_owned *next,
-			   uint32_t *conflicts)
-{
-	struct pol_state *pol = &cfg->policy;
-	struct pol_endpoint *grown = realloc(
-		pol->endpoints, (pol->n_endpoints + view->n_endpoints + 1) * sizeof(*grown));
-	char text[ADDR_STR_MAX];
-
-	if (!grown)
-		return -ENOMEM;
-	pol->endpoints = grown;
-	for (size_t i = 0; i < view->n_endpoints; i++) {
-		const struct pol_endpoint *ep = &view->endpoints[i];
-
-		pol_prefix_format(&ep->addr, text, sizeof(text));
-		if (json_object_object_get_ex(held, text, NULL)) {
-			(*conflicts)++;
-			continue;
-		}
-		pol->endpoints[pol->n_endpoints++] = *ep;
-		next->endpoints[next->n_endpoints++] = ep->addr;
-	}
+	for (size_t i = 0; i < o->n_services; i++)
+		o->services[i] = cfg->services[n_services + i].key;
+	for (size_t i = 0; i < o->n_endpoints; i++)
+		o->endpoints[i] = cfg->policy.endpoints[n_endpoints + i].addr;
 	return 0;
 }
 
 int agent_k8s_merge(struct agent_k8s *k, struct cfg_state *cfg, const struct cfg_state *desired)
 {
-	struct agent_k8s_owned *next = &k->next;
-	const struct cfg_state *view = &k->view;
-	struct json_object *held;
-	char text[ADDR_STR_MAX];
-	int err = 0;
-
-	owned_free(next);
-	k->conflicts = 0;
 	/* Before the API server was heard from, which of the services the
 	 * agent serves came from Kubernetes is not known: a `sluice apply` or
 	 * SIGHUP then keeps those @cfg lacks (the first translation sorts them
 	 * out) rather than cut their traffic. */
-	if (!k->have_view) {
-		err = cfg_add_missing_services(cfg, desired);
-		return err ? err : cfg_add_missing_endpoints(cfg, desired);
-	}
-	next->services = calloc(view->n_services + 1, sizeof(*next->services));
-	next->endpoints = calloc(view->policy.n_endpoints + 1, sizeof(*next->endpoints));
-	held = keys_of(cfg);
-	if (!next->services || !next->endpoints || !held)
-		err = -ENOMEM;
-	for (size_t i = 0; !err && i < view->n_services; i++) {
-		addr_format_service(&view->services[i].key, text, sizeof(text));
-		if (json_object_object_get_ex(held, text, NULL))
-			k->conflicts++;
-		else
-			err = merge_service(cfg, &view->services[i], next);
-	}
+	const struct cfg_state *add = k->have_view ? &k->view : desired;
+	size_t n_services = cfg->n_services, n_endpoints = cfg->policy.n_endpoints;
+	size_t offered = add->n_services + add->policy.n_endpoints;
+	int err;
+
+	owned_free(&k->next);
+	k->conflicts = 0;
+	/* The config's entries win: the view's are added where it has none. */
+	err = cfg_add_missing_services(cfg, add);
 	if (!err)
-		err = merge_endpoints(cfg, held, &view->policy, next, &k->conflicts);
-	json_object_put(held);
+		err = cfg_add_missing_endpoints(cfg, add);
+	if (err || !k->have_view)
+		return err;
+	err = owned_of_tail(&k->next, cfg, n_services, n_endpoints);
+	k->conflicts = (uint32_t)(offered - k->next.n_services - k->next.n_endpoints);
 	if (k->conflicts)
 		log_warn("k8s",
 			 "%u services or endpoints are both in the config and in Kubernetes: "
@@ -217,7 +166,8 @@ void agent_k8s_committed(struct agent_k8s *k)
 	k->owned = k->next;
 	memset(&k->next, 0, sizeof(k->next));
 	if (k->owned.n_services)
-		qsort(k->owned.services, k->owned.n_services, sizeof(*k->owned.services), key_cmp);
+		qsort(k->owned.services, k->owned.n_services, sizeof(*k->owned.services),
+		      cfg_svc_key_cmp);
 	if (k->owned.n_endpoints)
 		qsort(k->owned.endpoints, k->owned.n_endpoints, sizeof(*k->owned.endpoints),
 		      pol_prefix_cmp);
